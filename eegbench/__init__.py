@@ -1,0 +1,52 @@
+"""eegbench: store EEG datasets in HDF5, Zarr v3 or NumPy+Parquet, read them lazily and fast,
+and benchmark which format suits a dataset and workload.
+
+Public API::
+
+    import eegbench
+    ds = eegbench.from_files(["S001R03.edf", ...])          # or from_mne / from_bids / synthetic
+    eegbench.save(ds, "eeg.zarr", format="zarr", compression="blosc-zstd", level=5)
+    ds = eegbench.open("eeg.zarr")                          # lazy: metadata only
+    x = ds[0].get_data(start=0, stop=320, picks=["C3", "C4"])   # samples, float32 volts
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import errors
+from .codecs import COMPRESSIONS, CodecSpec
+from .formats import available_formats
+from .model import Annotations, Dataset, Recording
+from .quantization import Quantization
+from .store import info, open, save, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "COMPRESSIONS", "Annotations", "CodecSpec", "Dataset", "Quantization", "Recording",
+    "available_formats", "errors", "from_bids", "from_files", "from_mne", "info", "open", "save",
+    "verify", "__version__",
+]
+
+
+def from_mne(raws: Any, description: Any = None) -> Dataset:
+    """A :class:`Dataset` from one or more ``mne.io.Raw`` (see :mod:`eegbench.sources.mne`)."""
+    from .sources.mne import from_mne as _from_mne
+
+    return _from_mne(raws, description=description)
+
+
+def from_files(paths: Any, *, skip_errors: bool = False, preload: bool = False) -> Dataset:
+    """A :class:`Dataset` from files MNE reads: EDF/EDF+/BDF, BrainVision, EEGLAB, FIF."""
+    from .sources.mne import from_files as _from_files
+
+    return _from_files(paths, skip_errors=skip_errors, preload=preload)
+
+
+def from_bids(root: Any, subject: Any = None, session: Any = None, task: Any = None, run: Any = None,
+              **kwargs: Any) -> Dataset:
+    """A :class:`Dataset` from a BIDS folder via mne-bids, entities in ``description``."""
+    from .sources.bids import from_bids as _from_bids
+
+    return _from_bids(root, subject=subject, session=session, task=task, run=run, **kwargs)

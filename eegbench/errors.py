@@ -1,0 +1,81 @@
+"""One exception hierarchy for everything eegbench raises on purpose.
+
+Every error says what went wrong *and* what to do next. Catch :class:`EegbenchError`
+to handle them all; the subclasses also derive from the matching builtin
+(``FileNotFoundError``, ``ValueError``, ``KeyError`` ...) so generic handlers work too.
+"""
+
+from __future__ import annotations
+
+
+class EegbenchError(Exception):
+    """Base class of every error eegbench raises deliberately."""
+
+
+# --- stores on disk -------------------------------------------------------------------------
+class StoreError(EegbenchError):
+    """Something is wrong with a store on disk."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
+    """The path does not exist."""
+
+
+class NotAStoreError(StoreError):
+    """The path exists but is not an eegbench store (no readable ``eegbench.json``)."""
+
+
+class StoreExistsError(StoreError, FileExistsError):
+    """The destination exists and ``overwrite`` was not given."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a newer eegbench schema than this version can read."""
+
+
+class CorruptStoreError(StoreError):
+    """A file of the store is truncated, modified or undecodable. Never returned as data."""
+
+
+# --- options --------------------------------------------------------------------------------
+class OptionError(EegbenchError, ValueError):
+    """An option value is invalid."""
+
+
+class UnknownFormatError(OptionError):
+    """The storage format name is not registered."""
+
+
+class UnsupportedCodecError(OptionError):
+    """The compression codec or level is unknown or not supported by the format."""
+
+
+# --- data -----------------------------------------------------------------------------------
+class EmptyDatasetError(EegbenchError, ValueError):
+    """A dataset with no recordings (or a recording with no samples/channels)."""
+
+
+class MetadataError(EegbenchError, TypeError):
+    """A metadata value cannot be stored losslessly without pickle."""
+
+
+class SourceReadError(EegbenchError):
+    """A source file (EDF, BDF, FIF, BrainVision, EEGLAB, BIDS) could not be read."""
+
+
+class SelectionError(EegbenchError, ValueError):
+    """A read request is invalid: out of range, reversed, or empty."""
+
+
+class ChannelNotFoundError(SelectionError, KeyError):
+    """A channel name in ``picks`` does not exist in the recording."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownColumnError(SelectionError, KeyError):
+    """``Dataset.select`` was given a column that the description table lacks."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,511 @@
+"""The format-agnostic data model: :class:`Recording`, :class:`Dataset`, :class:`Annotations`.
+
+A :class:`Recording` never holds its samples itself: it reads them through a small *signal
+source* (:class:`SignalSource`): an in-memory array, a lazy reader of one of the storage formats,
+an MNE reader or the synthetic generator. Range checks, channel picks, deferred slicing and
+padding live here once, so a format only answers "samples [start, stop) of channels C".
+
+Units: sample indices are integers counted from the recording's first stored sample; times are
+seconds (float) from that same sample; signals are float32 volts unless a channel's ``units``
+entry says otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from .errors import ChannelNotFoundError, EmptyDatasetError, SelectionError, UnknownColumnError
+from .quantization import Quantization
+
+if TYPE_CHECKING:  # pragma: no cover
+    import mne
+
+Picks = "str | int | Sequence[str] | Sequence[int] | np.ndarray | None"
+
+
+# ---------------------------------------------------------------------------------------------
+# signal sources
+# ---------------------------------------------------------------------------------------------
+@runtime_checkable
+class SignalSource(Protocol):
+    """What a Recording needs from whatever stores its samples.
+
+    ``read`` is only called with ``0 <= start <= stop <= n_times`` and ``channels`` either
+    ``None`` (all) or a sorted-or-not int64 array of valid channel indices. It returns a new
+    float32 C-contiguous array of shape ``(n_selected_channels, stop - start)`` in volts.
+    Sources may also provide ``read_counts(start, stop)`` (integer ADC counts, all channels)
+    when ``quantization`` is not None, ``read_batch(starts, length, channels)`` for many
+    equal-length windows at once, and ``close()``. Sources must be picklable (no open handles in
+    their pickled state) so that DataLoader workers and joblib can use them.
+    """
+
+    n_channels: int
+    n_times: int
+    quantization: Quantization | None
+
+    def read(self, start: int, stop: int, channels: np.ndarray | None) -> np.ndarray: ...
+
+
+class ArraySource:
+    """Samples held in memory (float32, n_channels x n_times)."""
+
+    quantization: Quantization | None = None
+
+    def __init__(self, data: np.ndarray, quantization: Quantization | None = None) -> None:
+        data = np.asarray(data)
+        if data.ndim != 2:
+            raise SelectionError(f"signals must be 2-D (n_channels x n_times), got shape {data.shape}")
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self.n_channels, self.n_times = self.data.shape
+        self.quantization = quantization
+
+    def read(self, start: int, stop: int, channels: np.ndarray | None) -> np.ndarray:
+        block = self.data[:, start:stop] if channels is None else self.data[channels, start:stop]
+        return np.array(block, dtype=np.float32, order="C")
+
+
+class ViewSource:
+    """A deferred time window and/or channel subset of another source. Reads nothing itself."""
+
+    def __init__(self, parent: SignalSource, start: int, stop: int, channels: np.ndarray | None) -> None:
+        self.parent, self.start, self.stop = parent, int(start), int(stop)
+        self.channels = None if channels is None else np.asarray(channels, dtype=np.int64)
+        self.n_times = self.stop - self.start
+        self.n_channels = parent.n_channels if channels is None else int(self.channels.size)
+        q = getattr(parent, "quantization", None)
+        self.quantization = None if q is None else q.pick(self.channels)
+
+    def _map(self, channels: np.ndarray | None) -> np.ndarray | None:
+        if self.channels is None:
+            return channels
+        return self.channels if channels is None else self.channels[channels]
+
+    def read(self, start: int, stop: int, channels: np.ndarray | None) -> np.ndarray:
+        return self.parent.read(self.start + start, self.start + stop, self._map(channels))
+
+    def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None) -> np.ndarray:
+        return read_batch(self.parent, np.asarray(starts, dtype=np.int64) + self.start, length, self._map(channels))
+
+    def read_counts(self, start: int, stop: int) -> np.ndarray:
+        counts = self.parent.read_counts(self.start + start, self.start + stop)
+        return counts if self.channels is None else counts[self.channels]
+
+    def close(self) -> None:
+        pass
+
+
+def read_batch(source: SignalSource, starts: np.ndarray, length: int,
+               channels: np.ndarray | None) -> np.ndarray:
+    """Read equal-length windows ``[s, s + length)`` for every ``s`` in ``starts``.
+
+    Uses the source's own ``read_batch`` when it has one (fewer store calls); otherwise one
+    ``read`` per window. Returns float32 ``(len(starts), n_channels, length)``.
+    """
+    fast = getattr(source, "read_batch", None)
+    if fast is not None:
+        return fast(starts, length, channels)
+    n_ch = source.n_channels if channels is None else len(channels)
+    out = np.empty((len(starts), n_ch, length), dtype=np.float32)
+    for i, s in enumerate(starts):
+        out[i] = source.read(int(s), int(s) + length, channels)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# annotations
+# ---------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class Annotations:
+    """Time-stamped events of one recording.
+
+    ``onset`` and ``duration`` are float64 seconds; onsets count from the recording's first
+    stored sample (not from ``meas_date``). ``ch_names`` lists, per annotation, the channels it
+    applies to (empty tuple: all channels).
+    """
+
+    onset: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    duration: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    description: list[str] = field(default_factory=list)
+    ch_names: list[tuple[str, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.onset = np.asarray(self.onset, dtype=np.float64).reshape(-1)
+        self.duration = np.asarray(self.duration, dtype=np.float64).reshape(-1)
+        if self.duration.size == 1 and self.onset.size != 1:
+            self.duration = np.full(self.onset.size, self.duration[0])
+        self.description = [str(d) for d in self.description]
+        if not self.ch_names:
+            self.ch_names = [() for _ in range(self.onset.size)]
+        self.ch_names = [tuple(str(c) for c in names) for names in self.ch_names]
+        if not (self.onset.size == self.duration.size == len(self.description) == len(self.ch_names)):
+            raise SelectionError("annotations need one onset, duration, description (and ch_names) each")
+
+    def __len__(self) -> int:
+        return int(self.onset.size)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Annotations) and np.array_equal(self.onset, other.onset)
+                and np.array_equal(self.duration, other.duration)
+                and self.description == other.description and self.ch_names == other.ch_names)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per annotation: onset (s), duration (s), description, ch_names."""
+        return pd.DataFrame({"onset": self.onset, "duration": self.duration,
+                             "description": pd.Series(self.description, dtype=object),
+                             "ch_names": pd.Series([list(c) for c in self.ch_names], dtype=object)})
+
+    def crop(self, tmin: float, tmax: float) -> Annotations:
+        """Annotations overlapping ``[tmin, tmax)`` s, with onsets shifted so ``tmin`` is 0."""
+        keep = (self.onset < tmax) & (self.onset + self.duration >= tmin)
+        idx = np.flatnonzero(keep)
+        return Annotations(self.onset[idx] - tmin, self.duration[idx],
+                           [self.description[i] for i in idx], [self.ch_names[i] for i in idx])
+
+    def events(self, sfreq: float, event_id: dict[str, int] | None = None) -> tuple[np.ndarray, dict[str, int]]:
+        """MNE-style events ``(n, 3)`` int64 array [sample, 0, code] and the code mapping."""
+        if event_id is None:
+            event_id = {d: i + 1 for i, d in enumerate(sorted(set(self.description)))}
+        rows = [(int(round(o * sfreq)), 0, event_id[d])
+                for o, d in zip(self.onset, self.description) if d in event_id]
+        return np.array(rows, dtype=np.int64).reshape(-1, 3), event_id
+
+
+# ---------------------------------------------------------------------------------------------
+# recording
+# ---------------------------------------------------------------------------------------------
+class Recording:
+    """One continuous multichannel recording, read lazily through a :class:`SignalSource`.
+
+    Parameters
+    ----------
+    data : ndarray or SignalSource
+        ``(n_channels, n_times)`` samples in volts (converted to float32) or a source.
+    sfreq : float
+        Sampling rate in Hz.
+    ch_names, ch_types, units : list of str
+        One entry per channel. ``ch_types`` defaults to ``"eeg"``, ``units`` to ``"V"``.
+    meas_date : datetime or None
+        Time of the first sample of the original acquisition (timezone-aware, UTC).
+    first_samp : int
+        Index of the first stored sample in the original acquisition (MNE's ``first_samp``).
+    annotations : Annotations
+    description : dict
+        Per-recording fields (BIDS entities subject/session/task/run and anything else that
+        typed JSON can hold: None, unicode, dates, nested dicts).
+    history : list of dict
+        Preprocessing steps, oldest first, e.g. ``{"operation": "filter", "l_freq": 1.0}``.
+    provenance : dict
+        Where the samples came from: ``file``, ``reader``, ``sha256``...
+    """
+
+    def __init__(self, data: np.ndarray | SignalSource, sfreq: float, ch_names: Sequence[str], *,
+                 ch_types: Sequence[str] | None = None, units: Sequence[str] | None = None,
+                 meas_date: _dt.datetime | None = None, first_samp: int = 0,
+                 annotations: Annotations | None = None, description: dict[str, Any] | None = None,
+                 history: list[dict[str, Any]] | None = None, provenance: dict[str, Any] | None = None,
+                 name: str | None = None) -> None:
+        source = data if isinstance(data, SignalSource) and not isinstance(data, np.ndarray) else ArraySource(data)
+        self.source: SignalSource = source
+        self.sfreq = float(sfreq)
+        if not np.isfinite(self.sfreq) or self.sfreq <= 0:
+            raise SelectionError(f"sfreq must be a positive number of Hz, got {sfreq!r}")
+        self.ch_names = [str(c) for c in ch_names]
+        n = source.n_channels
+        if len(self.ch_names) != n:
+            raise SelectionError(f"{len(self.ch_names)} channel names for {n} channels")
+        if len(set(self.ch_names)) != n:
+            raise SelectionError("channel names must be unique")
+        self.ch_types = [str(t) for t in (ch_types if ch_types is not None else ["eeg"] * n)]
+        self.units = [str(u) for u in (units if units is not None else ["V"] * n)]
+        if len(self.ch_types) != n or len(self.units) != n:
+            raise SelectionError("ch_types and units need one entry per channel")
+        if meas_date is not None and meas_date.tzinfo is None:
+            meas_date = meas_date.replace(tzinfo=_dt.timezone.utc)
+        self.meas_date = meas_date
+        self.first_samp = int(first_samp)
+        self.annotations = annotations if annotations is not None else Annotations()
+        self.description: dict[str, Any] = dict(description or {})
+        self.history: list[dict[str, Any]] = [dict(h) for h in (history or [])]
+        self.provenance: dict[str, Any] = dict(provenance or {})
+        self.name = name or str(self.description.get("name") or self.provenance.get("file") or "recording")
+
+    # --- shape ----------------------------------------------------------------------------
+    @property
+    def n_channels(self) -> int:
+        return int(self.source.n_channels)
+
+    @property
+    def n_times(self) -> int:
+        """Number of samples."""
+        return int(self.source.n_times)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds (``n_times / sfreq``)."""
+        return self.n_times / self.sfreq
+
+    @property
+    def quantization(self) -> Quantization | None:
+        """The integer grid the samples are known to lie on, if any (see :mod:`eegbench.quantization`)."""
+        return getattr(self.source, "quantization", None)
+
+    def __repr__(self) -> str:
+        return (f"<Recording {self.name!r}: {self.n_channels} ch x {self.n_times} samples "
+                f"@ {self.sfreq:g} Hz ({self.duration:.1f} s), {len(self.annotations)} annotations>")
+
+    # --- selection ------------------------------------------------------------------------
+    def pick_indices(self, picks: Any) -> np.ndarray | None:
+        """Channel indices for ``picks`` (names, indices, or None for all)."""
+        if picks is None:
+            return None
+        items = [picks] if isinstance(picks, (str, int, np.integer)) else list(picks)
+        out = np.empty(len(items), dtype=np.int64)
+        lookup = {c: i for i, c in enumerate(self.ch_names)}
+        for i, item in enumerate(items):
+            if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+                if not -self.n_channels <= int(item) < self.n_channels:
+                    raise ChannelNotFoundError(f"{self.name}: channel index {item} out of range "
+                                               f"0..{self.n_channels - 1}")
+                out[i] = int(item) % self.n_channels
+            elif str(item) in lookup:
+                out[i] = lookup[str(item)]
+            else:
+                raise ChannelNotFoundError(f"{self.name}: no channel named {item!r}; "
+                                           f"available: {', '.join(self.ch_names[:8])}"
+                                           f"{' ...' if self.n_channels > 8 else ''}")
+        if out.size == 0:
+            raise SelectionError(f"{self.name}: picks selects no channel")
+        return out
+
+    def _check_range(self, start: int, stop: int | None) -> tuple[int, int]:
+        if stop is None:
+            stop = self.n_times
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (start, stop)):
+            raise SelectionError(f"{self.name}: start/stop are sample indices (int), got {start!r}, {stop!r}; "
+                                 "use slice(tmin, tmax) for seconds")
+        return int(start), int(stop)
+
+    def get_data(self, start: int = 0, stop: int | None = None, picks: Any = None, *,
+                 pad: bool | float = False) -> np.ndarray:
+        """Samples ``[start, stop)`` (sample indices) as float32 volts, ``(n_picked, stop - start)``.
+
+        A request beyond the recording raises :class:`~eegbench.errors.SelectionError` unless
+        ``pad`` is given: ``pad=True`` fills missing samples with 0, ``pad=<number>`` with that
+        value. Reversed ranges always raise. Reads only the chunks overlapping the request.
+        """
+        start, stop = self._check_range(start, stop)
+        channels = self.pick_indices(picks)
+        if stop < start:
+            raise SelectionError(f"{self.name}: reversed range start={start} > stop={stop}")
+        if start >= 0 and stop <= self.n_times:
+            return self.source.read(start, stop, channels)
+        if pad is False or pad is None:
+            raise SelectionError(
+                f"{self.name}: samples [{start}, {stop}) are outside 0..{self.n_times}; "
+                "pass pad=True to zero-fill, or request a range inside the recording")
+        n_ch = self.n_channels if channels is None else channels.size
+        out = np.full((n_ch, stop - start), 0.0 if pad is True else float(pad), dtype=np.float32)
+        lo, hi = max(start, 0), min(stop, self.n_times)
+        if hi > lo:
+            out[:, lo - start:hi - start] = self.source.read(lo, hi, channels)
+        return out
+
+    def get_windows(self, starts: Sequence[int] | np.ndarray, length: int, picks: Any = None) -> np.ndarray:
+        """Many windows of ``length`` samples at once: float32 ``(n_windows, n_picked, length)``.
+
+        Every window must lie inside the recording (no padding, no short windows).
+        """
+        starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+        length = int(length)
+        if length <= 0:
+            raise SelectionError(f"{self.name}: window length must be > 0 samples, got {length}")
+        if length > self.n_times:
+            raise SelectionError(f"{self.name}: window of {length} samples is longer than the recording "
+                                 f"({self.n_times} samples)")
+        if starts.size and (starts.min() < 0 or starts.max() + length > self.n_times):
+            bad = int(starts[(starts < 0) | (starts + length > self.n_times)][0])
+            raise SelectionError(f"{self.name}: window [{bad}, {bad + length}) is outside 0..{self.n_times}")
+        return read_batch(self.source, starts, length, self.pick_indices(picks))
+
+    def crop_samples(self, start: int, stop: int) -> Recording:
+        """Deferred crop to samples ``[start, stop)``: reads nothing until data is asked for."""
+        start, stop = self._check_range(start, stop)
+        if not 0 <= start <= stop <= self.n_times:
+            raise SelectionError(f"{self.name}: crop [{start}, {stop}) outside 0..{self.n_times} samples "
+                                 "or reversed")
+        return self._derive(ViewSource(self.source, start, stop, None), start)
+
+    def slice(self, tmin: float = 0.0, tmax: float | None = None) -> Recording:
+        """Deferred crop to ``[tmin, tmax)`` seconds (rounded to the nearest sample)."""
+        start = int(round(float(tmin) * self.sfreq))
+        stop = self.n_times if tmax is None else int(round(float(tmax) * self.sfreq))
+        if not 0 <= start <= stop <= self.n_times:
+            raise SelectionError(f"{self.name}: slice({tmin}, {tmax}) s is outside 0..{self.duration:g} s "
+                                 "or reversed")
+        return self.crop_samples(start, stop)
+
+    def pick(self, picks: Any) -> Recording:
+        """Deferred channel selection (names or indices, in the given order)."""
+        channels = self.pick_indices(picks)
+        rec = self._derive(ViewSource(self.source, 0, self.n_times, channels), 0)
+        rec.ch_names = [self.ch_names[i] for i in channels]
+        rec.ch_types = [self.ch_types[i] for i in channels]
+        rec.units = [self.units[i] for i in channels]
+        return rec
+
+    def _derive(self, source: SignalSource, start: int) -> Recording:
+        tmin = start / self.sfreq
+        ann = self.annotations.crop(tmin, tmin + source.n_times / self.sfreq) if start or \
+            source.n_times != self.n_times else self.annotations
+        return Recording(source, self.sfreq, self.ch_names, ch_types=self.ch_types, units=self.units,
+                         meas_date=self.meas_date, first_samp=self.first_samp + start, annotations=ann,
+                         description=self.description, history=self.history, provenance=self.provenance,
+                         name=self.name)
+
+    def iter_blocks(self, block_samples: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(start, float32 block)`` over the whole recording, ``block_samples`` at a time."""
+        for start in range(0, self.n_times, block_samples):
+            yield start, self.source.read(start, min(start + block_samples, self.n_times), None)
+
+    def load(self) -> Recording:
+        """An in-memory copy (reads every sample once)."""
+        rec = self._derive(ArraySource(self.get_data(), self.quantization), 0)
+        return rec
+
+    def close(self) -> None:
+        """Release file handles held by the source (it reopens on the next read)."""
+        closer = getattr(self.source, "close", None)
+        if closer is not None:
+            closer()
+
+    # --- MNE ------------------------------------------------------------------------------
+    def to_mne(self) -> mne.io.RawArray:
+        """An ``mne.io.RawArray`` with the same samples (float64 of the float32 values), channel
+        names/types, sfreq, meas_date, first_samp and annotations."""
+        import mne
+
+        info = mne.create_info(self.ch_names, self.sfreq, ch_types=self.ch_types)
+        raw = mne.io.RawArray(self.get_data().astype(np.float64), info, first_samp=self.first_samp,
+                              verbose="error")
+        if self.meas_date is not None:
+            raw.set_meas_date(self.meas_date)
+        if len(self.annotations):
+            shift = self.first_samp / self.sfreq if self.meas_date is not None else 0.0
+            raw.set_annotations(mne.Annotations(
+                self.annotations.onset + shift, self.annotations.duration, self.annotations.description,
+                orig_time=self.meas_date, ch_names=[list(c) for c in self.annotations.ch_names]))
+        return raw
+
+
+# ---------------------------------------------------------------------------------------------
+# dataset
+# ---------------------------------------------------------------------------------------------
+WINDOW_COLUMNS = ("recording", "start", "stop")
+
+
+class Dataset(Sequence[Recording]):
+    """Ordered recordings + a description table + attributes + an optional window index.
+
+    ``description`` has one row per recording (default: the recordings' ``description`` dicts).
+    ``windows`` is a DataFrame with integer columns ``recording`` (position in this dataset),
+    ``start`` and ``stop`` (samples, stop exclusive), plus any metadata columns such as
+    ``target`` — braindecode's windows metadata.
+    """
+
+    def __init__(self, recordings: Sequence[Recording], description: pd.DataFrame | None = None,
+                 attrs: dict[str, Any] | None = None, windows: pd.DataFrame | None = None) -> None:
+        self.recordings = list(recordings)
+        if description is None:
+            description = pd.DataFrame([dict(r.description) for r in self.recordings],
+                                       index=pd.RangeIndex(len(self.recordings)))
+        if len(description) != len(self.recordings):
+            raise SelectionError(f"description has {len(description)} rows for {len(self.recordings)} recordings")
+        self.description = description
+        self.attrs: dict[str, Any] = dict(attrs or {})
+        if windows is not None:
+            missing = [c for c in WINDOW_COLUMNS if c not in windows.columns]
+            if missing:
+                raise SelectionError(f"window index lacks column(s) {missing}; it needs {list(WINDOW_COLUMNS)}")
+            rec = windows["recording"].to_numpy()
+            if len(windows) and (rec.min() < 0 or rec.max() >= len(self.recordings)):
+                raise SelectionError("window index refers to a recording that is not in the dataset")
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return len(self.recordings)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return self.take(range(len(self))[index])
+        return self.recordings[index]
+
+    def __iter__(self) -> Iterator[Recording]:
+        return iter(self.recordings)
+
+    def __repr__(self) -> str:
+        n_t = sum(r.n_times for r in self.recordings)
+        return (f"<Dataset: {len(self)} recordings, {n_t} samples in all"
+                f"{', heterogeneous' if self.is_heterogeneous else ''}"
+                f"{f', {len(self.windows)} windows' if self.windows is not None else ''}>")
+
+    def require_nonempty(self) -> None:
+        if not self.recordings:
+            raise EmptyDatasetError("the dataset has no recordings; nothing to store")
+        for rec in self.recordings:
+            if rec.n_times == 0 or rec.n_channels == 0:
+                raise EmptyDatasetError(f"recording {rec.name!r} has no samples or no channels")
+
+    @property
+    def is_heterogeneous(self) -> bool:
+        """True if recordings differ in sampling rate or channel list."""
+        keys = {(r.sfreq, tuple(r.ch_names)) for r in self.recordings}
+        return len(keys) > 1
+
+    def take(self, indices: Sequence[int]) -> Dataset:
+        """A dataset of the recordings at ``indices`` (lazy, shares sources)."""
+        idx = [int(i) for i in indices]
+        desc = self.description.iloc[idx].reset_index(drop=True)
+        windows = None
+        if self.windows is not None:
+            remap = {old: new for new, old in enumerate(idx)}
+            w = self.windows[self.windows["recording"].isin(remap)].copy()
+            w["recording"] = w["recording"].map(remap).astype(self.windows["recording"].dtype)
+            windows = w.reset_index(drop=True)
+        return Dataset([self.recordings[i] for i in idx], desc, self.attrs, windows)
+
+    def select(self, **filters: Any) -> Dataset:
+        """Recordings whose description matches every filter, e.g. ``select(subject="001",
+        task=["rest", "motor"])``. A list means "any of". Unknown columns raise
+        :class:`~eegbench.errors.UnknownColumnError`. Lazy: reads no signal."""
+        mask = np.ones(len(self), dtype=bool)
+        for column, wanted in filters.items():
+            if column not in self.description.columns:
+                raise UnknownColumnError(f"no description column {column!r}; columns are: "
+                                         f"{', '.join(map(str, self.description.columns))}")
+            values = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+            mask &= self.description[column].isin(list(values)).to_numpy()
+        return self.take(np.flatnonzero(mask))
+
+    def summary(self) -> pd.DataFrame:
+        """One row per recording: name, n_channels, sfreq (Hz), n_times, duration (s), n_annotations."""
+        return pd.DataFrame([{"name": r.name, "n_channels": r.n_channels, "sfreq": r.sfreq,
+                              "n_times": r.n_times, "duration_s": r.duration,
+                              "n_annotations": len(r.annotations),
+                              "integer": r.quantization is not None} for r in self.recordings])
+
+    def close(self) -> None:
+        """Release every file handle (sources reopen lazily on the next read)."""
+        for rec in self.recordings:
+            rec.close()
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

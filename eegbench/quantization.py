@@ -1,0 +1,132 @@
+"""Integer (ADC count) storage that reconstructs float32 samples bit for bit.
+
+EDF/BDF/BrainVision store 16/24-bit integers; MNE turns them into volts with a per-channel
+affine map. Storing the integers plus that map compresses ~2.7x better than the float32 volts
+(measured on EEGBCI: 3.8x vs 1.4x with blosc-zstd) and loses nothing, *provided* the float32
+reconstruction is bitwise equal to the float32 samples. This module owns that contract:
+
+    volts_float32 = float32(((counts * scale) + offset) * gain)     (float64 arithmetic, per channel)
+
+The operation order mirrors MNE's EDF reader (``data * cal + offsets`` then ``* units``), so the
+reader's own calibration reproduces its output exactly. Every block written in integer mode is
+verified against the float32 samples; a mismatch means the recording is stored as float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+class QuantizationMismatch(Exception):
+    """Internal: a block's samples are not on the quantization grid (store float32 instead)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Quantization:
+    """Per-channel affine map from integer ADC counts to volts.
+
+    ``scale``, ``offset``, ``gain`` are float64 arrays of length n_channels; ``dtype`` is the
+    integer type of the stored counts (``int16`` or ``int32``).
+    """
+
+    scale: np.ndarray
+    offset: np.ndarray
+    gain: np.ndarray
+    dtype: str = "int16"
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "offset", "gain"):
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float64))
+        if not (self.scale.shape == self.offset.shape == self.gain.shape) or self.scale.ndim != 1:
+            raise ValueError("scale, offset and gain must be 1-D arrays of one length")
+        if self.dtype not in ("int16", "int32"):
+            raise ValueError(f"count dtype must be int16 or int32, got {self.dtype}")
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Quantization) and self.dtype == other.dtype
+                and all(np.array_equal(getattr(self, n), getattr(other, n)) for n in ("scale", "offset", "gain")))
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.scale.size)
+
+    def pick(self, channels: np.ndarray | None) -> Quantization:
+        """The map for a subset of channels (indices)."""
+        if channels is None:
+            return self
+        return Quantization(self.scale[channels], self.offset[channels], self.gain[channels], self.dtype)
+
+    def reconstruct(self, counts: np.ndarray, channels: np.ndarray | None = None) -> np.ndarray:
+        """Counts (n_channels x n_samples) -> float32 volts. ``channels`` picks the map rows."""
+        q = self.pick(channels)
+        x = counts.astype(np.float64)
+        x *= q.scale[:, None]
+        x += q.offset[:, None]
+        x *= q.gain[:, None]
+        return x.astype(np.float32)
+
+    def to_counts(self, samples: np.ndarray) -> np.ndarray:
+        """Float32 volts -> integer counts, verified to reconstruct bit for bit.
+
+        Raises :class:`QuantizationMismatch` if any sample is off the grid or out of range.
+        """
+        x = samples.astype(np.float64)
+        x /= self.gain[:, None]
+        x -= self.offset[:, None]
+        x /= self.scale[:, None]
+        if not np.isfinite(x).all():
+            raise QuantizationMismatch("non-finite samples")
+        np.rint(x, out=x)
+        info = np.iinfo(self.dtype)
+        if x.size and (x.min() < info.min or x.max() > info.max):
+            raise QuantizationMismatch(f"counts exceed {self.dtype}")
+        counts = x.astype(self.dtype)
+        back = self.reconstruct(counts)
+        if not np.array_equal(back.view(np.uint32), np.ascontiguousarray(samples, dtype=np.float32).view(np.uint32)):
+            raise QuantizationMismatch("samples are not on the quantization grid")
+        return counts
+
+    # --- JSON-friendly form (stored in the channels table) ---------------------------------
+    def to_columns(self) -> dict[str, Any]:
+        return {"q_scale": self.scale, "q_offset": self.offset, "q_gain": self.gain}
+
+    @classmethod
+    def from_columns(cls, scale: Any, offset: Any, gain: Any, dtype: str) -> Quantization:
+        return cls(np.asarray(scale), np.asarray(offset), np.asarray(gain), dtype)
+
+
+def choose_dtype(digital_min: np.ndarray, digital_max: np.ndarray) -> str:
+    """Smallest integer dtype (int16/int32) that holds the given count range."""
+    lo, hi = float(np.min(digital_min)), float(np.max(digital_max))
+    return "int16" if lo >= -32768 and hi <= 32767 else "int32"
+
+
+def from_mne_raw(raw: Any) -> Quantization | None:
+    """The calibration MNE used to read ``raw`` from an integer file, if it is known.
+
+    Supports MNE's EDF/BDF/GDF reader (``cal``, ``offsets``, ``units`` per channel) and readers
+    that scale integers by ``raw._cals`` alone (BrainVision, integer FIF). Returns ``None`` when
+    the data were not read from integers or were modified; the writer verifies every block anyway.
+    """
+    n = len(raw.ch_names)
+    cals = np.asarray(getattr(raw, "_cals", np.ones(n)), dtype=np.float64)
+    extras = getattr(raw, "_raw_extras", None) or [{}]
+    extra = extras[0] if isinstance(extras[0], dict) else {}
+    if len(extras) == 1 and {"cal", "offsets", "units"} <= set(extra) and np.all(cals == 1.0):
+        sel = extra.get("sel", np.arange(len(extra["cal"])))
+        cal = np.asarray(extra["cal"], dtype=np.float64)[sel]
+        off = np.asarray(extra["offsets"], dtype=np.float64)[sel]
+        gain = np.asarray(extra["units"], dtype=np.float64)[sel]
+        if cal.size != n:
+            return None
+        dmin = np.asarray(extra.get("digital_min", np.full(n, -32768)), dtype=np.float64)[sel]
+        dmax = np.asarray(extra.get("digital_max", np.full(n, 32767)), dtype=np.float64)[sel]
+        return Quantization(cal, off, gain, choose_dtype(dmin, dmax))
+    fmt = {"int16": "int16", "short": "int16", "int32": "int32", "int": "int32"}.get(
+        str(extra.get("fmt", extra.get("dtype", ""))), None)
+    if fmt is not None and cals.size == n and np.all(cals > 0):
+        return Quantization(cals, np.zeros(n), np.ones(n), fmt)
+    return None

@@ -1,0 +1,414 @@
+"""Save and open stores: the format-independent half of every format.
+
+``save`` validates options, plans each recording's :class:`~eegbench.formats.SignalLayout`
+(integer counts when the samples provably lie on an ADC grid, float32 otherwise), streams blocks
+to the format backend (in parallel with joblib when ``jobs > 1``), writes the metadata tables,
+the SHA-256 manifest and the schema version into a temporary sibling directory, and renames it
+into place only when everything succeeded. ``open`` reads the header and tables only and builds
+lazy recordings whose samples are read on demand.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import manifest as _manifest
+from .codecs import CodecSpec, resolve
+from .errors import CorruptStoreError, EegbenchError, OptionError, StoreExistsError
+from .formats import FormatBackend, SignalLayout, get_backend
+from .model import Annotations, Dataset, Recording
+from .quantization import Quantization, QuantizationMismatch
+from .tables import frame_from_parquet, frame_to_parquet, from_json, to_json
+
+DEFAULT_FORMAT = "zarr"
+DEFAULT_CHUNK_SECONDS = 1.0
+_BLOCK_BYTES = 32 << 20  # raw bytes per block streamed to a backend while writing
+_TMP_TAG = ".eegbench-tmp-"
+_OLD_TAG = ".eegbench-old-"
+
+
+# ---------------------------------------------------------------------------------------------
+# planning
+# ---------------------------------------------------------------------------------------------
+def chunk_samples_for(sfreq: float, n_times: int, chunk_seconds: float) -> int:
+    """Chunk span in samples for ``chunk_seconds`` at ``sfreq`` Hz (at least 1, at most n_times)."""
+    return int(min(max(1, round(chunk_seconds * sfreq)), max(n_times, 1)))
+
+
+def plan_layout(recording: Recording, codec: CodecSpec, chunk_seconds: float, integer: bool | str,
+                delta: bool | None, backend: FormatBackend) -> SignalLayout:
+    """Decide how ``recording`` is stored (dtype, chunking, codec, quantization)."""
+    q = recording.quantization if integer in (True, "auto") else None
+    if integer is True and q is None:
+        raise OptionError(f"{recording.name}: integer=True but its samples have no known ADC grid "
+                          "(they were not read from an integer file, or were processed); use integer='auto'")
+    use_delta = (q is not None and codec.compression != "none" and backend.supports_delta) if delta is None \
+        else bool(delta) and q is not None and codec.compression != "none"
+    chunk = chunk_samples_for(recording.sfreq, recording.n_times, chunk_seconds)
+    return SignalLayout(recording.n_channels, recording.n_times, q.dtype if q is not None else "float32",
+                        chunk, replace(codec, delta=use_delta), q)
+
+
+def stored_blocks(recording: Recording, layout: SignalLayout):
+    """Yield ``(start, block)`` of the stored dtype, each a whole number of chunks.
+
+    In integer mode every block is converted and *verified* (bitwise float32 reconstruction);
+    :class:`~eegbench.quantization.QuantizationMismatch` propagates so the caller can fall back.
+    """
+    row_bytes = layout.n_channels * 4
+    block = max(layout.chunk_samples, (_BLOCK_BYTES // row_bytes) // layout.chunk_samples * layout.chunk_samples)
+    src, q = recording.source, layout.quantization
+    same_grid = q is not None and getattr(src, "read_counts", None) is not None and src.quantization == q
+    for start in range(0, layout.n_times, block):
+        stop = min(start + block, layout.n_times)
+        if q is None:
+            yield start, src.read(start, stop, None)
+        elif same_grid:
+            yield start, np.ascontiguousarray(src.read_counts(start, stop), dtype=q.dtype)
+        else:
+            yield start, q.to_counts(src.read(start, stop, None))
+
+
+def _write_recording(format_name: str, root: Path, key: str, recording: Recording,
+                     layout: SignalLayout) -> tuple[SignalLayout, dict[str, Any]]:
+    """Write one recording (runs in joblib workers too). Falls back to float32 off the grid."""
+    backend = get_backend(format_name)
+    try:
+        return layout, backend.write_recording(root, key, stored_blocks(recording, layout), layout)
+    except QuantizationMismatch:
+        layout = replace(layout, dtype="float32", quantization=None, codec=replace(layout.codec, delta=False))
+        return layout, backend.write_recording(root, key, stored_blocks(recording, layout), layout)
+
+
+# ---------------------------------------------------------------------------------------------
+# metadata tables
+# ---------------------------------------------------------------------------------------------
+def _iso(value: _dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _tables(dataset: Dataset, keys: list[str], layouts: list[SignalLayout],
+            storages: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    recs, chans, anns, hist = [], [], [], []
+    for i, (rec, key, layout, storage) in enumerate(zip(dataset, keys, layouts, storages)):
+        recs.append({"key": key, "name": rec.name, "sfreq": rec.sfreq, "n_times": rec.n_times,
+                     "n_channels": rec.n_channels, "first_samp": rec.first_samp,
+                     "meas_date": _iso(rec.meas_date), "dtype": layout.dtype,
+                     "chunk_samples": layout.chunk_samples, "codec": to_json(layout.codec.to_json()),
+                     "storage": to_json(storage), "description": to_json(rec.description),
+                     "provenance": to_json(rec.provenance)})
+        q = layout.quantization
+        for c in range(rec.n_channels):
+            chans.append({"recording": i, "index": c, "name": rec.ch_names[c], "type": rec.ch_types[c],
+                          "unit": rec.units[c],
+                          "q_scale": float(q.scale[c]) if q is not None else np.nan,
+                          "q_offset": float(q.offset[c]) if q is not None else np.nan,
+                          "q_gain": float(q.gain[c]) if q is not None else np.nan})
+        a = rec.annotations
+        for j in range(len(a)):
+            anns.append({"recording": i, "onset": a.onset[j], "duration": a.duration[j],
+                         "description": a.description[j], "ch_names": to_json(list(a.ch_names[j]))})
+        for step, entry in enumerate(rec.history):
+            hist.append({"recording": i, "step": step, "entry": to_json(entry)})
+    ann_cols = ["recording", "onset", "duration", "description", "ch_names"]
+    tables = {
+        "recordings": pd.DataFrame(recs),
+        "channels": pd.DataFrame(chans),
+        "annotations": pd.DataFrame(anns, columns=ann_cols).astype({"recording": "int64", "onset": "float64",
+                                                                     "duration": "float64"}),
+        "history": pd.DataFrame(hist, columns=["recording", "step", "entry"]).astype(
+            {"recording": "int64", "step": "int64"}),
+        "description": dataset.description,
+    }
+    if dataset.windows is not None:
+        tables["windows"] = dataset.windows
+    return tables
+
+
+# ---------------------------------------------------------------------------------------------
+# save
+# ---------------------------------------------------------------------------------------------
+def _cleanup_stale(path: Path) -> None:
+    """Remove temporary siblings left by a save that was killed (its process is gone)."""
+    for sibling in path.parent.glob(f".{path.name}{_TMP_TAG}*"):
+        try:
+            pid = int(sibling.name.rsplit("-", 1)[-1])
+        except ValueError:
+            continue
+        if pid == os.getpid() or not _pid_alive(pid):
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str = DEFAULT_FORMAT, *,
+         compression: str | None = None, level: int | None = None, chunk_seconds: float | None = None,
+         overwrite: bool = False, integer: bool | str = "auto", delta: bool | None = None,
+         jobs: int = 1, progress: bool = False) -> Path:
+    """Store ``dataset`` at ``path`` in ``format`` (``"hdf5"``, ``"zarr"`` or ``"parquet"``).
+
+    Parameters
+    ----------
+    compression, level
+        Codec name and level from :mod:`eegbench.codecs` (default ``blosc-zstd`` level 5);
+        the same meaning in every format. ``"none"`` stores raw samples.
+    chunk_seconds
+        Time span of one chunk (all channels), in seconds; default 1.0 s. A random window reads
+        only the chunks it overlaps.
+    integer
+        ``"auto"`` (default): store ADC counts + calibration when every sample provably lies on
+        the recording's integer grid (EDF/BDF/BrainVision, synthetic, stores), verified bit for
+        bit; float32 otherwise. ``False``: always float32. ``True``: require integers.
+    delta
+        Difference filter before the codec for integer storage; default: where the format
+        supports it (Zarr, NumPy+Parquet).
+    jobs
+        Recordings converted in parallel (joblib processes).
+    overwrite
+        Replace an existing store. The old store stays intact until the new one is complete.
+
+    The write is atomic: everything goes to a hidden temporary sibling that is renamed into
+    place at the end; on any error (or Ctrl-C) it is removed and ``path`` is untouched.
+    Returns the store path.
+    """
+    if isinstance(dataset, Recording):
+        dataset = Dataset([dataset])
+    dataset.require_nonempty()
+    path = Path(path)
+    backend = get_backend(format)
+    if delta and not backend.supports_delta:
+        from .errors import UnsupportedCodecError
+
+        raise UnsupportedCodecError(f"the {backend.name} format cannot store the delta filter portably; "
+                                    "use zarr or parquet, or delta=None")
+    codec = resolve(compression, level, supported=backend.compressions, format_name=backend.name)
+    chunk_seconds = DEFAULT_CHUNK_SECONDS if chunk_seconds is None else float(chunk_seconds)
+    if not np.isfinite(chunk_seconds) or chunk_seconds <= 0:
+        raise OptionError(f"chunk_seconds must be a positive number of seconds, got {chunk_seconds!r}")
+    if integer not in (True, False, "auto"):
+        raise OptionError(f"integer must be True, False or 'auto', got {integer!r}")
+    if path.exists() and not overwrite:
+        raise StoreExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    if not path.parent.is_dir():
+        raise OptionError(f"parent folder {path.parent} does not exist; create it first")
+    layouts = [plan_layout(r, codec, chunk_seconds, integer, delta, backend) for r in dataset]
+    keys = [f"rec-{i:05d}" for i in range(len(dataset))]
+
+    _cleanup_stale(path)
+    tmp = path.parent / f".{path.name}{_TMP_TAG}{uuid.uuid4().hex[:8]}-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        results = _run_writes(backend.name, tmp, keys, dataset, layouts, jobs, progress)
+        layouts = [r[0] for r in results]
+        storages = [r[1] for r in results]
+        for name, frame in _tables(dataset, keys, layouts, storages).items():
+            backend.write_table(tmp, name, frame_to_parquet(frame))
+        backend.finalize(tmp, keys)
+        header = {
+            "schema_version": _manifest.SCHEMA_VERSION,
+            "format": backend.name,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "eegbench_version": _version(),
+            "options": {"compression": codec.compression, "level": codec.level,
+                        "chunk_seconds": chunk_seconds, "integer": integer, "delta": delta},
+            "n_recordings": len(dataset),
+            "attrs": to_json(dataset.attrs),
+            "files": _manifest.build(tmp),
+        }
+        _manifest.write_header(tmp, header)
+        _publish(tmp, path, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _run_writes(format_name: str, root: Path, keys: list[str], dataset: Dataset,
+                layouts: list[SignalLayout], jobs: int, progress: bool) -> list[tuple[SignalLayout, dict]]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(keys), unit="rec", desc=f"writing {format_name}", disable=not progress)
+    try:
+        if jobs == 1 or len(keys) == 1:
+            out = []
+            for key, rec, layout in zip(keys, dataset, layouts):
+                out.append(_write_recording(format_name, root, key, rec, layout))
+                bar.update()
+            return out
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=jobs, return_as="generator")
+        out = []
+        for result in parallel(delayed(_write_recording)(format_name, root, k, r, lay)
+                               for k, r, lay in zip(keys, dataset, layouts)):
+            out.append(result)
+            bar.update()
+        return out
+    finally:
+        bar.close()
+
+
+def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Atomically move the finished store into place (old store kept until the rename)."""
+    if path.exists():
+        if not overwrite:
+            raise StoreExistsError(f"{path} appeared while writing; pass overwrite=True to replace it")
+        old = path.parent / f".{path.name}{_OLD_TAG}{uuid.uuid4().hex[:8]}"
+        os.rename(path, old)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            os.rename(old, path)
+            raise
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+    else:
+        os.rename(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------------------------------------
+# open
+# ---------------------------------------------------------------------------------------------
+def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False) -> Dataset:  # noqa: A001
+    """Open a store written by :func:`save`, whatever its format (read from ``eegbench.json``).
+
+    Lazy by default: reads the header and metadata tables only (a ``stat`` per file checks the
+    manifest sizes, so a truncated file is reported here); samples are read on demand, only the
+    chunks a request overlaps. ``lazy=False`` loads every sample into memory. ``verify=True``
+    re-hashes every file against the SHA-256 manifest first.
+    """
+    root = Path(path)
+    header = _manifest.read_header(root)
+    backend = get_backend(header["format"])
+    files = header.get("files", {})
+    _manifest.check_sizes(root, files)
+    if verify:
+        _manifest.verify(root, files)
+    try:
+        tables = {}
+        for name in ("recordings", "channels", "annotations", "history", "description", "windows"):
+            data = backend.read_table(root, name)
+            tables[name] = None if data is None else frame_from_parquet(data)
+    except EegbenchError:
+        raise
+    except Exception as exc:  # a damaged table is a damaged store
+        raise CorruptStoreError(f"{root}: cannot read metadata table ({exc}); run `eegbench verify {root}`") from exc
+    recordings = _build_recordings(root, backend, tables)
+    windows = tables["windows"]
+    dataset = Dataset(recordings, tables["description"], from_json(header.get("attrs", "{}")), windows)
+    if not lazy:
+        dataset = Dataset([r.load() for r in dataset], dataset.description, dataset.attrs, dataset.windows)
+    return dataset
+
+
+def _groups(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
+    if frame is None or frame.empty:
+        return [frame.iloc[0:0] if frame is not None else None] * n
+    order = np.argsort(frame["recording"].to_numpy(), kind="stable")
+    frame = frame.iloc[order]
+    bounds = np.searchsorted(frame["recording"].to_numpy(), np.arange(n + 1))
+    return [frame.iloc[bounds[i]:bounds[i + 1]] for i in range(n)]
+
+
+def _build_recordings(root: Path, backend: FormatBackend, tables: dict[str, Any]) -> list[Recording]:
+    recs = tables["recordings"]
+    if recs is None:
+        raise CorruptStoreError(f"{root}: the recordings table is missing")
+    n = len(recs)
+    chan_groups = _groups(tables["channels"], n)
+    ann_groups = _groups(tables["annotations"], n)
+    hist_groups = _groups(tables["history"], n)
+    out = []
+    for i, row in enumerate(recs.itertuples(index=False)):
+        ch = chan_groups[i].sort_values("index")
+        q = None
+        if row.dtype != "float32":
+            q = Quantization(ch["q_scale"].to_numpy(), ch["q_offset"].to_numpy(), ch["q_gain"].to_numpy(), row.dtype)
+        layout = SignalLayout(int(row.n_channels), int(row.n_times), row.dtype, int(row.chunk_samples),
+                              CodecSpec.from_json(from_json(row.codec)), q)
+        source = backend.open_signals(root, row.key, layout, from_json(row.storage))
+        ann = ann_groups[i]
+        annotations = Annotations(ann["onset"].to_numpy(), ann["duration"].to_numpy(),
+                                  list(ann["description"]), [tuple(from_json(c)) for c in ann["ch_names"]])
+        history = [from_json(e) for e in hist_groups[i].sort_values("step")["entry"]]
+        meas_date = None if not isinstance(row.meas_date, str) else _dt.datetime.fromisoformat(row.meas_date)
+        out.append(Recording(source, row.sfreq, list(ch["name"]), ch_types=list(ch["type"]),
+                             units=list(ch["unit"]), meas_date=meas_date, first_samp=int(row.first_samp),
+                             annotations=annotations, description=from_json(row.description),
+                             history=history, provenance=from_json(row.provenance), name=row.name))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# info / verify
+# ---------------------------------------------------------------------------------------------
+def verify(path: str | os.PathLike) -> None:
+    """Re-hash every file of the store against its SHA-256 manifest; raises
+    :class:`~eegbench.errors.CorruptStoreError` naming the first bad file."""
+    root = Path(path)
+    header = _manifest.read_header(root)
+    _manifest.verify(root, header.get("files", {}))
+
+
+def info(path: str | os.PathLike) -> dict[str, Any]:
+    """Summary of a store: format, codec, chunking, recordings, channels, sampling rates, duration,
+    size on disk, file count, compression ratio (float32 bytes / bytes on disk), schema version."""
+    root = Path(path)
+    header = _manifest.read_header(root)
+    dataset = open(root)
+    tables_recs = frame_from_parquet(get_backend(header["format"]).read_table(root, "recordings"))
+    files = header.get("files", {})
+    size = sum(e["size"] for e in files.values()) + (root / _manifest.HEADER).stat().st_size
+    raw = sum(r.n_channels * r.n_times * 4 for r in dataset)
+    codecs = sorted({CodecSpec.from_json(from_json(c)).label for c in tables_recs["codec"]})
+    return {
+        "path": str(root),
+        "format": header["format"],
+        "schema_version": header["schema_version"],
+        "eegbench_version": header.get("eegbench_version"),
+        "codec": ", ".join(codecs),
+        "chunk_seconds": header.get("options", {}).get("chunk_seconds"),
+        "chunk_samples": sorted(set(int(c) for c in tables_recs["chunk_samples"])),
+        "stored_dtypes": sorted(set(tables_recs["dtype"])),
+        "n_recordings": len(dataset),
+        "n_channels": sorted({r.n_channels for r in dataset}),
+        "sfreq": sorted({r.sfreq for r in dataset}),
+        "duration_s": float(sum(r.duration for r in dataset)),
+        "n_annotations": int(sum(len(r.annotations) for r in dataset)),
+        "n_windows": None if dataset.windows is None else len(dataset.windows),
+        "heterogeneous": dataset.is_heterogeneous,
+        "size_bytes": int(size),
+        "n_files": len(files) + 1,
+        "float32_bytes": int(raw),
+        "compression_ratio": raw / size if size else float("nan"),
+    }
