@@ -353,17 +353,15 @@ class Recording:
     def pick(self, picks: Any) -> Recording:
         """Deferred channel selection (names or indices, in the given order)."""
         channels = self.pick_indices(picks)
-        rec = self._derive(ViewSource(self.source, 0, self.n_times, channels), 0)
-        rec.ch_names = [self.ch_names[i] for i in channels]
-        rec.ch_types = [self.ch_types[i] for i in channels]
-        rec.units = [self.units[i] for i in channels]
-        return rec
+        return self._derive(ViewSource(self.source, 0, self.n_times, channels), 0, channels)
 
-    def _derive(self, source: SignalSource, start: int) -> Recording:
+    def _derive(self, source: SignalSource, start: int, channels: np.ndarray | None = None) -> Recording:
+        keep = range(self.n_channels) if channels is None else channels
         tmin = start / self.sfreq
         ann = self.annotations.crop(tmin, tmin + source.n_times / self.sfreq) if start or \
             source.n_times != self.n_times else self.annotations
-        return Recording(source, self.sfreq, self.ch_names, ch_types=self.ch_types, units=self.units,
+        return Recording(source, self.sfreq, [self.ch_names[i] for i in keep],
+                         ch_types=[self.ch_types[i] for i in keep], units=[self.units[i] for i in keep],
                          meas_date=self.meas_date, first_samp=self.first_samp + start, annotations=ann,
                          description=self.description, history=self.history, provenance=self.provenance,
                          name=self.name)

@@ -1,0 +1,80 @@
+"""Shared fixtures: small quantized recordings built from the model alone, and the real data folder."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eegbench import Annotations, Dataset, Quantization, Recording
+from eegbench.formats._chunks import CHUNK_CACHE
+from eegbench.model import ArraySource
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eeg"
+FORMATS = ["hdf5", "zarr", "parquet"]
+
+
+def real_data_dir() -> Path:
+    """../shared/data/eeg, or skip the test with the reason."""
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real EEG recordings not found at {REAL_DATA} (../shared/data/eeg beside the repo)")
+    return REAL_DATA
+
+
+def make_recording(n_channels: int = 8, n_times: int = 1000, sfreq: float = 100.0, seed: int = 0,
+                   quantized: bool = True, name: str = "rec", **kwargs) -> Recording:
+    """A random-walk EEG-like recording; int16-quantized (exact grid) unless ``quantized=False``."""
+    rng = np.random.default_rng(seed)
+    counts = np.cumsum(rng.integers(-40, 41, size=(n_channels, n_times)), axis=1)
+    counts = np.clip(counts, -32768, 32767).astype(np.int16)
+    q = Quantization(np.full(n_channels, 0.0978), np.linspace(-3, 3, n_channels), np.full(n_channels, 1e-6))
+    if quantized:
+        source = ArraySource(q.reconstruct(counts), quantization=q)
+    else:
+        source = ArraySource(rng.standard_normal((n_channels, n_times)).astype(np.float32) * 1e-5)
+    ch_names = kwargs.pop("ch_names", [f"Fp{i}-é" if i % 3 == 0 else f"C{i}" for i in range(n_channels)])
+    return Recording(source, sfreq, ch_names, name=name, **kwargs)
+
+
+def rich_dataset() -> Dataset:
+    """Heterogeneous recordings with every kind of metadata the model holds."""
+    r1 = make_recording(8, 1050, 100.0, seed=1, name="first",
+                        meas_date=dt.datetime(2021, 3, 4, 5, 6, 7, 123456, tzinfo=dt.timezone.utc),
+                        annotations=Annotations([0.5, 2.25, 7.0], [0.0, 1.5, 0.25], ["T0", "T1 ü", "T2"],
+                                                [(), ("C1",), ("C1", "C2")]),
+                        description={"subject": "001", "session": None, "task": "motor", "run": 3,
+                                     "when": dt.date(2020, 1, 2), "nested": {"a": [1, 2.5, None], "b": {"c": "ñ"}}},
+                        history=[{"operation": "filter", "l_freq": 1.0, "h_freq": None}],
+                        provenance={"file": "S001R03.edf", "reader": "mne.io.read_raw_edf", "sha256": "ab" * 32},
+                        ch_types=["eeg"] * 7 + ["eog"], units=["V"] * 7 + ["µV"], first_samp=17)
+    r2 = make_recording(5, 777, 250.0, seed=2, quantized=False, name="second",
+                        description={"subject": "002", "session": "1", "task": "rest", "run": None})
+    desc = pd.DataFrame({"subject": ["001", "002"], "age": [31.5, None], "sex": ["F", None],
+                         "extra": [{"k": [1, 2]}, None], "date": [dt.datetime(2020, 5, 1), None]})
+    windows = pd.DataFrame({"recording": [0, 0, 1], "start": [0, 100, 50], "stop": [200, 300, 250],
+                            "target": [1, 2, 0], "label": ["T1", "T2", "rest"]})
+    return Dataset([r1, r2], desc, attrs={"name": "tiny", "created": dt.datetime(2026, 1, 1), "none": None},
+                   windows=windows)
+
+
+def assert_recordings_equal(a: Recording, b: Recording) -> None:
+    """Bitwise-equal samples and every metadata field."""
+    assert a.n_times == b.n_times and a.n_channels == b.n_channels
+    np.testing.assert_array_equal(a.get_data().view(np.uint32), b.get_data().view(np.uint32))
+    assert a.sfreq == b.sfreq
+    assert a.ch_names == b.ch_names and a.ch_types == b.ch_types and a.units == b.units
+    assert a.meas_date == b.meas_date and a.first_samp == b.first_samp
+    assert a.annotations == b.annotations
+    assert a.description == b.description
+    assert a.history == b.history and a.provenance == b.provenance
+    assert a.name == b.name
+
+
+@pytest.fixture(autouse=True)
+def _fresh_chunk_cache():
+    CHUNK_CACHE.clear()
+    yield
+    CHUNK_CACHE.clear()
