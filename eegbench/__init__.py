@@ -37,11 +37,13 @@ def from_mne(raws: Any, description: Any = None) -> Dataset:
     return _from_mne(raws, description=description)
 
 
-def from_files(paths: Any, *, skip_errors: bool = False, preload: bool = False) -> Dataset:
-    """A :class:`Dataset` from files MNE reads: EDF/EDF+/BDF, BrainVision, EEGLAB, FIF."""
+def from_files(paths: Any, *, skip_errors: bool = False, preload: bool = False, sha256: bool = True) -> Dataset:
+    """A :class:`Dataset` from files MNE reads: EDF/EDF+/BDF, BrainVision, EEGLAB, FIF.
+
+    ``sha256=False`` skips hashing each source file into the provenance (one extra full read)."""
     from .sources.mne import from_files as _from_files
 
-    return _from_files(paths, skip_errors=skip_errors, preload=preload)
+    return _from_files(paths, skip_errors=skip_errors, preload=preload, sha256=sha256)
 
 
 def from_bids(root: Any, subject: Any = None, session: Any = None, task: Any = None, run: Any = None,

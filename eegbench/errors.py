@@ -63,6 +63,10 @@ class SourceReadError(EegbenchError):
     """A source file (EDF, BDF, FIF, BrainVision, EEGLAB, BIDS) could not be read."""
 
 
+class SourceNotFoundError(SourceReadError, FileNotFoundError):
+    """A source path (file, folder, BIDS root) does not exist."""
+
+
 class SelectionError(EegbenchError, ValueError):
     """A read request is invalid: out of range, reversed, or empty."""
 

@@ -116,14 +116,25 @@ def from_mne_raw(raw: Any) -> Quantization | None:
     extras = getattr(raw, "_raw_extras", None) or [{}]
     extra = extras[0] if isinstance(extras[0], dict) else {}
     if len(extras) == 1 and {"cal", "offsets", "units"} <= set(extra) and np.all(cals == 1.0):
-        sel = extra.get("sel", np.arange(len(extra["cal"])))
-        cal = np.asarray(extra["cal"], dtype=np.float64)[sel]
-        off = np.asarray(extra["offsets"], dtype=np.float64)[sel]
-        gain = np.asarray(extra["units"], dtype=np.float64)[sel]
-        if cal.size != n:
+        # MNE's EDF/BDF/GDF reader keeps cal/offsets/units/digital_min/max per channel *after*
+        # ``exclude`` and calibrates channel i of the raw with index raw._read_picks[0][i]
+        # (which also follows raw.pick()/reorder_channels() on a raw that is not preloaded).
+        read_picks = getattr(raw, "_read_picks", None)
+        idx = np.asarray(read_picks[0] if read_picks is not None and len(read_picks) == 1 else np.arange(n))
+        size = len(extra["cal"])
+        if idx.size != n or (n and (idx.min() < 0 or idx.max() >= size)):
             return None
-        dmin = np.asarray(extra.get("digital_min", np.full(n, -32768)), dtype=np.float64)[sel]
-        dmax = np.asarray(extra.get("digital_max", np.full(n, 32767)), dtype=np.float64)[sel]
+        sel = np.asarray(extra.get("sel", np.arange(size)))
+        n_samps = extra.get("n_samps")
+        if n_samps is not None and len(sel) == size:
+            per_record = np.asarray(n_samps)[sel[idx]]
+            if per_record.size and np.any(per_record != per_record.max()):
+                return None  # MNE resamples channels recorded at a lower rate: off any grid
+        cal = np.asarray(extra["cal"], dtype=np.float64)[idx]
+        off = np.asarray(extra["offsets"], dtype=np.float64)[idx]
+        gain = np.asarray(extra["units"], dtype=np.float64)[idx]
+        dmin = np.asarray(extra.get("digital_min", np.full(size, -32768)), dtype=np.float64)[idx]
+        dmax = np.asarray(extra.get("digital_max", np.full(size, 32767)), dtype=np.float64)[idx]
         return Quantization(cal, off, gain, choose_dtype(dmin, dmax))
     fmt = {"int16": "int16", "short": "int16", "int32": "int32", "int": "int32"}.get(
         str(extra.get("fmt", extra.get("dtype", ""))), None)

@@ -324,8 +324,10 @@ def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False) ->
     except Exception as exc:  # a damaged table is a damaged store
         raise CorruptStoreError(f"{root}: cannot read metadata table ({exc}); run `eegbench verify {root}`") from exc
     recordings = _build_recordings(root, backend, tables)
-    windows = tables["windows"]
-    dataset = Dataset(recordings, tables["description"], from_json(header.get("attrs", "{}")), windows)
+    windows, description = tables["windows"], tables["description"]
+    if description is None or (description.shape[1] == 0 and len(description) != len(recordings)):
+        description = pd.DataFrame(index=pd.RangeIndex(len(recordings)))  # Parquet keeps no rows without columns
+    dataset = Dataset(recordings, description, from_json(header.get("attrs", "{}")), windows)
     if not lazy:
         dataset = Dataset([r.load() for r in dataset], dataset.description, dataset.attrs, dataset.windows)
     return dataset

@@ -16,9 +16,17 @@ import pytest
 import eegbench
 from conftest import FORMATS, assert_recordings_equal, make_recording, rich_dataset
 from eegbench import Dataset
-from eegbench.errors import (CorruptStoreError, EmptyDatasetError, NotAStoreError, OptionError,
-                             SchemaVersionError, StoreExistsError, StoreNotFoundError, UnknownFormatError,
-                             UnsupportedCodecError)
+from eegbench.errors import (
+    CorruptStoreError,
+    EmptyDatasetError,
+    NotAStoreError,
+    OptionError,
+    SchemaVersionError,
+    StoreExistsError,
+    StoreNotFoundError,
+    UnknownFormatError,
+    UnsupportedCodecError,
+)
 from eegbench.formats import get_backend
 
 CODECS = {

@@ -1,0 +1,1 @@
+"""asv benchmark suites for eegbench (one module per concern) and the fixtures they share."""

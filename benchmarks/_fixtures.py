@@ -1,0 +1,373 @@
+"""Shared benchmark fixtures: dataset profiles, the on-disk cache, baselines, cold-cache and memory helpers.
+
+Profiles (environment variable ``EEGBENCH_PROFILE``, default ``smoke``):
+
+* ``smoke``: a few seconds of tiny synthetic data, for CI.
+* ``standard``: synthetic HBN-like data, 20 recordings x 129 ch x 500 Hz x 5 min, 16-bit quantized
+  (about 1.5 GB as float32).
+* ``real``: the 12 EEGBCI EDF+ recordings of ``../shared/data/eeg`` (64 ch, 160 Hz, 125 s).
+
+Everything derived from a profile lives in a cache directory (``EEGBENCH_BENCH_CACHE``, default
+``<repo>/.eegbench-cache``): the source data once per profile and generator version, and every
+store under test keyed by the hash of the eegbench sources that wrote it (so each commit's code is
+what gets measured). Functions return paths, never arrays (asv pickles ``setup_cache`` results).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data" / "eeg"
+CACHE = Path(os.environ.get("EEGBENCH_BENCH_CACHE", REPO / ".eegbench-cache"))
+PROFILE = os.environ.get("EEGBENCH_PROFILE", "smoke")
+#: the read-request shape every access benchmark uses: 2-second windows, all channels
+WINDOW_SECONDS = 2.0
+
+# the benchmark matrix, shared by every suite so graphs line up
+FORMATS = ["hdf5", "zarr", "parquet"]
+CODECS = ["none", "blosc-lz4", "blosc-zstd", "zstd", "gzip"]
+CHUNK_SECONDS = [0.5, 2.0]
+BASELINES = ["memmap-npy", "mne-fif"]  # + "mne-edf" on the real profile
+
+
+def profile_name() -> str:
+    return os.environ.get("EEGBENCH_PROFILE", PROFILE)
+
+
+def code_version() -> str:
+    """Hash of the eegbench package sources: stores are rebuilt when the code under test changes."""
+    import eegbench
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(eegbench.__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _generator_version() -> str:
+    from eegbench.sources import synthetic
+
+    return str(getattr(synthetic, "GENERATOR_VERSION", "1"))
+
+
+def source_dataset(profile: str | None = None):
+    """The profile's dataset as eegbench objects (lazy: synthetic generates on demand)."""
+    profile = profile or profile_name()
+    if profile == "real":
+        if not REAL_DATA.is_dir():
+            raise RuntimeError(f"the real profile needs {REAL_DATA}")
+        import eegbench
+
+        return eegbench.from_files(sorted((REAL_DATA / "eegbci_S001").glob("*.edf")))
+    from eegbench.sources.synthetic import make_profile
+
+    return make_profile(profile, seed=0)
+
+
+def source_store(profile: str | None = None) -> Path:
+    """The profile's data once as an uncompressed NumPy+Parquet store (the conversion source)."""
+    import eegbench
+
+    profile = profile or profile_name()
+    path = CACHE / f"source-{profile}-g{_generator_version()}"
+    if not (path / "eegbench.json").exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        eegbench.save(source_dataset(profile), path, format="parquet", compression="none", overwrite=True)
+    return path
+
+
+def store(fmt: str, compression: str, chunk_seconds: float, profile: str | None = None) -> Path:
+    """A store of the profile written by the code under test; built on first use."""
+    import eegbench
+
+    profile = profile or profile_name()
+    path = CACHE / code_version() / profile / f"{fmt}-{compression}-{chunk_seconds:g}s"
+    if not (path / "eegbench.json").exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        eegbench.save(eegbench.open(source_store(profile)), path, format=fmt, compression=compression,
+                      chunk_seconds=chunk_seconds, overwrite=True)
+    return path
+
+
+def supported(fmt: str, compression: str) -> bool:
+    from eegbench.formats import get_backend
+
+    return compression in get_backend(fmt).compressions
+
+
+def memmap_baseline(profile: str | None = None) -> list[Path]:
+    """float32 ``.npy`` per recording: np.memmap of these is the physical limit for warm reads."""
+    import eegbench
+
+    profile = profile or profile_name()
+    folder = CACHE / f"baseline-npy-{profile}-g{_generator_version()}"
+    ds = eegbench.open(source_store(profile))
+    paths = [folder / f"{i:05d}.npy" for i in range(len(ds))]
+    if not all(p.exists() for p in paths):
+        folder.mkdir(parents=True, exist_ok=True)
+        for rec, path in zip(ds, paths):
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, rec.get_data())
+            os.replace(tmp, path)
+    return paths
+
+
+def fif_baseline(profile: str | None = None) -> list[Path]:
+    """One FIF file per recording (float32 samples), read by MNE lazily: what people use today."""
+    import eegbench
+
+    profile = profile or profile_name()
+    folder = CACHE / f"baseline-fif-{profile}-g{_generator_version()}"
+    ds = eegbench.open(source_store(profile))
+    paths = [folder / f"rec{i:05d}_raw.fif" for i in range(len(ds))]
+    if not all(p.exists() for p in paths):
+        folder.mkdir(parents=True, exist_ok=True)
+        for rec, path in zip(ds, paths):
+            tmp = path.with_name("tmp_" + path.name)
+            rec.to_mne().save(tmp, fmt="single", overwrite=True, verbose="error")
+            os.replace(tmp, path)
+    return paths
+
+
+def edf_baseline(profile: str | None = None) -> list[Path]:
+    """The source EDF files (real profile only)."""
+    if (profile or profile_name()) != "real":
+        return []
+    return sorted((REAL_DATA / "eegbci_S001").glob("*.edf"))
+
+
+def files_of(path: Path | list[Path]) -> list[Path]:
+    """Every regular file of a store directory (or the given files)."""
+    if isinstance(path, list):
+        return path
+    return [p for p in Path(path).rglob("*") if p.is_file()]
+
+
+# --- cold page cache ------------------------------------------------------------------------
+def evict(paths: Path | list[Path]) -> None:
+    """Drop files from the page cache without root: fsync (dirty pages stay otherwise), then
+    POSIX_FADV_DONTNEED. Pages mapped by a live mmap are not evicted: close memmaps first."""
+    for path in files_of(paths):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte)]
+
+
+def resident_bytes(paths: Path | list[Path]) -> int:
+    """Bytes of the files currently in the page cache (mincore(2) on a fresh mapping)."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for path in files_of(paths):
+        size = path.stat().st_size
+        if size == 0:
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            addr = _libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+            if addr in (None, ctypes.c_void_p(-1).value):
+                raise OSError(ctypes.get_errno(), f"mmap failed for {path}")
+            n_pages = (size + page - 1) // page
+            vec = (ctypes.c_ubyte * n_pages)()
+            try:
+                if _libc.mincore(addr, size, vec) != 0:
+                    raise OSError(ctypes.get_errno(), f"mincore failed for {path}")
+            finally:
+                _libc.munmap(addr, size)
+            total += sum(v & 1 for v in vec) * page
+        finally:
+            os.close(fd)
+    return total
+
+
+def disk_read_bytes() -> int:
+    """Bytes this process has read from the block device (``/proc/self/io`` read_bytes)."""
+    with open("/proc/self/io") as fh:
+        for line in fh:
+            if line.startswith("read_bytes:"):
+                return int(line.split()[1])
+    return 0
+
+
+# --- memory of one operation, in a fresh process ----------------------------------------------
+_MEMORY_SNIPPET = """
+import json, os, resource, sys
+import psutil
+sys.path.insert(0, {repo!r})
+from benchmarks import _memory_ops
+prepare, run = _memory_ops.OPERATIONS[{op!r}]
+state = prepare(*{args!r})
+base = psutil.Process().memory_info().rss
+run(state)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({{"peak_delta": max(0, peak - base)}}))
+"""
+
+
+def peak_memory(op: str, *args: object) -> int:
+    """Peak RSS growth (bytes) of operation ``op`` of :mod:`benchmarks._memory_ops` in a fresh child.
+
+    asv's ``peakmem_`` measures the whole benchmark process (imports, setup, other data); this
+    measures only what the operation itself adds, in a process that did nothing else.
+    """
+    code = _MEMORY_SNIPPET.format(repo=str(REPO), op=op, args=tuple(str(a) for a in args))
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    import json
+
+    return int(json.loads(out.stdout.strip().splitlines()[-1])["peak_delta"])
+
+
+def random_windows(lengths: list[int], window: int, n: int, seed: int = 0) -> list[tuple[int, int]]:
+    """``n`` random ``(recording, start_sample)`` pairs for windows of ``window`` samples."""
+    rng = np.random.default_rng(seed)
+    recs = rng.integers(0, len(lengths), size=n)
+    return [(int(r), int(rng.integers(0, lengths[r] - window + 1))) for r in recs]
+
+
+def scratch_dir() -> Path:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=CACHE, prefix="scratch-"))
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --- one interface over stores and baselines --------------------------------------------------
+def store_params() -> list[str]:
+    """Parameter values naming every configuration under test, baselines last (same graphs)."""
+    stores = [f"{f} {c} {s:g}s" for f in FORMATS for c in CODECS for s in CHUNK_SECONDS]
+    return stores + BASELINES + ["mne-edf"]
+
+
+class Target:
+    """A store configuration (``"zarr blosc-zstd 0.5s"``) or a baseline (``"memmap-npy"``,
+    ``"mne-fif"``, ``"mne-edf"``), built on first use, with one reading interface.
+
+    ``open()`` opens it the way a user would (eegbench.open / np.load(mmap_mode="r") / MNE's lazy
+    readers); ``read(r, start, n)`` returns a materialised float array of all channels.
+    """
+
+    def __init__(self, param: str, profile: str | None = None) -> None:
+        self.param, self.profile = param, profile or profile_name()
+        self.kind = "store" if " " in param else param
+        self._handles: list | object | None = None
+
+    def supported(self) -> bool:
+        if self.kind == "store":
+            fmt, codec, _ = self.param.split()
+            return supported(fmt, codec)
+        return self.kind != "mne-edf" or self.profile == "real"
+
+    def build(self) -> Path | list[Path]:
+        """Create the files if needed; returns the store path or the baseline's file list."""
+        if self.kind == "store":
+            fmt, codec, chunk = self.param.split()
+            return store(fmt, codec, float(chunk.rstrip("s")), self.profile)
+        return {"memmap-npy": memmap_baseline, "mne-fif": fif_baseline, "mne-edf": edf_baseline}[self.kind](
+            self.profile)
+
+    @property
+    def files(self) -> list[Path]:
+        return files_of(self.build())
+
+    def open(self) -> None:
+        built = self.build()
+        if self.kind == "store":
+            import eegbench
+
+            self._handles = eegbench.open(built)
+        elif self.kind == "memmap-npy":
+            self._handles = [np.load(p, mmap_mode="r") for p in built]
+        else:
+            import mne
+
+            reader = mne.io.read_raw_fif if self.kind == "mne-fif" else mne.io.read_raw_edf
+            self._handles = [reader(p, preload=False, verbose="error") for p in built]
+
+    @property
+    def lengths(self) -> list[int]:
+        if self._handles is None:
+            self.open()
+        if self.kind == "store":
+            return [r.n_times for r in self._handles]
+        if self.kind == "memmap-npy":
+            return [int(m.shape[1]) for m in self._handles]
+        return [int(r.n_times) for r in self._handles]
+
+    @property
+    def sfreq(self) -> float:
+        if self._handles is None:
+            self.open()
+        if self.kind == "store":
+            return self._handles[0].sfreq
+        import eegbench
+
+        return eegbench.open(source_store(self.profile))[0].sfreq if self.kind == "memmap-npy" \
+            else float(self._handles[0].info["sfreq"])
+
+    def read(self, r: int, start: int, n: int) -> np.ndarray:
+        if self._handles is None:
+            self.open()
+        if self.kind == "store":
+            return self._handles[r].get_data(start, start + n)
+        if self.kind == "memmap-npy":
+            return np.array(self._handles[r][:, start:start + n])  # copy: a memmap slice reads nothing
+        return self._handles[r].get_data(start=start, stop=start + n)
+
+    def close(self) -> None:
+        """Drop handles (and so memmaps, whose pages cannot be evicted while mapped)."""
+        if self.kind == "store" and self._handles is not None:
+            self._handles.close()
+        self._handles = None
+
+
+def build_all(params: list[str] | None = None) -> dict[str, str]:
+    """Build every store and baseline of the profile once (asv ``setup_cache``); returns paths."""
+    out = {}
+    for param in params or store_params():
+        target = Target(param)
+        if target.supported():
+            built = target.build()
+            out[param] = str(built) if isinstance(built, Path) else ",".join(map(str, built))
+    return out
+
+
+class Suite:
+    """Base of the asv suites: one parameter ``store`` over every configuration and baseline."""
+
+    version = 1
+    timeout = 1800
+    params: list = [store_params()]
+    param_names = ["store"]
+
+    def setup_cache(self) -> dict[str, str]:
+        return build_all()
+
+    setup_cache.timeout = 7200  # the standard profile converts ~1.5 GB per configuration once
+
+    def _target(self, store: str) -> Target:
+        target = Target(store)
+        if not target.supported():
+            raise NotImplementedError(f"{store} does not apply to profile {target.profile}")
+        return target

@@ -1,0 +1,40 @@
+"""DataLoader throughput: windows/s of ``eegbench.torch.WindowDataset`` (2-s windows, batch 64,
+shuffle) with 0 and 2 workers, against a TensorDataset of the same windows in memory."""
+
+from __future__ import annotations
+
+from . import _fixtures as fx
+
+N_BATCHES = 10
+
+
+class DataLoaderThroughput(fx.Suite):
+    params = [[p for p in fx.store_params() if " " in p] + ["in-memory"], [0, 2]]
+    param_names = ["store", "workers"]
+    version = 1
+
+    def setup(self, built, store, workers):
+        if store == "in-memory":
+            store = next(p for p in fx.store_params() if " " in p and fx.Target(p).supported())
+        self.target = self._target(store)
+        self.path = self.target.build()
+        self.window = int(round(fx.WINDOW_SECONDS * self.target.sfreq))
+
+    def track_windows_per_s(self, built, store, workers):
+        import torch
+        from torch.utils.data import DataLoader, TensorDataset
+
+        from benchmarks.read_speed import throughput
+        from eegbench.torch import WindowDataset, worker_init_fn
+
+        torch.set_num_threads(1)
+        wds = WindowDataset(self.path, window_samples=self.window)
+        if store == "in-memory":
+            idx = torch.randperm(len(wds), generator=torch.Generator().manual_seed(0))[: 64 * (N_BATCHES + 1)]
+            wds = TensorDataset(torch.stack([wds[int(i)][0] for i in idx]), torch.arange(len(idx)))
+        loader = DataLoader(wds, batch_size=64, shuffle=True, num_workers=workers,
+                            worker_init_fn=worker_init_fn if workers else None,
+                            generator=torch.Generator().manual_seed(0))
+        return throughput(loader, N_BATCHES)
+
+    track_windows_per_s.unit = "windows/s"

@@ -1,0 +1,252 @@
+"""Read-speed figures in one run, side by side: every store configuration against the baselines.
+
+    python -m benchmarks.read_speed --profile standard          # HBN-like synthetic, ~1.5 GB
+    python -m benchmarks.read_speed --profile real              # EEGBCI EDF+ from ../shared/data/eeg
+
+For each format x codec x chunk span, and for np.memmap of float32 .npy (the physical limit), MNE
+reading FIF lazily and (real profile) MNE reading the source EDF lazily:
+
+* warm: ms per random 2-s all-channel window (median of ``--reads`` after a warm-up; the decoded
+  chunk cache is disabled so every read decodes), and the decode-only time of the same codec on
+  just the chunk bytes that cover each window;
+* cold: ms per window and MB read from disk per window when every file of the store was evicted
+  from the page cache before each read (fsync + POSIX_FADV_DONTNEED; ``/proc/self/io``);
+* open: ms per recording and peak memory growth of ``eegbench.open`` (fresh process);
+* DataLoader: windows/s with batch 64, shuffle, 0 and 2 workers, against a TensorDataset of the
+  same windows in memory.
+
+Prints a Markdown table and writes JSON to ``results/read_speed-<profile>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import _fixtures as fx
+
+
+def _ms(samples: list[float]) -> float:
+    return 1000 * statistics.median(samples)
+
+
+def _windows_for(ds, n: int, seed: int) -> tuple[int, list[tuple[int, int]]]:
+    window = int(round(fx.WINDOW_SECONDS * ds[0].sfreq))
+    return window, fx.random_windows([r.n_times for r in ds], window, n, seed)
+
+
+def _decode_only(ds, windows, window) -> tuple[float, float]:
+    """Median ms to decode just the chunk bytes covering each window with the store's own codec
+    (encoded in memory with the same numcodecs pipeline), and mean compressed bytes per window."""
+    from eegbench.codecs import decode_chunk, encode_chunk, numcodecs_pipeline
+
+    layout = ds[0].source.layout
+    try:
+        pipeline = numcodecs_pipeline(layout.codec, np.dtype(layout.dtype))
+    except Exception:
+        return float("nan"), float("nan")
+    cs = layout.chunk_samples
+    times, sizes = [], []
+    for r, s in windows[:200]:
+        src = ds[r].source
+        chunks = range(s // cs, (s + window - 1) // cs + 1)
+        encoded = []
+        for ci in chunks:
+            raw = src.read_counts(ci * cs, min((ci + 1) * cs, src.n_times))
+            encoded.append((encode_chunk(raw, pipeline), raw.shape))
+        t0 = time.perf_counter()
+        for data, shape in encoded:
+            decode_chunk(data, pipeline, np.dtype(layout.dtype), shape)
+        times.append(time.perf_counter() - t0)
+        sizes.append(sum(len(d) for d, _ in encoded) * window / (len(encoded) * cs))
+    return _ms(times), float(np.mean(sizes))
+
+
+def _time_reads(read, windows) -> list[float]:
+    out = []
+    for r, s in windows:
+        t0 = time.perf_counter()
+        read(r, s)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _cold_reads(read, windows, files, close) -> tuple[list[float], float]:
+    times, nbytes = [], 0
+    for r, s in windows:
+        close()
+        fx.evict(files)
+        before = fx.disk_read_bytes()
+        t0 = time.perf_counter()
+        read(r, s)
+        times.append(time.perf_counter() - t0)
+        nbytes += fx.disk_read_bytes() - before
+    return times, nbytes / len(windows)
+
+
+def measure_access(target: fx.Target, n_reads: int, n_cold: int, seed: int) -> dict:
+    """Warm and cold ms per random 2-s window and MB read from disk per cold window."""
+    from eegbench.formats._chunks import CHUNK_CACHE
+
+    target.open()
+    window = int(round(fx.WINDOW_SECONDS * target.sfreq))
+    windows = fx.random_windows(target.lengths, window, n_reads + 50, seed)
+
+    def read(r: int, s: int) -> None:
+        target.read(r, s, window)
+
+    CHUNK_CACHE.max_bytes, saved = 0, CHUNK_CACHE.max_bytes  # every read decodes: no chunk reuse
+    try:
+        _time_reads(read, windows[:50])
+        warm = _time_reads(read, windows[50:])
+        # memmaps and open stores keep pages mapped; closing them lets eviction work (reopen is lazy)
+        close = target.close if target.kind in ("store", "memmap-npy") else (lambda: None)
+        cold, cold_bytes = _cold_reads(read, windows[50:50 + n_cold], target.files, close)
+    finally:
+        CHUNK_CACHE.max_bytes = saved
+    files = target.files
+    row = {"ms_warm": _ms(warm), "ms_cold": _ms(cold), "mb_read_cold": cold_bytes / 1e6,
+           "size_mb": sum(f.stat().st_size for f in files) / 1e6, "files": len(files)}
+    if target.kind == "store":
+        import eegbench
+
+        ds = eegbench.open(target.build())
+        row["ms_decode_only"], row["window_compressed_bytes"] = _decode_only(ds, windows[50:], window)
+        share = row["size_mb"] * 1e6 * window / sum(r.n_times for r in ds)
+        row["read_vs_window_bytes"] = cold_bytes / share
+    target.close()
+    return row
+
+
+def measure_open(target: fx.Target) -> dict:
+    """ms per recording to open (min of 5) and peak memory growth of ``eegbench.open`` (stores)."""
+    built = target.build()
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        target.open()
+        times.append(time.perf_counter() - t0)
+        n = len(target.lengths)
+        target.close()
+    row = {"open_ms_per_recording": 1000 * min(times) / n}
+    if target.kind == "store":
+        import eegbench
+
+        info = eegbench.info(built)
+        row.update(open_peak_mb=fx.peak_memory("open", built) / 1e6, ratio=info["compression_ratio"],
+                   data_mb=info["float32_bytes"] / 1e6)
+    elif target.kind == "memmap-npy":
+        row["ratio"] = 1.0
+    return row
+
+
+def measure_loader(path: Path, window: int, n_batches: int) -> dict:
+    """DataLoader windows/s (batch 64, shuffle) with 0 and 2 workers, and in memory."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from eegbench.torch import WindowDataset, worker_init_fn
+
+    wds = WindowDataset(path, window_samples=window)
+    out = {}
+    for workers in (0, 2):
+        loader = DataLoader(wds, batch_size=64, shuffle=True, num_workers=workers,
+                            worker_init_fn=worker_init_fn if workers else None,
+                            generator=torch.Generator().manual_seed(0))
+        out[f"loader_w{workers}"] = throughput(loader, n_batches)
+    idx = torch.randperm(len(wds), generator=torch.Generator().manual_seed(1))[: 64 * (n_batches + 1)]
+    xs = torch.stack([wds[int(i)][0] for i in idx])
+    mem = TensorDataset(xs, torch.arange(len(xs)))
+    out["loader_memory"] = throughput(DataLoader(mem, batch_size=64, shuffle=True), n_batches)
+    return out
+
+
+def throughput(loader, n_batches: int) -> float:
+    """Windows per second over ``n_batches`` batches, after the first (worker start-up) batch."""
+    it = iter(loader)
+    next(it)
+    count, t0 = 0, time.perf_counter()
+    for _ in range(n_batches):
+        try:
+            x, _y = next(it)
+        except StopIteration:
+            break
+        count += len(x)
+    return count / (time.perf_counter() - t0)
+
+
+def _fmt(value, spec: str = ".3f") -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "–"
+    return format(value, spec)
+
+
+def render(rows: list[dict]) -> str:
+    head = ("| store | ms/window warm | decode-only ms | ms/window cold | MB read/window cold | read ÷ window "
+            "bytes | open ms/rec | open peak MB | size MB | ratio | files | DL w0 win/s | DL w2 win/s | "
+            "in-memory win/s |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            r["name"], _fmt(r.get("ms_warm")), _fmt(r.get("ms_decode_only")), _fmt(r.get("ms_cold")),
+            _fmt(r.get("mb_read_cold")), _fmt(r.get("read_vs_window_bytes"), ".2f"),
+            _fmt(r.get("open_ms_per_recording")), _fmt(r.get("open_peak_mb"), ".2f"), _fmt(r.get("size_mb"), ".1f"),
+            _fmt(r.get("ratio"), ".2f"), str(r.get("files", "–")), _fmt(r.get("loader_w0"), ".0f"),
+            _fmt(r.get("loader_w2"), ".0f"), _fmt(r.get("loader_memory"), ".0f")]) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=fx.profile_name(), help="smoke, standard or real")
+    parser.add_argument("--formats", nargs="+", default=fx.FORMATS)
+    parser.add_argument("--codecs", nargs="+", default=fx.CODECS)
+    parser.add_argument("--chunk-seconds", nargs="+", type=float, default=fx.CHUNK_SECONDS)
+    parser.add_argument("--reads", type=int, default=500, help="timed warm reads per configuration")
+    parser.add_argument("--cold-reads", type=int, default=100, help="timed cold reads per configuration")
+    parser.add_argument("--loader-batches", type=int, default=20, help="DataLoader batches (0: skip)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON output (default results/read_speed-PROFILE.json)")
+    args = parser.parse_args(argv)
+    os.environ["EEGBENCH_PROFILE"] = args.profile
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import eegbench
+
+    rows = []
+    src = eegbench.open(fx.source_store(args.profile))
+    window = int(round(fx.WINDOW_SECONDS * src[0].sfreq))
+    params = [f"{f} {c} {s:g}s" for f in args.formats for c in args.codecs for s in args.chunk_seconds]
+    params += ["memmap-npy", "mne-fif", "mne-edf"]
+    for param in params:
+        target = fx.Target(param, args.profile)
+        if not target.supported():
+            continue
+        row = {"name": param if target.kind == "store" else f"baseline {param}"}
+        row.update(measure_access(target, args.reads, args.cold_reads, seed=0))
+        row.update(measure_open(target))
+        if target.kind == "store" and args.loader_batches:
+            row.update(measure_loader(target.build(), window, args.loader_batches))
+        rows.append(row)
+        print(render([row]).splitlines()[-1], flush=True)
+    table = render(rows)
+    print()
+    print(f"profile {args.profile}: {len(src)} recordings, {src[0].n_channels} ch, {src[0].sfreq:g} Hz, "
+          f"window {window} samples; machine {platform.node()} {os.cpu_count()} cores, {platform.python_version()}")
+    print(table)
+    out = args.out or fx.REPO / "results" / f"read_speed-{args.profile}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"profile": args.profile, "window_samples": window, "reads": args.reads,
+                               "cold_reads": args.cold_reads, "machine": platform.uname()._asdict(),
+                               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows},
+                              indent=1))
+    (out.with_suffix(".md")).write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()

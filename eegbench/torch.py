@@ -1,0 +1,204 @@
+"""PyTorch access: :class:`WindowDataset` cuts a (lazy) eegbench dataset into fixed-length windows.
+
+Safe with ``DataLoader(num_workers>0)`` under ``fork`` and ``spawn``: the dataset pickles without
+file handles, and every format's reader opens its files lazily in the process that reads (a
+forked worker never touches the parent's h5py/zarr/mmap handles). ``__getitems__`` reads a whole
+batch grouped by recording, so each chunk a batch touches is decoded once.
+
+Units: window lengths, strides and offsets are in samples; annotation onsets in seconds are
+converted with the recording's ``sfreq``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset as _TorchDataset
+
+from .errors import SelectionError, UnknownColumnError
+from .model import Dataset, read_batch
+
+
+def worker_init_fn(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's signature
+    """Use in ``DataLoader(worker_init_fn=...)``: one compute thread per worker (2 cores here;
+    oversubscription costs more than it gains) and no codec-internal threads."""
+    torch.set_num_threads(1)
+    import numcodecs
+
+    numcodecs.blosc.use_threads = False
+
+
+class WindowDataset(_TorchDataset):
+    """Fixed-length windows over every recording, or around annotations, as ``(x, y)`` pairs.
+
+    Parameters
+    ----------
+    dataset : eegbench.Dataset or path of a store
+        Opened lazily if a path is given.
+    window_samples : int, optional
+        Window length in samples. ``None`` means: use the store's window index (every window in
+        it must have the same length), which is required to exist.
+    stride_samples : int, optional
+        Step between consecutive fixed windows (default: ``window_samples``, no overlap).
+    target : str or callable, optional
+        What ``y`` is: a column of the window index or of ``dataset.description`` (e.g.
+        ``"target"``, ``"age"``), ``"event"`` for the annotation code with ``from_events``, or a
+        callable ``f(metadata_row) -> y``. Default: the window's index, so the default
+        ``collate_fn`` always works.
+    from_events : bool
+        One window per annotation, starting ``event_offset_samples`` after its onset.
+    event_id : dict, optional
+        Annotation description -> integer code (``from_events``); default: sorted descriptions
+        numbered from 0. Annotations not in it are ignored.
+    picks : channel names or indices, optional
+        Channels of every window (all recordings must have them).
+    out_of_range : {"raise", "drop"}
+        What to do with event windows that do not fit inside their recording. Windows are never
+        silently short.
+    """
+
+    def __init__(self, dataset: Dataset | str | os.PathLike, window_samples: int | None = None,
+                 stride_samples: int | None = None, target: str | Callable[[pd.Series], Any] | None = None, *,
+                 from_events: bool = False, event_offset_samples: int = 0, event_id: dict[str, int] | None = None,
+                 picks: Any = None, out_of_range: str = "raise") -> None:
+        if isinstance(dataset, (str, os.PathLike, Path)):
+            from .store import open as open_store
+
+            dataset = open_store(dataset)
+        if out_of_range not in ("raise", "drop"):
+            raise SelectionError(f"out_of_range must be 'raise' or 'drop', got {out_of_range!r}")
+        self.dataset = dataset
+        self.picks = picks
+        self._channels = [rec.pick_indices(picks) for rec in dataset]
+        if window_samples is None:
+            if dataset.windows is None:
+                raise SelectionError("give window_samples, or use a store that has a window index")
+            meta = self._from_index(dataset.windows)
+        else:
+            window_samples = int(window_samples)
+            if window_samples <= 0:
+                raise SelectionError(f"window_samples must be > 0, got {window_samples}")
+            if from_events:
+                meta = self._from_events(window_samples, int(event_offset_samples), event_id, out_of_range)
+            else:
+                meta = self._fixed(window_samples, int(stride_samples or window_samples))
+        self.window_samples = int(meta["stop"].iloc[0] - meta["start"].iloc[0]) if len(meta) else window_samples
+        self.metadata = meta
+        self._targets = self._resolve_target(target)
+        self._rec = meta["recording"].to_numpy(np.int64)
+        self._start = meta["start"].to_numpy(np.int64)
+
+    # --- window tables --------------------------------------------------------------------
+    def _fixed(self, length: int, stride: int) -> pd.DataFrame:
+        if stride <= 0:
+            raise SelectionError(f"stride_samples must be > 0, got {stride}")
+        parts = []
+        for i, rec in enumerate(self.dataset):
+            if rec.n_times < length:
+                raise SelectionError(f"{rec.name}: window of {length} samples is longer than the recording "
+                                     f"({rec.n_times} samples); shorten the window or select recordings")
+            starts = np.arange(0, rec.n_times - length + 1, stride, dtype=np.int64)
+            parts.append(pd.DataFrame({"recording": i, "i_window_in_recording": np.arange(starts.size),
+                                       "start": starts, "stop": starts + length}))
+        return pd.concat(parts, ignore_index=True)
+
+    def _from_events(self, length: int, offset: int, event_id: dict[str, int] | None,
+                     out_of_range: str) -> pd.DataFrame:
+        if event_id is None:
+            names = sorted({d for rec in self.dataset for d in rec.annotations.description})
+            event_id = {d: k for k, d in enumerate(names)}
+        rows = []
+        for i, rec in enumerate(self.dataset):
+            ann = rec.annotations
+            for onset, desc in zip(ann.onset, ann.description):
+                if desc not in event_id:
+                    continue
+                start = int(round(onset * rec.sfreq)) + offset
+                if start < 0 or start + length > rec.n_times:
+                    if out_of_range == "drop":
+                        continue
+                    raise SelectionError(f"{rec.name}: the window for annotation {desc!r} at {onset:g} s "
+                                         f"([{start}, {start + length}) samples) is outside 0..{rec.n_times}; "
+                                         "pass out_of_range='drop' or change the offset/length")
+                rows.append({"recording": i, "start": start, "stop": start + length,
+                             "onset_s": float(onset), "description": desc, "event": event_id[desc]})
+        if not rows:
+            raise SelectionError("no annotation matches event_id; nothing to window")
+        return pd.DataFrame(rows)
+
+    def _from_index(self, windows: pd.DataFrame) -> pd.DataFrame:
+        meta = windows.reset_index(drop=True).copy()
+        lengths = (meta["stop"] - meta["start"]).unique()
+        if len(lengths) != 1:
+            raise SelectionError(f"the window index has windows of different lengths {sorted(lengths)[:5]}; "
+                                 "pass window_samples to cut fixed-length windows instead")
+        n_times = np.array([rec.n_times for rec in self.dataset])
+        bad = (meta["start"] < 0) | (meta["stop"] > n_times[meta["recording"].to_numpy()])
+        if bad.any():
+            row = meta[bad].iloc[0]
+            raise SelectionError(f"window index row {int(bad.idxmax())} ([{row['start']}, {row['stop']}) of "
+                                 f"recording {row['recording']}) lies outside its recording")
+        return meta
+
+    def _resolve_target(self, target: Any) -> np.ndarray | None:
+        meta = self.metadata
+        if target is None:
+            return None
+        if callable(target):
+            return np.array([target(row) for _, row in meta.iterrows()])
+        if target in meta.columns:
+            return meta[target].to_numpy()
+        if target in self.dataset.description.columns:
+            values = self.dataset.description[target].to_numpy()
+            return values[meta["recording"].to_numpy()]
+        raise UnknownColumnError(f"target {target!r} is neither a window column ({', '.join(meta.columns)}) "
+                                 f"nor a description column ({', '.join(map(str, self.dataset.description.columns))})")
+
+    # --- torch Dataset API ----------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.metadata)
+
+    def _y(self, index: int) -> Any:
+        if self._targets is None:
+            return index
+        value = self._targets[index]
+        return value.item() if isinstance(value, np.generic) else value
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
+        index = int(index)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"window {index} out of range for {len(self)} windows")
+        index %= len(self)
+        r, s = int(self._rec[index]), int(self._start[index])
+        rec = self.dataset.recordings[r]
+        x = rec.source.read(s, s + self.window_samples, self._channels[r])
+        return torch.from_numpy(x), self._y(index)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, Any]]:
+        """A whole batch: windows grouped by recording, one batched read per recording."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"window index out of range for {len(self)} windows")
+        idx %= max(len(self), 1)
+        recs = self._rec[idx]
+        n_ch = {int(r): (self.dataset.recordings[int(r)].n_channels if self._channels[int(r)] is None
+                         else len(self._channels[int(r)])) for r in np.unique(recs)}
+        if len(set(n_ch.values())) == 1:
+            out = np.empty((idx.size, next(iter(n_ch.values())), self.window_samples), dtype=np.float32)
+            for r in n_ch:
+                pos = np.flatnonzero(recs == r)
+                out[pos] = read_batch(self.dataset.recordings[r].source, self._start[idx[pos]],
+                                      self.window_samples, self._channels[r])
+            windows = torch.from_numpy(out)
+            return [(windows[k], self._y(int(i))) for k, i in enumerate(idx)]
+        return [self[int(i)] for i in idx]  # heterogeneous channel counts: collate will complain clearly
+
+    def close(self) -> None:
+        """Release file handles (they reopen lazily)."""
+        self.dataset.close()
