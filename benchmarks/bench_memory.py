@@ -21,9 +21,17 @@ class Memory(fx.Suite):
 
     track_open_peak_bytes.unit = "bytes"
 
+
+class ReadMemory(fx.Suite):
+    """Peak RSS growth of reading 50 windows of one recording (stores only)."""
+
+    params = [[p for p in fx.store_params() if " " in p]]
+    version = 1
+
+    def setup(self, built, store):
+        self.path = self._target(store).build()
+
     def track_read_windows_peak_bytes(self, built, store):
-        if self.target.kind != "store":
-            raise NotImplementedError
         return fx.peak_memory("read_windows", self.path)
 
     track_read_windows_peak_bytes.unit = "bytes"

@@ -107,8 +107,7 @@ def measure_access(target: fx.Target, n_reads: int, n_cold: int, seed: int) -> d
         _time_reads(read, windows[:50])
         warm = _time_reads(read, windows[50:])
         # memmaps and open stores keep pages mapped; closing them lets eviction work (reopen is lazy)
-        close = target.close if target.kind in ("store", "memmap-npy") else (lambda: None)
-        cold, cold_bytes = _cold_reads(read, windows[50:50 + n_cold], target.files, close)
+        cold, cold_bytes = _cold_reads(read, windows[50:50 + n_cold], target.files, target.release)
     finally:
         CHUNK_CACHE.max_bytes = saved
     files = target.files

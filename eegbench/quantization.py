@@ -44,6 +44,9 @@ class Quantization:
             raise ValueError("scale, offset and gain must be 1-D arrays of one length")
         if self.dtype not in ("int16", "int32"):
             raise ValueError(f"count dtype must be int16 or int32, got {self.dtype}")
+        # which reconstruction steps are not exact identities (decided once: reads are hot)
+        object.__setattr__(self, "_has_offset", bool(np.any(self.offset != 0) or np.any(self.scale <= 0)))
+        object.__setattr__(self, "_has_gain", bool(np.any(self.gain != 1)))
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Quantization) and self.dtype == other.dtype
@@ -60,12 +63,18 @@ class Quantization:
         return Quantization(self.scale[channels], self.offset[channels], self.gain[channels], self.dtype)
 
     def reconstruct(self, counts: np.ndarray, channels: np.ndarray | None = None) -> np.ndarray:
-        """Counts (n_channels x n_samples) -> float32 volts. ``channels`` picks the map rows."""
+        """Counts (n_channels x n_samples) -> float32 volts. ``channels`` picks the map rows.
+
+        Hot path of every integer read: fused cast+multiply, in-place float64 steps, and the
+        offset/gain steps skipped when they are exact identities (offset 0 with positive scale,
+        so no -0.0 can appear; gain 1).
+        """
         q = self.pick(channels)
-        x = counts.astype(np.float64)
-        x *= q.scale[:, None]
-        x += q.offset[:, None]
-        x *= q.gain[:, None]
+        x = np.multiply(counts, q.scale[:, None], dtype=np.float64)
+        if q._has_offset:
+            x += q.offset[:, None]
+        if q._has_gain:
+            x *= q.gain[:, None]
         return x.astype(np.float32)
 
     def to_counts(self, samples: np.ndarray) -> np.ndarray:

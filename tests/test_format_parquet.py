@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import pickle
@@ -279,6 +280,8 @@ def test_open_signals_rejects_bad_storage(tmp_path):
         backend.open_signals(path, "../../etc/passwd", src.layout, src.storage)
     with pytest.raises(CorruptStoreError):
         backend.open_signals(path, KEY, src.layout, {**src.storage, "kind": "zip"})
+    with pytest.raises(CorruptStoreError):  # a codec this format never writes
+        backend.open_signals(path, KEY, dataclasses.replace(src.layout, codec=CodecSpec("lzf")), src.storage)
     with pytest.raises(CorruptStoreError):  # compressed layout but an .npy storage
         backend.open_signals(path, KEY, src.layout, {"version": 1, "kind": "npy", "files": {"npy": "x"}})
 
@@ -476,7 +479,8 @@ def test_undelta_matches_numcodecs(dtype):
     np.testing.assert_array_equal(pqfmt._undelta(enc), arr)
 
 
-@pytest.mark.parametrize("case", ["simple", "edf", "neg-scale", "neg-zero-offset", "mixed"])
+@pytest.mark.parametrize("case", ["simple", "edf", "neg-scale", "neg-zero-offset", "mixed", "shared-edf",
+                                  "shared-simple", "shared-but-signed-zero"])
 def test_affine_matches_quantization_reconstruct(case):
     n = 6
     rng = np.random.default_rng(4)
@@ -489,10 +493,17 @@ def test_affine_matches_quantization_reconstruct(case):
         scale[2], offset[:] = -scale[2], -0.0
     elif case == "mixed":
         gain[1], offset[4] = 2.5, 1e-7
+    elif case == "shared-edf":  # one calibration for every channel (EEGBCI): applied as scalars
+        scale, offset, gain = np.full(n, 0.137), np.full(n, -1.5), np.full(n, 1e-6)
+    elif case == "shared-simple":
+        scale = np.full(n, 3e-8)
+    elif case == "shared-but-signed-zero":  # 0.0 and -0.0 compare equal but are not the same offset
+        scale, offset[1] = np.full(n, -3e-8), -0.0
     q = Quantization(scale, offset, gain, "int16")
     counts = rng.integers(-32768, 32767, (n, 4000), endpoint=True).astype(np.int16)
     counts[:, :3] = 0
     aff = pqfmt._Affine(q)
+    assert aff.shared == (case.startswith("shared-") and case != "shared-but-signed-zero")
     np.testing.assert_array_equal(_bits(aff(counts, None)), _bits(q.reconstruct(counts)))
     ch = np.array([2, 0, 2, 5])
     np.testing.assert_array_equal(_bits(aff(counts[ch], ch)), _bits(q.reconstruct(counts[ch], ch)))

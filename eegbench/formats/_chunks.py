@@ -107,6 +107,8 @@ class ChunkedSource:
         with self._lock:
             if self._pid == os.getpid():
                 self._close()
+            elif self._pid is not None:
+                self._forget_handles()  # inherited across fork: never close the parent's handles
             self._pid = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -160,7 +162,7 @@ class ChunkedSource:
             raw = raw[channels]
         if self.quantization is not None:
             return self.quantization.reconstruct(raw, channels)
-        return np.ascontiguousarray(raw, dtype=np.float32)
+        return np.array(raw, dtype=np.float32, order="C")  # a private copy: never hand out a cached chunk
 
     def read_counts(self, start: int, stop: int) -> np.ndarray:
         """Stored samples ``[start, stop)`` of every channel in the stored dtype (counts or float32)."""

@@ -2,38 +2,42 @@
 
 Layout of a store (the core adds ``eegbench.json`` at the root)::
 
-    signals/<key>.h5   /signals        (n_channels, n_times) float32 | int16 | int32, chunked
-                       /chunk_crc32c   (n_chunks,) uint32: CRC32C of each chunk's stored bytes
-    tables.h5          /tables/<name>  1-D uint8: one Parquet file per metadata table
+    signals/<key>.h5   /signals       (n_channels, n_times) float32 | int16 | int32, chunked
+                       /chunk_index   (n_chunks, 4) uint64: byte_offset, nbytes, filter_mask, crc32c
+    tables.h5          /tables/<name> 1-D uint8: one Parquet file per metadata table
 
 ``/signals`` is chunked ``(n_channels, chunk_samples)`` (all channels x a time span: per-channel
 chunks cost ~48 ms per all-channel window) with the filters of :mod:`eegbench.codecs`: ``gzip`` =
 HDF5 shuffle + deflate, ``lzf`` = shuffle + LZF, ``zstd`` = shuffle + ``hdf5plugin.Zstd``,
-``blosc-*`` = ``hdf5plugin.Blosc`` with its own byte-shuffle; then **fletcher32** on every dataset.
-Its attributes describe it for plain h5py users (``import hdf5plugin`` first for zstd/blosc):
-``chunk_samples``, ``stored_dtype``, ``codec``, ``units`` and, for ADC counts, per-channel
-``q_scale``/``q_offset``/``q_gain`` with the formula in ``to_volts``.
+``blosc-*`` = ``hdf5plugin.Blosc`` with its own byte-shuffle, then **fletcher32**. Attributes
+describe it for plain h5py users (``import hdf5plugin`` first for zstd/blosc): ``chunk_samples``,
+``stored_dtype``, ``codec``, ``units`` and, for ADC counts, per-channel ``q_scale``/``q_offset``/
+``q_gain`` with the formula in ``to_volts``. Plain h5py reads everything; ``/chunk_index`` is
+eegbench's own addition.
 
-Integrity: a corrupt chunk must raise :class:`~eegbench.errors.CorruptStoreError`, never decode
-into wrong samples, and neither Blosc nor HDF5's Zstd filter nor raw storage carries a checksum.
-fletcher32 makes plain HDF5 readers verify every chunk (measured cost: write +5-15%, HDF5-native
-reads +10-20%). eegbench itself does not read through HDF5's filter pipeline, whose per-chunk
-cost is 1.5-4x a numcodecs decode of the same bytes (h5py call overhead, hdf5plugin's Blosc built
-without AVX2, an extra copy, fletcher32 in a byte loop). Instead, after writing each chunk the
-writer stores the CRC32C of its exact stored bytes in ``/chunk_crc32c`` (4 bytes per chunk).
-A reader opens the file with h5py once per process, checks shape/dtype/chunks, takes the chunk
-byte offsets from HDF5's own chunk index (``chunk_iter``) and closes it again; then each chunk
-is one ``os.pread``, a CRC32C check (~5 us per 100 KB, hardware) and a decode per the file's
-filter list and each chunk's filter mask (HDF5 skips an optional filter that does not shrink a
-chunk): fletcher32 -> drop its 4 bytes, Zstd/Blosc -> numcodecs, deflate -> zlib, shuffle -> a
-NumPy unshuffle. LZF has no numcodecs decoder: those files are read through h5py (chunk cache
-off, the shared decoded-chunk LRU caches instead), with fletcher32 checked by HDF5.
+Integrity. A damaged chunk must raise :class:`~eegbench.errors.CorruptStoreError`, never decode
+into wrong samples, yet raw storage, Blosc and HDF5's Zstd filter carry no checksum. fletcher32
+(every dataset) makes HDF5 itself verify each chunk for plain h5py readers and for LZF; it cost
+about +10% on writes and +5-20% on HDF5-native window reads here, so it is always on.
 
-Processes: no h5py handle stays open on the fast path, so nothing HDF5-related crosses a
-``fork``; the pread descriptor is per process (``_h_*`` attributes are dropped by pickling and
-forgotten after fork). Files are opened with HDF5's default file locking: ``locking=False``
-would make opening fail ("file locking flag values don't match") whenever the user has the same
-file open through plain h5py.
+Fast path. Reading through HDF5's filter pipeline cost 1.0-1.9x a numcodecs decode of the same
+chunk bytes for compressed codecs and ~8x a memcpy for uncompressed ones (h5py per-call overhead,
+hdf5plugin's Blosc built without AVX2, an extra copy, fletcher32 as a byte loop); verifying
+fletcher32 ourselves in NumPy costs more than decoding. So the writer, as each chunk is complete,
+records in ``/chunk_index`` where HDF5 put its stored bytes, HDF5's filter mask for it (HDF5 skips
+an optional filter that does not shrink a chunk) and the CRC32C of those bytes. A reader opens
+the file with h5py once (checks shape/dtype/chunks/filters, loads the index, closes it); then a
+chunk is one ``os.pread``, a hardware CRC32C (~7 us per 129 KB) and a decode following the file's
+filter list and the chunk's mask: fletcher32 -> drop its 4 bytes (the CRC covers them), Zstd/Blosc
+-> numcodecs, deflate -> zlib, shuffle -> a NumPy unshuffle. A stale or damaged index can only
+point at bytes that fail their CRC. LZF has no numcodecs decoder: LZF files are read through h5py
+(its chunk cache off: decoded chunks go to the shared LRU of :mod:`._chunks`).
+
+Processes. On the fast path no h5py handle stays open, so nothing HDF5-related crosses a
+``fork``: a forked child keeps the chunk index (plain data) and opens its own descriptor;
+pickling drops every ``_h_*`` attribute, so spawn/joblib workers re-read the index (~1 ms).
+Files are opened with HDF5's default file locking: ``locking=False`` makes opening fail ("file
+locking flag values don't match") while the user has the same file open through plain h5py.
 """
 
 from __future__ import annotations
@@ -60,13 +64,12 @@ INDEX = "/chunk_index"
 TABLES_FILE = "tables.h5"
 _TABLE_CHUNK = 1 << 20  # bytes per chunk of a table dataset (chunking is what allows fletcher32)
 
-_ZSTD_ID, _BLOSC_ID = hdf5plugin.Zstd.filter_id, hdf5plugin.Blosc.filter_id
-_zstd, _blosc = numcodecs.Zstd(), numcodecs.Blosc()
-# stored bytes -> bytes, per HDF5 filter id; shuffle and fletcher32 are handled in _decode
+# stored bytes -> bytes, per HDF5 filter id (byte-compatible: HDF5's deflate writes a zlib stream,
+# the Zstd filter a zstd frame, the Blosc filter a Blosc buffer); shuffle and fletcher32: _decode
 _DECODERS: dict[int, Callable[[Any], Any]] = {
     h5py.h5z.FILTER_DEFLATE: zlib.decompress,
-    _ZSTD_ID: _zstd.decode,
-    _BLOSC_ID: _blosc.decode,
+    hdf5plugin.Zstd.filter_id: numcodecs.Zstd().decode,
+    hdf5plugin.Blosc.filter_id: numcodecs.Blosc().decode,
 }
 _FAST_FILTERS = set(_DECODERS) | {h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32}
 
@@ -150,7 +153,7 @@ class HDF5Source(ChunkedSource):
             raise
         except Exception as exc:  # damaged HDF5 metadata, missing dataset...
             f.close()
-            raise self.corrupt(f"{rel}: cannot read the HDF5 structure of /signals", exc) from exc
+            raise self.corrupt(f"{rel}: cannot read {SIGNALS} or {INDEX}", exc) from exc
         f.close()
         if index.shape != (n, 4):
             raise self.corrupt(f"{rel}: {INDEX} has shape {index.shape}, expected ({n}, 4)")
@@ -170,10 +173,10 @@ class HDF5Source(ChunkedSource):
             f.close()
 
     def _forget_handles(self) -> None:
-        # Inherited from the parent: never read through them. The descriptor number is left
-        # alone (not closed: it is the parent's bookkeeping, and a leaked fd is harmless); an
-        # h5py handle (LZF only) is dropped, which releases this process's copy of the HDF5
-        # library state only. The chunk index is plain data and stays valid.
+        # Inherited from the parent: never read through them. The descriptor is left open (its
+        # number is the parent's bookkeeping; one leaked fd is harmless). An h5py handle (LZF
+        # only) is dropped, which closes this process's copy of it; the parent's stays open.
+        # The chunk index is plain data and stays valid.
         self._h_fd = self._h_file = self._h_ds = None
 
     def _load_chunk(self, index: int) -> np.ndarray:

@@ -68,22 +68,29 @@ def _paths(root: Path, key: str) -> dict[str, Path]:
 # fast exact kernels (hot path)
 # ---------------------------------------------------------------------------------------------
 class _Affine:
-    """:meth:`Quantization.reconstruct`, bit for bit, with fewer passes over the window.
+    """:meth:`Quantization.reconstruct`, bit for bit, with fewer and cheaper passes over the window.
 
-    Same float64 operations in the same order; steps that are exact identities for *every*
-    channel are skipped (``+ 0.0`` when no product can be ``-0.0``; ``* 1.0`` always) and the last
-    multiply writes float32 directly. 0.11 ms instead of 0.24 ms for 129 x 1000 int16 when offset
-    is 0 and gain 1 (synthetic, BrainVision); 0.22 ms in the general case (EDF).
+    Same float64 operations in the same order, but: steps that are exact identities for *every*
+    channel are skipped (``+ 0.0`` when no product can be ``-0.0``; ``* 1.0`` always); parameters
+    shared by all channels (EEGBCI's EDF files, most amplifiers) are applied as scalars, which
+    NumPy does 2-3x faster than a broadcast column; the last multiply writes float32 directly.
+    For 129 x 1000 int16: 0.24 -> 0.11 ms (general EDF-like map), 0.24 -> 0.07 ms (offset 0, gain 1).
     """
 
-    __slots__ = ("scale", "offset", "gain", "add_offset", "mul_gain")
+    __slots__ = ("scale", "offset", "gain", "add_offset", "mul_gain", "shared")
 
     def __init__(self, q: Quantization) -> None:
-        self.scale, self.offset, self.gain = q.scale[:, None], q.offset[:, None], q.gain[:, None]
         # x + (+0.0) differs from x only for x == -0.0, which c * s cannot produce when s > 0;
         # x + (-0.0) == x always
         self.add_offset = not bool(np.all((q.offset == 0) & (np.signbit(q.offset) | (q.scale > 0))))
         self.mul_gain = not bool(np.all(q.gain == 1.0))
+        params = (q.scale, q.offset, q.gain)
+        # bitwise-equal across channels (np.unique would merge 0.0 and -0.0)
+        self.shared = all(np.all(p.view(np.uint64) == p.view(np.uint64)[0]) for p in params) and q.scale.size > 0
+        if self.shared:
+            self.scale, self.offset, self.gain = (float(p[0]) for p in params)
+        else:
+            self.scale, self.offset, self.gain = (p[:, None] for p in params)
 
     def __call__(self, counts: np.ndarray, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
         """Float32 volts of ``counts`` (rows already picked by ``channels``); a new array or ``out``."""
@@ -91,7 +98,7 @@ class _Affine:
 
     def finish(self, x: np.ndarray, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
         """Same, from counts already converted to float64 in ``x`` (modified in place)."""
-        if channels is None:
+        if channels is None or self.shared:
             s, o, g = self.scale, self.offset, self.gain
         else:
             s, o, g = self.scale[channels], self.offset[channels], self.gain[channels]
@@ -115,10 +122,11 @@ def _undelta(arr: np.ndarray) -> np.ndarray:
     truncated to the stored width, identical bit for bit (and overflow is well defined).
     """
     flat = arr.reshape(-1)
+    u32 = np.dtype("<u4")
     if arr.dtype.itemsize == 4:
-        acc = np.cumsum(flat.view(np.uint32), dtype=np.uint32)
+        acc = np.cumsum(flat.view(u32), dtype=u32)
     else:
-        acc = np.cumsum(flat.view(np.uint16).astype(np.uint32), dtype=np.uint32).astype(np.uint16)
+        acc = np.cumsum(flat.view("<u2").astype(u32), dtype=u32).astype("<u2")
     return acc.view(arr.dtype).reshape(arr.shape)
 
 
@@ -166,7 +174,7 @@ class NpySource(_Source):
             size = os.stat(path).st_size
         except FileNotFoundError as exc:
             raise self.corrupt(f"signal file {rel} is missing", exc) from exc
-        except (ValueError, OSError, EOFError) as exc:  # short header, or data shorter than the header says
+        except (ValueError, EOFError) as exc:  # short header, or data shorter than the header says
             raise self.corrupt(f"signal file {rel} is truncated or not a valid .npy", exc) from exc
         expected = np.dtype(self.layout.dtype).newbyteorder("<")
         if not isinstance(mm, np.memmap) or mm.dtype != expected or mm.shape != (self.n_channels, self.n_times) \
@@ -238,7 +246,7 @@ class ChunkFileSource(_Source):
             index = np.load(self._files["index"], allow_pickle=False)
         except FileNotFoundError as exc:
             raise self.corrupt(f"chunk index {rel_index} is missing", exc) from exc
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, EOFError) as exc:
             raise self.corrupt(f"chunk index {rel_index} is truncated or not a valid .npy", exc) from exc
         n = self.layout.n_chunks
         if index.dtype != np.dtype("<i8") or index.shape != (n, 3) or (n and (index.min() < 0)):
@@ -422,7 +430,8 @@ class ParquetBackend:
         root = Path(root)
         kind = storage.get("kind")
         if (not isinstance(key, str) or not _NAME.match(key) or storage.get("version") != STORAGE_VERSION
-                or kind not in ("npy", "chunks") or (kind == "npy") != (layout.codec.compression == "none")):
+                or kind not in ("npy", "chunks") or layout.codec.compression not in self.compressions
+                or (kind == "npy") != (layout.codec.compression == "none")):
             raise CorruptStoreError(f"{root}: recording {key!r}: storage info {storage!r} is not a NumPy+Parquet "
                                     f"layout this version reads; run `eegbench verify {root}` or re-convert the store")
         # file names are derived from the validated key, never taken from the table (no path traversal)

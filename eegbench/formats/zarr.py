@@ -17,27 +17,33 @@ fewest equal shards that do, so a recording is a handful of files. The inner cod
 :mod:`eegbench.codecs`: nothing, ``numcodecs.shuffle + zstd``, ``blosc`` (byte-shuffle inside) or
 ``numcodecs.shuffle + gzip``. Native zarr codecs are used where they exist, ``zarr.codecs.numcodecs``
 wrappers for shuffle and delta, so plain zarr-python (with numcodecs) reads the store. Inner chunks
-equal to the fill value (0) are not stored (index entry = 2^64-1, read back as zeros); a shard
-with no stored chunk has no file, which ``storage["empty_shards"]`` records so that a *missing*
-shard file is never mistaken for zeros. The shard index (n_chunks x (offset, nbytes) uint64 LE +
-crc32c) sits at the end of the shard file.
+equal to the fill value (0) are not stored: index entry (2^64-1, 2^64-1), read back as zeros. The
+shard index (n_chunks x (offset, nbytes) uint64 LE + crc32c) sits at the end of the shard file.
 
-Writing buffers the incoming blocks until one shard is complete and hands zarr-python that whole
-shard, so no shard is ever read back and rewritten, and at most about one shard is in memory.
-Arrays are created through a store rooted at the array's own folder, so parallel workers never
-write a shared parent ``zarr.json``; :meth:`ZarrBackend.finalize` (one process, at the end)
-creates the groups and consolidates the metadata.
+Writing streams: zarr-python encodes the inner chunks (through an in-memory array with the inner
+chunk shape and the same codecs, ~16 MiB of chunks per call, so the bytes are exactly what its
+sharding codec would store), and the backend appends them to the shard file in order and
+finishes each shard with its index. Nothing is ever read back or rewritten and memory stays at
+about one incoming block, whatever the shard size. Every shard gets a file (an all-empty one is
+just an index), so a missing file always means a damaged store. Arrays are created through a
+store rooted at the array's own folder, so parallel workers never write a shared parent
+``zarr.json``; :meth:`ZarrBackend.finalize` (one process, at the end) creates the groups and
+consolidates the metadata.
 
 Fast read path. zarr-python costs 0.7-1.9 ms of Python/asyncio overhead per read, several times
-the decode of a 2-s window. :class:`ZarrSource` therefore bypasses it: per shard it ``pread``\\ s
-and checks the index once (cached on the source), then per inner chunk it ``pread``\\ s exactly
-the chunk's bytes, verifies the crc32c (google_crc32c) and decodes with byte-format-identical
-primitives: ``numcodecs.zstd``/``numcodecs.blosc`` decompress, ``zlib`` with a gzip header (what
-zarr's ``GzipCodec`` writes -- *not* the raw zlib stream ``numcodecs.Zlib`` expects), a numpy
-unshuffle and an int32 delta prefix sum (both ~2x faster than the numcodecs versions).
-Decoded chunks are read-only and go through :class:`~eegbench.formats._chunks.ChunkedSource`'s
-shared LRU. File descriptors are opened lazily per process (``_h_*`` attributes, dropped when
-pickled, forgotten after ``fork``); nothing is read until the first sample is requested.
+the decode of a 2-s window. :class:`ZarrSource` therefore bypasses it: per shard it reads
+(``pread``) and checks the index once (cached on the source; entries must lie inside the file), then per
+inner chunk it reads exactly the chunk's bytes, verifies the crc32c (google_crc32c) and
+decodes with byte-format-identical primitives: ``numcodecs.zstd``/``numcodecs.blosc`` decompress,
+``zlib`` with a gzip header (what zarr's ``GzipCodec`` writes -- *not* the raw zlib stream
+``numcodecs.Zlib`` expects), a numpy unshuffle and an int32 delta prefix sum (both ~2x faster
+than the numcodecs versions). Uncompressed chunks are instead checksummed and returned as views
+of a read-only ``mmap`` of the shard: ``pread`` would add a full copy to a read that is otherwise
+one copy. (A file truncated *while mapped* would raise SIGBUS; stores are replaced by rename,
+never rewritten in place, and ``open`` checks sizes first.) Decoded chunks are read-only and go
+through :class:`~eegbench.formats._chunks.ChunkedSource`'s shared LRU. File descriptors and maps
+are opened lazily per process (``_h_*`` attributes, dropped when pickled, forgotten after
+``fork``); nothing is read until the first sample is requested.
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ SIGNALS = "signals"
 TABLES = "tables"
 _EMPTY = 2**64 - 1  # sharding index sentinel: inner chunk not stored (fill value)
 _INDEX_ENTRY = 16  # (offset, nbytes) as two little-endian uint64
+_GROUP_BYTES = 16 << 20  # raw bytes of inner chunks encoded per zarr-python call while writing
 _CRC = 4
 
 
@@ -118,7 +125,8 @@ def _attributes(layout: SignalLayout, shard_samples: int) -> dict[str, Any]:
         "shard_samples": shard_samples,
         "codec": layout.codec.label,
         "stored_dtype": layout.dtype,
-        "units": "V" if layout.quantization is None else "ADC counts",
+        "values": "float32 samples (units: see the channels table)" if layout.quantization is None
+                  else "integer ADC counts (see formula)",
     }
     q = layout.quantization
     if q is not None:
@@ -149,6 +157,100 @@ def _rmtree(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
+
+
+class _ChunkEncoder:
+    """Inner chunks encoded by zarr-python itself, a group of chunks per call.
+
+    A throw-away in-memory array with the inner chunk shape and codec chain encodes exactly the
+    bytes the sharding codec would put in a shard (edge chunks padded with the fill value,
+    chunks equal to the fill value dropped), so we only have to frame them. Groups of
+    ~:data:`_GROUP_BYTES` amortise zarr-python's per-call overhead and bound the memory.
+    """
+
+    def __init__(self, layout: SignalLayout, filters: list[Any], serializer: Any, compressors: list[Any]) -> None:
+        import zarr
+        from zarr.storage import MemoryStore
+
+        self.chunk_samples = layout.chunk_samples
+        chunk_bytes = layout.n_channels * layout.chunk_samples * np.dtype(layout.dtype).itemsize
+        self.group_chunks = max(1, _GROUP_BYTES // max(chunk_bytes, 1))
+        self.group_samples = self.group_chunks * layout.chunk_samples
+        self.store: dict[str, Any] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.array = zarr.create_array(
+                MemoryStore(self.store), shape=(layout.n_channels, self.group_samples), dtype=layout.dtype,
+                chunks=layout.chunk_shape, filters=filters, serializer=serializer, compressors=compressors,
+                fill_value=0, config={"write_empty_chunks": False, "order": "C"})
+        self.keys = [f"c/0/{j}" for j in range(self.group_chunks)]
+
+    def encode(self, data: np.ndarray) -> list[bytes | None]:
+        """Encoded bytes of each chunk of ``data`` (None: equal to the fill value, not stored)."""
+        n = -(-data.shape[1] // self.chunk_samples)
+        for k in self.keys:  # a partial last chunk must be merged into fill, not into old bytes
+            self.store.pop(k, None)
+        self.array[:, :data.shape[1]] = data
+        return [None if (buf := self.store.get(k)) is None else buf.to_bytes() for k in self.keys[:n]]
+
+
+class _ShardWriter:
+    """Streams encoded inner chunks, in order, into shard files and appends each shard's index.
+
+    Every shard gets a file, even one whose chunks are all empty (index of sentinels, valid for
+    any Zarr reader), so a missing shard file always means a damaged store."""
+
+    def __init__(self, folder: Path, chunks_per_shard: int, n_chunks: int) -> None:
+        self.folder, self.per_shard, self.n_chunks = folder, chunks_per_shard, n_chunks
+        self.next = 0  # next chunk index
+        self.fh: Any = None
+        self.index = np.empty((chunks_per_shard, 2), dtype="<u8")
+        self.offset = 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def add(self, data: bytes | None) -> None:
+        if self.next >= self.n_chunks:
+            raise ValueError(f"more than {self.n_chunks} chunks")
+        j = self.next % self.per_shard
+        if j == 0:
+            self._open(self.next // self.per_shard)
+        if data is None:
+            self.index[j] = _EMPTY
+        else:
+            self.fh.write(data)
+            self.index[j] = (self.offset, len(data))
+            self.offset += len(data)
+        self.next += 1
+
+    def _open(self, shard: int) -> None:
+        self._close_shard()
+        self.fh = open(self.folder / str(shard), "wb")  # closed by _close_shard / _abort
+        self.index[:] = _EMPTY  # chunks past the array's end (last shard) stay empty
+        self.offset = 0
+
+    def _close_shard(self) -> None:
+        if self.fh is not None:
+            raw = self.index.tobytes()
+            self.fh.write(raw + google_crc32c.value(raw).to_bytes(_CRC, "little"))
+            self.fh.close()
+            self.fh = None
+
+    def __enter__(self) -> _ShardWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:  # the caller's error propagates; the core discards the store
+            self._abort()
+        elif self.next != self.n_chunks:
+            self._abort()
+            raise ValueError(f"wrote {self.next} of {self.n_chunks} chunks")
+        else:
+            self._close_shard()
+
+    def _abort(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +356,6 @@ class ZarrSource(ChunkedSource):
         self.shard_samples = int(storage["shard_samples"])
         self.chunks_per_shard = self.shard_samples // self.chunk_samples
         self.n_shards = -(-self.n_times // self.shard_samples)
-        self.empty_shards = frozenset(int(s) for s in storage.get("empty_shards", ()))
         self.index_at_end = storage.get("index_location", "end") == "end"
         self.shard_path = str(storage["shard_path"])
         if self.shard_samples % self.chunk_samples or self.shard_samples <= 0:
@@ -270,6 +371,7 @@ class ZarrSource(ChunkedSource):
         self._h_fds: dict[int, int] = {}
         self._h_maps: dict[int, mmap.mmap] = {}
         self._h_index: dict[int, tuple[list[list[int]], str]] = {}
+        self._h_verified: set[int] = set()  # mapped chunks whose checksum passed
 
     def _close(self) -> None:
         for mm in getattr(self, "_h_maps", {}).values():
@@ -282,11 +384,11 @@ class ZarrSource(ChunkedSource):
                 os.close(fd)
             except OSError:
                 pass
-        self._h_fds, self._h_maps, self._h_index = {}, {}, {}
+        self._open()
 
     def _forget_handles(self) -> None:
         # inherited through fork: never close them here (the fd numbers are not ours to manage)
-        self._h_fds, self._h_maps, self._h_index = {}, {}, {}
+        self._open()
 
     def _rel(self, shard: int) -> str:
         return self.shard_path.replace("{shard}", str(shard))  # not str.format: the path comes from the store
@@ -338,26 +440,29 @@ class ZarrSource(ChunkedSource):
     def _load_chunk(self, index: int) -> np.ndarray:
         shard, j = divmod(index, self.chunks_per_shard)
         valid = min(self.chunk_samples, self.n_times - index * self.chunk_samples)
-        if shard in self.empty_shards:  # written, but every chunk was the fill value: no file
-            return _zeros(self.n_channels, valid, self.dtype)
         entries, rel = self._index(shard)
         off, nb = entries[j]
         if off == _EMPTY:
             return _zeros(self.n_channels, valid, self.dtype)
-        if self.plan.steps:
+        mapped = not self.plan.steps
+        if mapped:
+            # uncompressed: the chunk is a view of the mapped file, so a read is one copy (the
+            # caller's assembly) where pread would add a second; checked once per mapping, like
+            # any chunk held in the cache (the store is never rewritten in place)
+            view = np.frombuffer(self._map(shard), dtype=np.uint8, count=nb, offset=off)
+        else:
             data = os.pread(self._h_fds[shard], nb, off)
             if len(data) != nb:
                 raise self.corrupt(f"chunk {index} in {rel} is truncated ({len(data)} of {nb} bytes)")
             view = np.frombuffer(data, dtype=np.uint8)  # zero-copy; google_crc32c refuses memoryviews
-        else:
-            # uncompressed: the decoded chunk is a view of the mapped file, so a read costs the
-            # checksum and one copy (the caller's assembly) instead of pread's extra full copy
-            view = np.frombuffer(self._map(shard), dtype=np.uint8, count=nb, offset=off)
         if self.plan.crc:
             stored = int.from_bytes(view[-_CRC:].tobytes(), "little")
             view = view[:-_CRC]
-            if google_crc32c.value(view) != stored:
-                raise self.corrupt(f"chunk {index} in {rel} fails its crc32c checksum (modified or corrupted)")
+            if not (mapped and index in self._h_verified):
+                if google_crc32c.value(view) != stored:
+                    raise self.corrupt(f"chunk {index} in {rel} fails its crc32c checksum (modified or corrupted)")
+                if mapped:
+                    self._h_verified.add(index)
         try:
             arr = self.plan.decode(view)
         except Exception as exc:
@@ -393,7 +498,6 @@ class ZarrBackend:
         from zarr.storage import LocalStore
 
         n_ch, n_times, cs = layout.n_channels, layout.n_times, layout.chunk_samples
-        dtype = np.dtype(layout.dtype)
         shard = shard_samples_for(layout)
         rel = f"{SIGNALS}/{key}"
         folder = Path(root) / SIGNALS / key
@@ -403,55 +507,38 @@ class ZarrBackend:
             warnings.simplefilter("ignore")
             # a store rooted at the array folder: creating it writes no parent zarr.json, so
             # parallel workers never race on shared metadata (finalize writes the groups)
-            array = zarr.create_array(
-                LocalStore(folder), shape=(n_ch, n_times), dtype=dtype, chunks=(n_ch, cs),
+            zarr.create_array(
+                LocalStore(folder), shape=(n_ch, n_times), dtype=layout.dtype, chunks=(n_ch, cs),
                 shards={"shape": (n_ch, shard), "index_location": "end"}, filters=filters,
                 serializer=serializer, compressors=compressors, fill_value=0,
-                attributes=_attributes(layout, shard), overwrite=True,
-                config={"write_empty_chunks": False, "order": "C"})
-        shard_path = f"{rel}/c/0/{{shard}}"
-        empty: list[int] = []
-
-        def flush(s0: int, data: np.ndarray) -> None:
-            array[:, s0:s0 + data.shape[1]] = data  # one whole shard: zarr never reads it back
-            index = s0 // shard
-            if not (Path(root) / shard_path.replace("{shard}", str(index))).exists():
-                empty.append(index)
-
-        pos = 0
-        buf: np.ndarray | None = None
-        for start, block in blocks:
-            block = _as_block(block, layout)
-            if int(start) != pos:
-                raise ValueError(f"{key}: block starts at sample {start}, expected {pos} (blocks must be in order)")
-            width = block.shape[1]
-            if pos + width > n_times:
-                raise ValueError(f"{key}: blocks exceed the recording's {n_times} samples")
-            off = 0
-            while off < width:
-                s0 = (pos // shard) * shard
-                s1 = min(s0 + shard, n_times)
-                take = min(width - off, s1 - pos)
-                piece = block[:, off:off + take]
-                if buf is None and pos == s0 and take == s1 - s0:
-                    flush(s0, piece)  # the block holds this whole shard: no copy
-                else:
-                    if buf is None:
-                        buf = np.empty((n_ch, s1 - s0), dtype=dtype)
-                    buf[:, pos - s0:pos - s0 + take] = piece
-                    if pos + take == s1:
-                        flush(s0, buf)
-                        buf = None
-                pos += take
-                off += take
-        if pos != n_times:
-            raise ValueError(f"{key}: blocks cover {pos} of {n_times} samples")
+                attributes=_attributes(layout, shard), overwrite=True, config={"order": "C"})
+        encoder = _ChunkEncoder(layout, filters, serializer, compressors)
+        with _ShardWriter(folder / "c" / "0", shard // cs, layout.n_chunks) as shards:
+            pos = 0  # samples received
+            carry: np.ndarray | None = None  # a partial chunk, only if blocks are not chunk-aligned
+            for start, block in blocks:
+                block = _as_block(block, layout)
+                if int(start) != pos:
+                    raise ValueError(f"{key}: block starts at sample {start}, expected {pos} "
+                                     "(blocks must be in order)")
+                pos += block.shape[1]
+                if pos > n_times:
+                    raise ValueError(f"{key}: blocks exceed the recording's {n_times} samples")
+                if carry is not None:
+                    block, carry = np.concatenate([carry, block], axis=1), None
+                whole = block.shape[1] if pos == n_times else block.shape[1] // cs * cs
+                for g0 in range(0, whole, encoder.group_samples):
+                    for data in encoder.encode(block[:, g0:min(g0 + encoder.group_samples, whole)]):
+                        shards.add(data)
+                if whole < block.shape[1]:
+                    carry = block[:, whole:].copy()
+            if pos != n_times:
+                raise ValueError(f"{key}: blocks cover {pos} of {n_times} samples")
         return {
             "array": rel,
-            "shard_path": shard_path,
+            "shard_path": f"{rel}/c/0/{{shard}}",
             "shard_samples": shard,
             "n_shards": -(-n_times // shard),
-            "empty_shards": empty,
             "index_location": "end",
             "fill_value": 0,
             "codecs": [c.to_dict() for c in (*filters, serializer, *compressors)],
