@@ -150,6 +150,8 @@ def files_of(path: Path | list[Path]) -> list[Path]:
     """Every regular file of a store directory (or the given files)."""
     if isinstance(path, list):
         return path
+    if Path(path).is_file():
+        return [Path(path)]
     return [p for p in Path(path).rglob("*") if p.is_file()]
 
 
@@ -210,24 +212,29 @@ def disk_read_bytes() -> int:
 
 # --- memory of one operation, in a fresh process ----------------------------------------------
 _MEMORY_SNIPPET = """
-import json, os, resource, sys
-import psutil
+import json, sys
 sys.path.insert(0, {repo!r})
 from benchmarks import _memory_ops
+def status(field):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith(field + ":"))
 prepare, run = _memory_ops.OPERATIONS[{op!r}]
 state = prepare(*{args!r})
-base = psutil.Process().memory_info().rss
+with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM) to the current RSS
+    fh.write("5")
+base = status("VmRSS")
 run(state)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({{"peak_delta": max(0, peak - base)}}))
+print(json.dumps({{"peak_delta": max(0, status("VmHWM") - base)}}))
 """
 
 
 def peak_memory(op: str, *args: object) -> int:
     """Peak RSS growth (bytes) of operation ``op`` of :mod:`benchmarks._memory_ops` in a fresh child.
 
-    asv's ``peakmem_`` measures the whole benchmark process (imports, setup, other data); this
-    measures only what the operation itself adds, in a process that did nothing else.
+    asv's ``peakmem_`` measures the whole benchmark process (imports, setup, other data), and
+    ``ru_maxrss`` even inherits the parent's peak across fork+exec; this resets the kernel's
+    high-water mark (VmHWM, via /proc/self/clear_refs) after ``prepare`` and reports how far the
+    operation alone pushed it above the RSS at that moment.
     """
     code = _MEMORY_SNIPPET.format(repo=str(REPO), op=op, args=tuple(str(a) for a in args))
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")

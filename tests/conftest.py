@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
+import mne
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,3 +80,26 @@ def _fresh_chunk_cache():
     CHUNK_CACHE.clear()
     yield
     CHUNK_CACHE.clear()
+
+
+@pytest.fixture(scope="session")
+def bids_root(tmp_path_factory) -> Path:
+    mne_bids = pytest.importorskip("mne_bids")
+    src = real_data_dir() / "eegbci_S001"
+    root = tmp_path_factory.mktemp("bids")
+    for subject, run in (("001", 3), ("001", 4), ("002", 5)):
+        raw = mne.io.read_raw_edf(src / f"S001R{run:02d}.edf", preload=False, verbose="error")
+        bids_path = mne_bids.BIDSPath(subject=subject, task="motor", run=run, datatype="eeg", root=root)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mne_bids.write_raw_bids(raw, bids_path, overwrite=True, verbose="error")
+    # participant details as a study would fill them in
+    table = pd.read_csv(root / "participants.tsv", sep="\t", dtype=str, keep_default_na=False)
+    table["age"] = ["42", "n/a"]
+    table["sex"] = ["M", "F"]
+    table.to_csv(root / "participants.tsv", sep="\t", index=False)
+    # a derivative next to the raw data must not be mistaken for a recording
+    deriv = root / "derivatives" / "clean" / "sub-001" / "eeg"
+    deriv.mkdir(parents=True)
+    (deriv / "sub-001_task-motor_run-3_desc-clean_eeg.edf").symlink_to(src / "S001R03.edf")
+    return root
