@@ -82,7 +82,9 @@ def source_store(profile: str | None = None) -> Path:
     path = CACHE / f"source-{profile}-g{_generator_version()}"
     if not (path / "eegbench.json").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        eegbench.save(source_dataset(profile), path, format="parquet", compression="none", overwrite=True)
+        # integer=True keeps the ADC grid, so every store converted from this one can use it
+        eegbench.save(source_dataset(profile), path, format="parquet", compression="none", integer=True,
+                      overwrite=True)
     return path
 
 

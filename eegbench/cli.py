@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="time span of one chunk in seconds, all channels (default 1.0)")
     conv.add_argument("--integer", choices=("auto", "yes", "no"), default="auto",
                       help="store integer ADC counts when lossless (auto), always (yes) or never (no)")
+    conv.add_argument("--delta", action="store_true",
+                      help="difference filter on integer counts: ~9%% smaller, ~2x slower reads (zarr, parquet)")
     conv.add_argument("--jobs", "-j", type=int, default=1, help="recordings converted in parallel (processes)")
     conv.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     conv.add_argument("--skip-errors", action="store_true",
@@ -82,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     syn.add_argument("dest", metavar="DEST")
     syn.add_argument("--profile", default="smoke", help="dataset profile: smoke, standard, eegbci-like")
     syn.add_argument("--format", "-f", default="parquet", choices=available_formats())
-    syn.add_argument("--compression", "-c", choices=COMPRESSIONS, default="none")
+    syn.add_argument("--compression", "-c", choices=COMPRESSIONS, default=None,
+                     help=f"codec (default {DEFAULT_COMPRESSION})")
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--overwrite", action="store_true")
     syn.add_argument("--quiet", "-q", action="store_true")
@@ -137,7 +140,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     dataset = load([Path(p) for p in args.src], skip_errors=args.skip_errors)
     integer = {"auto": "auto", "yes": True, "no": False}[args.integer]
     save(dataset, args.dest, format=args.format, compression=args.compression, level=args.level,
-         chunk_seconds=args.chunk_seconds, overwrite=args.overwrite, integer=integer, jobs=args.jobs,
+         chunk_seconds=args.chunk_seconds, overwrite=args.overwrite, integer=integer, delta=args.delta,
+         jobs=args.jobs,
          progress=not args.quiet)
     if not args.quiet:
         summary = info(args.dest)

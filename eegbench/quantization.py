@@ -44,9 +44,17 @@ class Quantization:
             raise ValueError("scale, offset and gain must be 1-D arrays of one length")
         if self.dtype not in ("int16", "int32"):
             raise ValueError(f"count dtype must be int16 or int32, got {self.dtype}")
-        # which reconstruction steps are not exact identities (decided once: reads are hot)
-        object.__setattr__(self, "_has_offset", bool(np.any(self.offset != 0) or np.any(self.scale <= 0)))
-        object.__setattr__(self, "_has_gain", bool(np.any(self.gain != 1)))
+        # Decided once, because reconstruction is on every read's hot path:
+        # x + (+0.0) differs from x only for x == -0.0, which counts * scale cannot give when
+        # scale > 0, and x + (-0.0) == x always; x * 1.0 == x always.
+        object.__setattr__(self, "_add_offset", not bool(np.all(
+            (self.offset == 0) & (np.signbit(self.offset) | (self.scale > 0)))))
+        object.__setattr__(self, "_mul_gain", not bool(np.all(self.gain == 1.0)))
+        # parameters shared bitwise by every channel are applied as scalars (2-3x faster than a
+        # broadcast column); bit patterns are compared so 0.0 and -0.0 stay distinct
+        shared = self.scale.size > 0 and all(
+            bool(np.all(p.view(np.uint64) == p.view(np.uint64)[0])) for p in (self.scale, self.offset, self.gain))
+        object.__setattr__(self, "_shared", shared)
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Quantization) and self.dtype == other.dtype
@@ -62,20 +70,34 @@ class Quantization:
             return self
         return Quantization(self.scale[channels], self.offset[channels], self.gain[channels], self.dtype)
 
-    def reconstruct(self, counts: np.ndarray, channels: np.ndarray | None = None) -> np.ndarray:
-        """Counts (n_channels x n_samples) -> float32 volts. ``channels`` picks the map rows.
+    def reconstruct(self, counts: np.ndarray, channels: np.ndarray | None = None,
+                    out: np.ndarray | None = None) -> np.ndarray:
+        """Counts -> float32 volts. ``counts`` rows are the channels ``channels`` (indices into
+        this map; None: all), already picked. Writes into ``out`` (float32) when given."""
+        return self.finish(counts.astype(np.float64), channels, out)  # astype: never aliases counts
 
-        Hot path of every integer read: fused cast+multiply, in-place float64 steps, and the
-        offset/gain steps skipped when they are exact identities (offset 0 with positive scale,
-        so no -0.0 can appear; gain 1).
+    def finish(self, x: np.ndarray, channels: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`reconstruct` from counts already converted to float64 in ``x`` (changed in place).
+
+        The same float64 operations in the same order as the contract in the module docstring,
+        with exact identities skipped and the last product rounded once straight into float32.
         """
-        q = self.pick(channels)
-        x = np.multiply(counts, q.scale[:, None], dtype=np.float64)
-        if q._has_offset:
-            x += q.offset[:, None]
-        if q._has_gain:
-            x *= q.gain[:, None]
-        return x.astype(np.float32)
+        if self._shared:
+            s, o, g = float(self.scale[0]), float(self.offset[0]), float(self.gain[0])
+        elif channels is None:
+            s, o, g = self.scale[:, None], self.offset[:, None], self.gain[:, None]
+        else:
+            s, o, g = self.scale[channels, None], self.offset[channels, None], self.gain[channels, None]
+        x *= s
+        if self._add_offset:
+            x += o
+        if out is None:
+            out = np.empty(x.shape, dtype=np.float32)
+        if self._mul_gain:
+            np.multiply(x, g, out=out, casting="same_kind")  # float64 product, rounded once to float32
+        else:
+            out[...] = x
+        return out
 
     def to_counts(self, samples: np.ndarray) -> np.ndarray:
         """Float32 volts -> integer counts, verified to reconstruct bit for bit.

@@ -47,12 +47,14 @@ def chunk_samples_for(sfreq: float, n_times: int, chunk_seconds: float) -> int:
 def plan_layout(recording: Recording, codec: CodecSpec, chunk_seconds: float, integer: bool | str,
                 delta: bool | None, backend: FormatBackend) -> SignalLayout:
     """Decide how ``recording`` is stored (dtype, chunking, codec, quantization)."""
-    q = recording.quantization if integer in (True, "auto") else None
+    # "auto": counts when a codec compresses them (2.7x smaller than float32 on real EEG); an
+    # uncompressed store keeps float32 so a read is a plain copy (the np.memmap limit)
+    wanted = integer is True or (integer == "auto" and codec.compression != "none")
+    q = recording.quantization if wanted else None
     if integer is True and q is None:
         raise OptionError(f"{recording.name}: integer=True but its samples have no known ADC grid "
                           "(they were not read from an integer file, or were processed); use integer='auto'")
-    use_delta = (q is not None and codec.compression != "none" and backend.supports_delta) if delta is None \
-        else bool(delta) and q is not None and codec.compression != "none"
+    use_delta = bool(delta) and q is not None and codec.compression != "none"
     chunk = chunk_samples_for(recording.sfreq, recording.n_times, chunk_seconds)
     return SignalLayout(recording.n_channels, recording.n_times, q.dtype if q is not None else "float32",
                         chunk, replace(codec, delta=use_delta), q)
@@ -160,7 +162,7 @@ def _pid_alive(pid: int) -> bool:
 
 def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str = DEFAULT_FORMAT, *,
          compression: str | None = None, level: int | None = None, chunk_seconds: float | None = None,
-         overwrite: bool = False, integer: bool | str = "auto", delta: bool | None = None,
+         overwrite: bool = False, integer: bool | str = "auto", delta: bool = False,
          jobs: int = 1, progress: bool = False) -> Path:
     """Store ``dataset`` at ``path`` in ``format`` (``"hdf5"``, ``"zarr"`` or ``"parquet"``).
 
@@ -173,12 +175,14 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str = DE
         Time span of one chunk (all channels), in seconds; default 1.0 s. A random window reads
         only the chunks it overlaps.
     integer
-        ``"auto"`` (default): store ADC counts + calibration when every sample provably lies on
-        the recording's integer grid (EDF/BDF/BrainVision, synthetic, stores), verified bit for
-        bit; float32 otherwise. ``False``: always float32. ``True``: require integers.
+        ``"auto"`` (default): with a codec, store ADC counts + calibration when every sample
+        provably lies on the recording's integer grid (EDF/BDF/BrainVision, synthetic, stores),
+        verified bit for bit, else float32; with ``compression="none"``, float32 (reads are then
+        a plain memory copy). ``False``: always float32. ``True``: counts, or an error.
     delta
-        Difference filter before the codec for integer storage; default: where the format
-        supports it (Zarr, NumPy+Parquet).
+        Difference filter before the codec for integer storage: ~9% smaller on real EEG (EEGBCI
+        3.8x -> 4.1x with blosc-zstd) but about 2x slower reads; for archives and Hub uploads.
+        Zarr and NumPy+Parquet only.
     jobs
         Recordings converted in parallel (joblib processes).
     overwrite

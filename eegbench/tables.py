@@ -118,7 +118,8 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
     for col in json_cols:
         frame[col] = [None if v is None else to_json(v) for v in frame[col]]
     try:
-        table = pa.Table.from_pandas(frame, preserve_index=None)
+        # a frame without columns keeps its row count only through its index
+        table = pa.Table.from_pandas(frame, preserve_index=True if frame.shape[1] == 0 else None)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise MetadataError(f"cannot store table as Parquet: {exc}") from exc
     meta = dict(table.schema.metadata or {})

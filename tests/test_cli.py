@@ -67,7 +67,7 @@ def test_best_configuration_compresses_eegbci_at_least_4x(real_sources, tmp_path
     """Acceptance: lossless >= 4x vs float32 on EEGBCI with integer counts + delta + blosc-zstd."""
     edfs = [p for p in real_sources if p.suffix == ".edf"]
     dest = tmp_path / "best"
-    assert main(["convert", *map(str, edfs), str(dest), "--format", "zarr", "--compression", "blosc-zstd", "-q"]) == 0
+    assert main(["convert", *map(str, edfs), str(dest), "--format", "zarr", "--compression", "blosc-zstd", "--delta", "-q"]) == 0
     summary = eegbench.info(dest)
     assert summary["stored_dtypes"] == ["int16"] and "+delta" in summary["codec"]
     assert summary["compression_ratio"] >= 4.0

@@ -54,6 +54,7 @@ def _recording(x: np.ndarray, q: Quantization | None = None) -> Recording:
 
 def _save(tmp_path, x, q=None, name="s", **kw):
     kw.setdefault("chunk_seconds", 0.5)  # 125 samples: 10 chunks, the last one 109 samples
+    kw.setdefault("integer", True if q is not None else "auto")  # counts even when uncompressed
     return eegbench.save(_recording(x, q), tmp_path / name, format="hdf5", **kw)
 
 

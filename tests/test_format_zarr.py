@@ -27,7 +27,7 @@ from eegbench.model import ArraySource
 
 CODECS = [("none", None), ("zstd", 3), ("blosc-zstd", 5), ("blosc-lz4", 5), ("gzip", 4)]
 # (quantized samples, delta option): int16 counts with and without delta, float32 volts
-VARIANTS = {"int16+delta": (True, None), "int16": (True, False), "float32": (False, None)}
+VARIANTS = {"int16+delta": (True, True), "int16": (True, False), "float32": (False, False)}
 EMPTY = 2**64 - 1
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # zarr: numcodecs codecs / consolidated metadata
@@ -78,12 +78,13 @@ def test_round_trip_every_codec(tmp_path, monkeypatch, compression, level, varia
     rec = _rec(quantized=quantized)
     # 37-sample chunks (1050 is not a multiple), 4 chunks per shard: 8 shards, the last one short
     monkeypatch.setattr(zb, "SHARD_MAX_BYTES", 6 * 37 * 4 * 4 if not quantized else 6 * 37 * 2 * 4)
-    ds = _save(rec, tmp_path / "s", compression=compression, level=level, chunk_seconds=0.37, delta=delta)
+    ds = _save(rec, tmp_path / "s", compression=compression, level=level, chunk_seconds=0.37, delta=delta,
+               integer=True if quantized else "auto")
     back = ds[0]
     src = back.source
     assert src.chunk_samples == 37 and src.storage["shard_samples"] == 148 and src.storage["n_shards"] == 8
     assert src.dtype == (np.int16 if quantized else np.float32)
-    assert src.layout.codec.delta == (quantized and delta is None and compression != "none")
+    assert src.layout.codec.delta == (quantized and delta and compression != "none")
     names = [c["name"] for c in src.storage["codecs"]]
     assert names[-1] == "crc32c" and ("numcodecs.delta" in names) == src.layout.codec.delta
     _bitwise_equal(back.get_data(), rec.get_data())
@@ -113,7 +114,7 @@ def test_int32_counts_with_delta(tmp_path):
     q = Quantization(np.full(3, 0.5), np.zeros(3), np.full(3, 1e-9), "int32")
     rec = Recording(ArraySource(q.reconstruct(counts), quantization=q), 100.0, ["a", "b", "c"],
                     description={"subject": "x"})
-    ds = _save(rec, tmp_path / "s", compression="zstd", chunk_seconds=0.33)
+    ds = _save(rec, tmp_path / "s", compression="zstd", chunk_seconds=0.33, delta=True)
     src = ds[0].source
     assert src.dtype == np.int32 and src.layout.codec.delta
     _bitwise_equal(ds[0].get_data(), rec.get_data())
@@ -184,8 +185,7 @@ def test_plain_zarr_reads_the_store_consolidated(tmp_path):
         assert array.chunks == (rec.n_channels, back.source.chunk_samples)  # inner chunk
         _bitwise_equal(array[...], back.source.read_counts(0, rec.n_times))
         attrs = array.attrs["eegbench"]
-        assert attrs["chunk_samples"] == back.source.chunk_samples and attrs["codec"] == "gzip-4" + \
-            ("+delta" if rec.quantization is not None else "")
+        assert attrs["chunk_samples"] == back.source.chunk_samples and attrs["codec"] == "gzip-4"
     q_attrs = group["signals/rec-00000"].attrs["eegbench"]
     q = recs[0].quantization
     volts = Quantization(np.array(q_attrs["q_scale"]), np.array(q_attrs["q_offset"]),

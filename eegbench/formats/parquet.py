@@ -40,9 +40,8 @@ import google_crc32c
 import numcodecs
 import numpy as np
 
-from ..codecs import decode_chunk, encode_chunk, numcodecs_pipeline
+from ..codecs import decode_chunk, encode_chunk, numcodecs_pipeline, undelta
 from ..errors import CorruptStoreError
-from ..quantization import Quantization
 from . import SignalLayout, register
 from ._chunks import ChunkedSource
 
@@ -67,76 +66,12 @@ def _paths(root: Path, key: str) -> dict[str, Path]:
 # ---------------------------------------------------------------------------------------------
 # fast exact kernels (hot path)
 # ---------------------------------------------------------------------------------------------
-class _Affine:
-    """:meth:`Quantization.reconstruct`, bit for bit, with fewer and cheaper passes over the window.
-
-    Same float64 operations in the same order, but: steps that are exact identities for *every*
-    channel are skipped (``+ 0.0`` when no product can be ``-0.0``; ``* 1.0`` always); parameters
-    shared by all channels (EEGBCI's EDF files, most amplifiers) are applied as scalars, which
-    NumPy does 2-3x faster than a broadcast column; the last multiply writes float32 directly.
-    For 129 x 1000 int16: 0.24 -> 0.11 ms (general EDF-like map), 0.24 -> 0.07 ms (offset 0, gain 1).
-    """
-
-    __slots__ = ("scale", "offset", "gain", "add_offset", "mul_gain", "shared")
-
-    def __init__(self, q: Quantization) -> None:
-        # x + (+0.0) differs from x only for x == -0.0, which c * s cannot produce when s > 0;
-        # x + (-0.0) == x always
-        self.add_offset = not bool(np.all((q.offset == 0) & (np.signbit(q.offset) | (q.scale > 0))))
-        self.mul_gain = not bool(np.all(q.gain == 1.0))
-        params = (q.scale, q.offset, q.gain)
-        # bitwise-equal across channels (np.unique would merge 0.0 and -0.0)
-        self.shared = all(np.all(p.view(np.uint64) == p.view(np.uint64)[0]) for p in params) and q.scale.size > 0
-        if self.shared:
-            self.scale, self.offset, self.gain = (float(p[0]) for p in params)
-        else:
-            self.scale, self.offset, self.gain = (p[:, None] for p in params)
-
-    def __call__(self, counts: np.ndarray, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
-        """Float32 volts of ``counts`` (rows already picked by ``channels``); a new array or ``out``."""
-        return self.finish(counts.astype(np.float64), channels, out)  # astype: never aliases the input
-
-    def finish(self, x: np.ndarray, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
-        """Same, from counts already converted to float64 in ``x`` (modified in place)."""
-        if channels is None or self.shared:
-            s, o, g = self.scale, self.offset, self.gain
-        else:
-            s, o, g = self.scale[channels], self.offset[channels], self.gain[channels]
-        x *= s
-        if self.add_offset:
-            x += o
-        if out is None:
-            out = np.empty(x.shape, dtype=np.float32)
-        if self.mul_gain:
-            np.multiply(x, g, out=out, casting="same_kind")  # float64 product, rounded once to float32
-        else:
-            out[...] = x
-        return out
-
-
-def _undelta(arr: np.ndarray) -> np.ndarray:
-    """Inverse of ``numcodecs.Delta`` (cumulative sum of the flattened chunk, wrapping), exact.
-
-    ``numcodecs.Delta.decode`` runs ``np.cumsum`` in int16, which NumPy does ~4x slower than in
-    32-bit (0.16 vs 0.04 ms per 64 k samples). Modular arithmetic makes the unsigned 32-bit sum,
-    truncated to the stored width, identical bit for bit (and overflow is well defined).
-    """
-    flat = arr.reshape(-1)
-    u32 = np.dtype("<u4")
-    if arr.dtype.itemsize == 4:
-        acc = np.cumsum(flat.view(u32), dtype=u32)
-    else:
-        acc = np.cumsum(flat.view("<u2").astype(u32), dtype=u32).astype("<u2")
-    return acc.view(arr.dtype).reshape(arr.shape)
-
-
 # ---------------------------------------------------------------------------------------------
 # lazy sources
 # ---------------------------------------------------------------------------------------------
 class _Source(ChunkedSource):
     """Shared conversion of stored samples to float32 (always a new array)."""
 
-    _h_affine: _Affine | None = None
 
     def __init__(self, root: Path, key: str, layout: SignalLayout, storage: dict[str, Any],
                  files: dict[str, Path]) -> None:
@@ -146,16 +81,10 @@ class _Source(ChunkedSource):
     def _rel(self, kind: str) -> str:
         return self._files[kind].relative_to(self.root).as_posix()
 
-    def _affine(self) -> _Affine:
-        aff = self._h_affine
-        if aff is None:
-            aff = self._h_affine = _Affine(self.quantization)
-        return aff
-
     def _to_float(self, raw: np.ndarray, channels: np.ndarray | None) -> np.ndarray:
         # the base class may return ``raw`` itself (a cached chunk) for a float32 whole-chunk read
         if self.quantization is not None:
-            return self._affine()(raw if channels is None else raw[channels], channels)
+            return self.quantization.reconstruct(raw if channels is None else raw[channels], channels)
         if channels is not None:
             return raw.take(channels, axis=0)  # fancy take: always a copy
         return np.array(raw, dtype=np.float32, order="C")
@@ -216,7 +145,7 @@ class NpySource(_Source):
         arr = self._array()
         if self.quantization is not None:
             view = arr[:, start:stop] if channels is None else arr[channels, start:stop]
-            return self._affine()(view, channels)
+            return self.quantization.reconstruct(view, channels)
         if channels is None:
             return np.array(arr[:, start:stop])  # one copy straight out of the page cache
         return arr[channels, start:stop]  # fancy indexing copies
@@ -226,10 +155,10 @@ class NpySource(_Source):
         n_ch = self.n_channels if channels is None else len(channels)
         out = np.empty((len(starts), n_ch, length), dtype=np.float32)
         rows = slice(None) if channels is None else channels
-        aff = self._affine() if self.quantization is not None else None
+        q = self.quantization
         for i, s in enumerate(np.asarray(starts, dtype=np.int64).tolist()):
-            if aff is not None:
-                aff(arr[rows, s:s + length], channels, out=out[i])
+            if q is not None:
+                q.reconstruct(arr[rows, s:s + length], channels, out=out[i])
             else:
                 out[i] = arr[rows, s:s + length]
         return out
@@ -291,7 +220,7 @@ class ChunkFileSource(_Source):
         shape = (self.n_channels, min(cs, self.n_times - index * cs))
         arr = decode_chunk(data, self._h_pipeline, self.dtype, shape)
         if self._h_delta:
-            arr = _undelta(arr)
+            arr = undelta(arr)
         arr.flags.writeable = False  # cached and shared: nobody may modify it
         return arr
 
@@ -313,7 +242,7 @@ class ChunkFileSource(_Source):
             c0 = ci * cs
             a, b = max(start, c0), min(stop, c0 + cs)
             out[:, a - start:b - start] = self.chunk(ci)[rows, a - c0:b - c0]
-        return self._affine().finish(out, channels) if quantized else out
+        return self.quantization.finish(out, channels) if quantized else out
 
 
 # ---------------------------------------------------------------------------------------------
