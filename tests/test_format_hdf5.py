@@ -81,7 +81,7 @@ def _flip_middle_of_chunk(path, chunk: int, chunk_samples: int) -> None:
 def test_round_trip_is_bitwise(tmp_path, compression, stored, chunk_seconds):
     counts, q, x = _signals()
     path = _save(tmp_path, x, q, compression=compression, chunk_seconds=chunk_seconds,
-                 integer="auto" if stored == "int16" else False)
+                 integer=stored == "int16")
     rec = eegbench.open(path)[0]
     src = rec.source
     assert isinstance(src, HDF5Source) and src.dtype == np.dtype(stored)
