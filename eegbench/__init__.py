@@ -19,13 +19,14 @@ from .codecs import COMPRESSIONS, CodecSpec
 from .formats import available_formats
 from .model import Annotations, Dataset, Recording
 from .quantization import Quantization
+from .sources import synthetic  # eegbench.synthetic.make_dataset(...)
 from .store import info, open, save, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
     "COMPRESSIONS", "Annotations", "CodecSpec", "Dataset", "Quantization", "Recording",
-    "available_formats", "errors", "from_bids", "from_files", "from_mne", "info", "open", "save",
+    "available_formats", "errors", "from_bids", "synthetic", "from_files", "from_mne", "info", "open", "save",
     "verify", "__version__",
 ]
 

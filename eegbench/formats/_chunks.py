@@ -27,6 +27,26 @@ from ..errors import CorruptStoreError
 from . import SignalLayout
 
 
+def open_random_access(path: str | os.PathLike) -> int:
+    """Open a signal file for chunk reads: read-only, close-on-exec, and marked for random access.
+
+    Readers fetch a window's chunks, not whole files; without the hint the kernel's readahead
+    (8 MiB on the VM we measure on) turns one cold 2-s window into megabytes read from disk.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+    return fd
+
+
+def advise_random(mapping: Any) -> None:
+    """The same hint for a memory map (``mmap.mmap`` or the ``_mmap`` of an ``np.memmap``)."""
+    import mmap
+
+    if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        mapping.madvise(mmap.MADV_RANDOM)
+
+
 class ChunkCache:
     """Process-wide LRU of decoded chunks, bounded by ``max_bytes``."""
 

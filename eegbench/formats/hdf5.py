@@ -57,7 +57,7 @@ import numpy as np
 from ..codecs import CodecSpec
 from ..errors import CorruptStoreError, UnsupportedCodecError
 from . import SignalLayout, register
-from ._chunks import ChunkedSource
+from ._chunks import ChunkedSource, open_random_access
 
 SIGNALS = "/signals"
 INDEX = "/chunk_index"
@@ -122,7 +122,7 @@ class HDF5Source(ChunkedSource):
             self._read_structure()
         if self._h_index is not None:
             try:
-                self._h_fd = os.open(self.root / self._rel(), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+                self._h_fd = open_random_access(self.root / self._rel())
             except FileNotFoundError as exc:
                 raise self.corrupt(f"signal file {self._rel()} is missing", exc) from exc
 

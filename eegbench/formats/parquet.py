@@ -43,7 +43,7 @@ import numpy as np
 from ..codecs import decode_chunk, encode_chunk, numcodecs_pipeline, undelta
 from ..errors import CorruptStoreError
 from . import SignalLayout, register
-from ._chunks import ChunkedSource
+from ._chunks import ChunkedSource, advise_random, open_random_access
 
 STORAGE_VERSION = 1
 SIGNALS_DIR = "signals"
@@ -94,6 +94,8 @@ class NpySource(_Source):
     """Uncompressed recording: slices of a read-only memmap of ``signals/<key>.npy``, copied."""
 
     _h_arr: np.ndarray | None = None
+    _h_fd: int | None = None
+    _h_size: int = 0
 
     def _open(self) -> None:
         path = self._files["npy"]
@@ -114,12 +116,21 @@ class NpySource(_Source):
             raise self.corrupt(f"signal file {rel} has {size} bytes, expected {mm.offset + mm.nbytes}")
         # a plain ndarray view of the mapping: slicing it skips np.memmap's Python-level __getitem__
         self._h_arr = mm.view(np.ndarray)
+        # an fd of our own: one fstat per read (~1 us) turns a file truncated while open into
+        # CorruptStoreError instead of a SIGBUS when the copy touches a page past the new end
+        self._h_size = size
+        self._h_fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        advise_random(getattr(mm, "_mmap", None))  # no 8 MiB readahead per page fault
 
     def _close(self) -> None:
         self._h_arr = None  # readers still holding the array keep the mapping alive; nothing is unmapped under them
+        fd, self._h_fd = getattr(self, "_h_fd", None), None
+        if fd is not None:
+            os.close(fd)
 
     def _forget_handles(self) -> None:
         self._h_arr = None
+        self._h_fd = None  # the parent's descriptor: not ours to close
 
     def _array(self) -> np.ndarray:
         arr = self._h_arr
@@ -130,6 +141,9 @@ class NpySource(_Source):
                 if arr is None:  # closed and reopened concurrently
                     self._open()
                     arr = self._h_arr
+        fd = self._h_fd
+        if fd is not None and os.fstat(fd).st_size != self._h_size:
+            raise self.corrupt(f"signal file {self._rel('npy')} changed size while open (truncated or replaced)")
         return arr
 
     def _load_chunk(self, index: int) -> np.ndarray:
@@ -181,7 +195,7 @@ class ChunkFileSource(_Source):
         if index.dtype != np.dtype("<i8") or index.shape != (n, 3) or (n and (index.min() < 0)):
             raise self.corrupt(f"chunk index {rel_index} holds {index.dtype} {index.shape}, expected int64 ({n}, 3)")
         try:
-            fd = os.open(self._files["chunks"], os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            fd = open_random_access(self._files["chunks"])
         except FileNotFoundError as exc:
             raise self.corrupt(f"chunk file {rel_chunks} is missing", exc) from exc
         size = os.fstat(fd).st_size

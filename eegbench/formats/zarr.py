@@ -67,7 +67,7 @@ import numpy as np
 from ..codecs import undelta
 from ..errors import CorruptStoreError
 from . import SignalLayout, register
-from ._chunks import ChunkedSource
+from ._chunks import ChunkedSource, advise_random, open_random_access
 
 #: cap on a shard's raw (decoded) bytes; a recording above it is split into equal shards
 SHARD_MAX_BYTES = 256 << 20
@@ -388,7 +388,7 @@ class ZarrSource(ChunkedSource):
         if fd is None:
             rel = self._rel(shard)
             try:
-                fd = os.open(self.root / rel, os.O_RDONLY)
+                fd = open_random_access(self.root / rel)
             except FileNotFoundError as exc:
                 raise self.corrupt(f"shard file {rel} is missing", exc) from exc
             self._h_fds[shard] = fd
@@ -399,6 +399,7 @@ class ZarrSource(ChunkedSource):
         if mm is None:
             # the index check proved the file holds every chunk it lists (no SIGBUS on valid offsets)
             mm = self._h_maps[shard] = mmap.mmap(self._h_fds[shard], 0, access=mmap.ACCESS_READ)
+            advise_random(mm)
         return mm
 
     def _index(self, shard: int) -> tuple[list[list[int]], str]:
@@ -439,6 +440,8 @@ class ZarrSource(ChunkedSource):
             # uncompressed: the chunk is a view of the mapped file, so a read is one copy (the
             # caller's assembly) where pread would add a second; checked once per mapping, like
             # any chunk held in the cache (the store is never rewritten in place)
+            if os.fstat(self._h_fds[shard]).st_size < off + nb:  # truncated while open: no SIGBUS
+                raise self.corrupt(f"chunk {index} in {rel} is truncated (the file shrank while open)")
             view = np.frombuffer(self._map(shard), dtype=np.uint8, count=nb, offset=off)
         else:
             data = os.pread(self._h_fds[shard], nb, off)
