@@ -107,38 +107,33 @@ def supported(fmt: str, compression: str) -> bool:
     return compression in get_backend(fmt).compressions
 
 
-def memmap_baseline(profile: str | None = None) -> list[Path]:
-    """float32 ``.npy`` per recording: np.memmap of these is the physical limit for warm reads."""
+def _per_recording_files(kind: str, name: str, write, profile: str | None) -> list[Path]:
+    """One file per recording of the profile's source, written once by ``write(rec, tmp_path)``."""
     import eegbench
 
     profile = profile or profile_name()
-    folder = CACHE / f"baseline-npy-{profile}-g{_generator_version()}"
+    folder = CACHE / f"baseline-{kind}-{profile}-g{_generator_version()}"
     ds = eegbench.open(source_store(profile))
-    paths = [folder / f"{i:05d}.npy" for i in range(len(ds))]
-    if not all(p.exists() for p in paths):
-        folder.mkdir(parents=True, exist_ok=True)
-        for rec, path in zip(ds, paths):
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, rec.get_data())
-            os.replace(tmp, path)
-    return paths
-
-
-def fif_baseline(profile: str | None = None) -> list[Path]:
-    """One FIF file per recording (float32 samples), read by MNE lazily: what people use today."""
-    import eegbench
-
-    profile = profile or profile_name()
-    folder = CACHE / f"baseline-fif-{profile}-g{_generator_version()}"
-    ds = eegbench.open(source_store(profile))
-    paths = [folder / f"rec{i:05d}_raw.fif" for i in range(len(ds))]
+    paths = [folder / name.format(i=i) for i in range(len(ds))]
     if not all(p.exists() for p in paths):
         folder.mkdir(parents=True, exist_ok=True)
         for rec, path in zip(ds, paths):
             tmp = path.with_name("tmp_" + path.name)
-            rec.to_mne().save(tmp, fmt="single", overwrite=True, verbose="error")
-            os.replace(tmp, path)
+            write(rec, tmp)
+            os.replace(tmp, path)  # a killed fixture build never leaves a half file under the real name
     return paths
+
+
+def memmap_baseline(profile: str | None = None) -> list[Path]:
+    """float32 ``.npy`` per recording: np.memmap of these is the physical limit for warm reads."""
+    return _per_recording_files("npy", "{i:05d}.npy", lambda rec, p: np.save(p, rec.get_data()), profile)
+
+
+def fif_baseline(profile: str | None = None) -> list[Path]:
+    """One FIF file per recording (float32 samples), read by MNE lazily: what people use today."""
+    return _per_recording_files(
+        "fif", "rec{i:05d}_raw.fif",
+        lambda rec, p: rec.to_mne().save(p, fmt="single", overwrite=True, verbose="error"), profile)
 
 
 def edf_baseline(profile: str | None = None) -> list[Path]:

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import numpy as np
 
 from ..errors import CorruptStoreError
@@ -146,6 +147,16 @@ class ChunkedSource:
         detail = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
         return CorruptStoreError(f"{self.root}: recording {self.key}: {what}{detail}; "
                                  f"run `eegbench verify {self.root}` and re-convert or re-download the store")
+
+    def pread_checked(self, fd: int, offset: int, nbytes: int, crc: int, rel: str, index: int) -> bytes:
+        """The stored bytes of chunk ``index`` (``nbytes`` at ``offset`` of file ``rel``), checked
+        for length and CRC32C: a truncated or modified chunk is an error, never data."""
+        data = os.pread(fd, nbytes, offset)
+        if len(data) != nbytes:
+            raise self.corrupt(f"chunk {index} is truncated in {rel} ({len(data)} of {nbytes} bytes at offset {offset})")
+        if google_crc32c.value(data) != crc:
+            raise self.corrupt(f"chunk {index} fails its CRC32C check in {rel} (bytes {offset}..{offset + nbytes})")
+        return data
 
     # --- reading --------------------------------------------------------------------------
     def chunk(self, index: int) -> np.ndarray:

@@ -188,13 +188,7 @@ class HDF5Source(ChunkedSource):
             arr.flags.writeable = False  # cached and shared: nobody may modify it
             return arr
         offset, size, mask, crc = self._h_index[index]
-        data = os.pread(self._h_fd, size, offset)
-        if len(data) != size:
-            raise self.corrupt(f"chunk {index} is truncated in {self._rel()} "
-                               f"({len(data)} of {size} bytes at offset {offset})")
-        if google_crc32c.value(data) != crc:
-            raise self.corrupt(f"chunk {index} fails its CRC32C check in {self._rel()} "
-                               f"(bytes {offset}..{offset + size})")
+        data = self.pread_checked(self._h_fd, offset, size, crc, self._rel(), index)
         arr = self._decode(data, mask).view(self.dtype).reshape(self.n_channels, cs)
         if n < cs:  # HDF5 stores the last chunk at full size, padded; keep the recording's samples
             arr = np.ascontiguousarray(arr[:, :n])

@@ -223,13 +223,7 @@ class ChunkFileSource(_Source):
 
     def _load_chunk(self, index: int) -> np.ndarray:
         offset, nbytes, crc = self._h_offsets[index], self._h_nbytes[index], self._h_crcs[index]
-        data = os.pread(self._h_fd, nbytes, offset)
-        if len(data) != nbytes:
-            raise self.corrupt(f"chunk {index} is truncated in {self._rel('chunks')} "
-                               f"({len(data)} of {nbytes} bytes at offset {offset})")
-        if google_crc32c.value(data) != crc:
-            raise self.corrupt(f"chunk {index} fails its CRC32C check in {self._rel('chunks')} "
-                               f"(bytes {offset}..{offset + nbytes})")
+        data = self.pread_checked(self._h_fd, offset, nbytes, crc, self._rel("chunks"), index)
         cs = self.chunk_samples
         shape = (self.n_channels, min(cs, self.n_times - index * cs))
         arr = decode_chunk(data, self._h_pipeline, self.dtype, shape)
