@@ -165,6 +165,14 @@ def evict(paths: Path | list[Path]) -> None:
             os.close(fd)
 
 
+def warm(paths: Path | list[Path]) -> None:
+    """Read files once so their pages are in the page cache (the "warm" state)."""
+    for path in files_of(paths):
+        with open(path, "rb", buffering=0) as fh:
+            while fh.read(16 << 20):
+                pass
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
