@@ -6,9 +6,9 @@
 For each format x codec x chunk span, and for np.memmap of float32 .npy (the physical limit), MNE
 reading FIF lazily and (real profile) MNE reading the source EDF lazily:
 
-* warm: ms per random 2-s all-channel window (median of ``--reads`` after a warm-up; the decoded
-  chunk cache is disabled so every read decodes), and the decode-only time of the same codec on
-  just the chunk bytes that cover each window;
+* warm: ms per random 2-s all-channel window (median of ``--reads``, each window read once before
+  so its pages are cached; the decoded-chunk cache is disabled so every read decodes), and the
+  decode-only time of the same codec on just the chunk bytes that cover each window;
 * cold: ms per window and MB read from disk per window when every file of the store was evicted
   from the page cache before each read (fsync + POSIX_FADV_DONTNEED; ``/proc/self/io``);
 * open: ms per recording and peak memory growth of ``eegbench.open`` (fresh process);
@@ -104,7 +104,7 @@ def measure_access(target: fx.Target, n_reads: int, n_cold: int, seed: int) -> d
 
     CHUNK_CACHE.max_bytes, saved = 0, CHUNK_CACHE.max_bytes  # every read decodes: no chunk reuse
     try:
-        _time_reads(read, windows[:50])
+        _time_reads(read, windows[50:])  # warm: the timed windows' pages are in the page cache
         warm = _time_reads(read, windows[50:])
         # memmaps and open stores keep pages mapped; closing them lets eviction work (reopen is lazy)
         cold, cold_bytes = _cold_reads(read, windows[50:50 + n_cold], target.files, target.release)
@@ -153,6 +153,7 @@ def measure_loader(path: Path, window: int, n_batches: int) -> dict:
 
     from eegbench.torch import WindowDataset, worker_init_fn
 
+    fx.warm(path)  # every variant starts from a warm page cache
     wds = WindowDataset(path, window_samples=window)
     out = {}
     for workers in (0, 2):
