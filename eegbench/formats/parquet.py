@@ -96,6 +96,8 @@ class NpySource(_Source):
     _h_arr: np.ndarray | None = None
     _h_fd: int | None = None
     _h_size: int = 0
+    _h_mmap = None
+    _h_offset: int = 0
 
     def _open(self) -> None:
         path = self._files["npy"]
@@ -120,7 +122,8 @@ class NpySource(_Source):
         # CorruptStoreError instead of a SIGBUS when the copy touches a page past the new end
         self._h_size = size
         self._h_fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        advise_random(getattr(mm, "_mmap", None))  # no 8 MiB readahead per page fault
+        self._h_mmap, self._h_offset = getattr(mm, "_mmap", None), int(mm.offset)
+        advise_random(self._h_mmap)  # no 8 MiB readahead per page fault
 
     def _close(self) -> None:
         self._h_arr = None  # readers still holding the array keep the mapping alive; nothing is unmapped under them
@@ -153,10 +156,28 @@ class NpySource(_Source):
     def read_counts(self, start: int, stop: int) -> np.ndarray:
         return np.array(self._array()[:, start:stop])
 
+    #: requests of at least this many bytes per channel ask the kernel to read each channel's span
+    #: in one go (random-access mode would otherwise fault it in page by page)
+    PREFETCH_BYTES = 16 << 10
+
+    def _prefetch(self, start: int, stop: int, channels: np.ndarray | None) -> None:
+        import mmap
+
+        itemsize, mm = self.dtype.itemsize, self._h_mmap
+        span = (stop - start) * itemsize
+        if mm is None or span < self.PREFETCH_BYTES or not hasattr(mmap, "MADV_WILLNEED"):
+            return
+        row_bytes = self.n_times * itemsize
+        for row in range(self.n_channels) if channels is None else np.unique(channels):
+            first = self._h_offset + int(row) * row_bytes + start * itemsize
+            aligned = first - first % mmap.PAGESIZE
+            mm.madvise(mmap.MADV_WILLNEED, aligned, first + span - aligned)
+
     def read(self, start: int, stop: int, channels: np.ndarray | None) -> np.ndarray:
         if stop <= start:
             return np.empty((self.n_channels if channels is None else len(channels), 0), dtype=np.float32)
         arr = self._array()
+        self._prefetch(start, stop, channels)
         if self.quantization is not None:
             view = arr[:, start:stop] if channels is None else arr[channels, start:stop]
             return self.quantization.reconstruct(view, channels)
