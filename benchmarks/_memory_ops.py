@@ -10,8 +10,14 @@ import numpy as np
 
 
 def _prep_open(path: str):
-    import eegbench  # noqa: F401 - imported before the baseline RSS is taken
+    # imports happen once per process, not per open: load eegbench and every backend first so
+    # the measurement is what opening a store allocates (it must not grow with the data)
+    import eegbench
+    from eegbench.formats import available_formats, get_backend
 
+    for name in available_formats():
+        get_backend(name)
+    eegbench.open(path).close()  # also warms lazy module state such as pyarrow's
     return path
 
 
