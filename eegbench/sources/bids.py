@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import EmptyDatasetError, OptionError, SourceNotFoundError, SourceReadError
 from ..model import Dataset, Recording
-from .mne import FileSource, _quantization_of, recording_from_raw
+from .mne import FileSource, _quantization_of, read_each, recording_from_raw
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
@@ -190,14 +190,7 @@ def from_bids(root: str | os.PathLike, subject: Any = None, session: Any = None,
         raise EmptyDatasetError(f"{root}: no {datatype} recording matches {_describe_filters(filters)}; "
                                 f"available {_available(root, datatype)}")
     participants = read_participants(root)
-    recordings: list[Recording] = []
-    for bp in paths:
-        try:
-            recordings.append(_recording(bp, participants, extra_params, preload))
-        except SourceReadError as exc:
-            if not skip_errors:
-                raise
-            warnings.warn(f"skipped: {exc}", stacklevel=2)
+    recordings = read_each(paths, lambda bp: _recording(bp, participants, extra_params, preload), skip_errors)
     if not recordings:
         raise EmptyDatasetError(f"{root}: none of the {len(paths)} matching recordings could be read")
     return Dataset(recordings)

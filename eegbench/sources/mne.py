@@ -440,6 +440,20 @@ def _read_file(path: Path, preload: bool, sha256: bool) -> Recording:
                               as_acquired=True, sha256=sha256)
 
 
+def read_each(items: Iterable[Any], read: Any, skip_errors: bool) -> list[Recording]:
+    """``read(item)`` for every item. A :class:`SourceReadError` stops everything, or with
+    ``skip_errors`` becomes a warning naming the item and the others are still read."""
+    recordings = []
+    for item in items:
+        try:
+            recordings.append(read(item))
+        except SourceReadError as exc:
+            if not skip_errors:
+                raise
+            warnings.warn(f"skipped: {exc}", stacklevel=3)
+    return recordings
+
+
 def from_files(paths: str | os.PathLike | Iterable[str | os.PathLike], skip_errors: bool = False,
                preload: bool = False, sha256: bool = True) -> Dataset:
     """A :class:`~eegbench.model.Dataset` of the recordings in ``paths`` (files or folders).
@@ -451,15 +465,8 @@ def from_files(paths: str | os.PathLike | Iterable[str | os.PathLike], skip_erro
     entities of a BIDS-style file name. ``provenance`` records the reader and, unless
     ``sha256=False``, the SHA-256 of each file (one extra sequential read of every file).
     """
-    recordings = []
     files = expand_paths(paths)
-    for path in files:
-        try:
-            recordings.append(_read_file(path, preload, sha256))
-        except SourceReadError as exc:
-            if not skip_errors:
-                raise
-            warnings.warn(f"skipped: {exc}", stacklevel=2)
+    recordings = read_each(files, lambda path: _read_file(path, preload, sha256), skip_errors)
     if not recordings:
         raise EmptyDatasetError(f"none of the {len(files)} file(s) could be read; see the warnings above")
     return Dataset(recordings)
