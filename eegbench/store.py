@@ -329,8 +329,8 @@ def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False) ->
         raise CorruptStoreError(f"{root}: cannot read metadata table ({exc}); run `eegbench verify {root}`") from exc
     recordings = _build_recordings(root, backend, tables)
     windows, description = tables["windows"], tables["description"]
-    if description is None or (description.shape[1] == 0 and len(description) != len(recordings)):
-        description = pd.DataFrame(index=pd.RangeIndex(len(recordings)))  # Parquet keeps no rows without columns
+    if description is None:
+        description = pd.DataFrame(index=pd.RangeIndex(len(recordings)))
     dataset = Dataset(recordings, description, from_json(header.get("attrs", "{}")), windows)
     if not lazy:
         dataset = Dataset([r.load() for r in dataset], dataset.description, dataset.attrs, dataset.windows)

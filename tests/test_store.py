@@ -161,13 +161,19 @@ def test_newer_schema_is_refused(tmp_path):
         eegbench.open(path)
 
 
+def _biggest_file(path: Path) -> tuple[str, int]:
+    """The largest file of a store (its signals) per the manifest: relative path and size."""
+    files = json.loads((path / "eegbench.json").read_text())["files"]
+    biggest = max(files, key=lambda f: files[f]["size"])
+    return biggest, files[biggest]["size"]
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_truncated_file_is_corrupt_at_open(tmp_path, fmt):
     path = eegbench.save(make_recording(4, 5000), tmp_path / "s", format=fmt, compression="zstd")
-    header = json.loads((path / "eegbench.json").read_text())
-    biggest = max(header["files"], key=lambda f: header["files"][f]["size"])
+    biggest, size = _biggest_file(path)
     with open(path / biggest, "r+b") as fh:
-        fh.truncate(header["files"][biggest]["size"] // 2)
+        fh.truncate(size // 2)
     with pytest.raises(CorruptStoreError, match=biggest.split("/")[-1]):
         eegbench.open(path)
 
@@ -175,9 +181,7 @@ def test_truncated_file_is_corrupt_at_open(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_modified_byte_is_caught_by_verify_and_by_reads(tmp_path, fmt):
     path = eegbench.save(make_recording(4, 5000), tmp_path / "s", format=fmt, compression="blosc-zstd")
-    header = json.loads((path / "eegbench.json").read_text())
-    biggest = max(header["files"], key=lambda f: header["files"][f]["size"])
-    size = header["files"][biggest]["size"]
+    biggest, size = _biggest_file(path)
     with open(path / biggest, "r+b") as fh:
         fh.seek(size // 2)
         byte = fh.read(1)
