@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .codecs import COMPRESSIONS, DEFAULT_COMPRESSION
+from .codecs import COMPRESSIONS, DEFAULT, DEFAULT_COMPRESSION
 from .errors import EegbenchError
 
 _EPILOG_CONVERT = """\
 examples:
-  eegbench convert ../shared/data/eeg/eegbci_S001 eegbci.zarr --format zarr
-  eegbench convert sub-*/eeg/*.edf out.h5store --format hdf5 --compression gzip --level 6
-  eegbench convert bids_root/ bids.parquet --format parquet --jobs 2
-  eegbench convert eegbci.zarr eegbci.h5store --format hdf5        # store -> store
+  eegbench convert ../shared/data/eeg/eegbci_S001 eegbci.zarr     # format from the name: zarr
+  eegbench convert sub-*/eeg/*.edf out.h5 --compression gzip --level 6
+  eegbench convert bids_root/ bids.parquet --jobs 2
+  eegbench convert eegbci.zarr eegbci.store --format hdf5         # store -> store, format given
+
+The format is the one DEST's name ends with (.zarr, .h5/.hdf5, .parquet/.pq), else --format,
+else zarr; a DEST named for another format than --format is an error.
 
 SRC may be recording files (EDF/EDF+/BDF, BrainVision .vhdr, EEGLAB .set, FIF), folders of
 them, a BIDS root (has dataset_description.json) or an existing eegbench store (any format).
@@ -34,34 +40,67 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
+class _Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for misspelt commands and options."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        hint = _suggestion(self, message)
+        super().error(message + hint)
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    m = re.search(r"invalid choice: '([^']*)'", message)
+    if m:
+        choices = [c for a in parser._actions if a.choices for c in a.choices]  # noqa: SLF001
+        close = difflib.get_close_matches(m.group(1), [str(c) for c in choices], n=1)
+        return f" (did you mean '{close[0]}'?)" if close else ""
+    m = re.search(r"unrecognized arguments: (.*)", message)
+    if m:
+        options = [o for a in parser._actions for o in a.option_strings]  # noqa: SLF001
+        hints = []
+        for word in m.group(1).split():
+            close = difflib.get_close_matches(word.split("=")[0], options, n=1) if word.startswith("-") else []
+            if close:
+                hints.append((word, close[0]))
+        if len(hints) == 1:
+            return f" (did you mean {hints[0][1]}?)"
+        return f" (did you mean {', '.join(f'{c} for {w}' for w, c in hints)}?)" if hints else ""
+    return ""
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     from .formats import available_formats
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="eegbench",
         description="Store EEG recordings and datasets in HDF5, Zarr v3 or NumPy+Parquet, read them "
                     "lazily, and benchmark the formats.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Run 'eegbench COMMAND --help' for the options of each command.")
     parser.add_argument("--version", action="version", version=f"eegbench {_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    compressions = (DEFAULT, *COMPRESSIONS)
 
     conv = sub.add_parser("convert", help="convert recordings, a BIDS dataset or a store into a store",
                           description="Convert SRC... into a new store DEST.", epilog=_EPILOG_CONVERT,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     conv.add_argument("src", nargs="+", metavar="SRC", help="recording files, folders, a BIDS root or a store")
     conv.add_argument("dest", metavar="DEST", help="the store to create (a directory)")
-    conv.add_argument("--format", "-f", required=True, choices=available_formats(),
-                      help="storage format (parquet = NumPy signals + Parquet tables)")
-    conv.add_argument("--compression", "-c", choices=COMPRESSIONS, default=None,
-                      help=f"codec (default {DEFAULT_COMPRESSION}; lzf is HDF5-only)")
+    conv.add_argument("--format", "-f", default=None, choices=available_formats(),
+                      help="storage format (parquet = NumPy signals + Parquet tables); default: the one "
+                           "DEST's name ends with, else zarr")
+    conv.add_argument("--compression", "-c", choices=compressions, default=DEFAULT,
+                      help=f"codec (default: {DEFAULT_COMPRESSION}; none = uncompressed; lzf is HDF5-only)")
     conv.add_argument("--level", "-l", type=int, default=None, help="codec level (default: the codec's default)")
     conv.add_argument("--chunk-seconds", type=_positive_float, default=None,
                       help="time span of one chunk in seconds, all channels (default 1.0)")
     conv.add_argument("--integer", choices=("auto", "yes", "no"), default="auto",
-                      help="store integer ADC counts when lossless (auto), always (yes) or never (no)")
+                      help="store integer ADC counts when lossless (auto), always or fail (yes), or never (no)")
     conv.add_argument("--delta", action="store_true",
-                      help="difference filter on integer counts: ~9%% smaller, ~2x slower reads (zarr, parquet)")
+                      help="difference filter on integer counts before the codec (zarr, parquet): smaller "
+                           "with zstd/gzip/blosc-zstd (EEGBCI 3.8x -> 4.1x with blosc-zstd) but LARGER with "
+                           "blosc-lz4 (3.0x -> 2.5x), and ~2x slower reads; zarr readers other than "
+                           "zarr-python cannot decode it")
     conv.add_argument("--jobs", "-j", type=int, default=1, help="recordings converted in parallel (processes)")
     conv.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     conv.add_argument("--skip-errors", action="store_true",
@@ -83,13 +122,14 @@ def _parser() -> argparse.ArgumentParser:
                                      "noise, events) recording by recording, straight into a store.")
     syn.add_argument("dest", metavar="DEST")
     syn.add_argument("--profile", default="smoke", help="dataset profile: smoke, standard, eegbci-like")
-    syn.add_argument("--format", "-f", default="parquet", choices=available_formats())
-    syn.add_argument("--compression", "-c", choices=COMPRESSIONS, default=None,
-                     help=f"codec (default {DEFAULT_COMPRESSION})")
+    syn.add_argument("--format", "-f", default=None, choices=available_formats(),
+                     help="storage format; default: the one DEST's name ends with, else zarr")
+    syn.add_argument("--compression", "-c", choices=compressions, default=DEFAULT,
+                     help=f"codec (default: {DEFAULT_COMPRESSION}; none = uncompressed)")
     syn.add_argument("--seed", type=int, default=0)
-    syn.add_argument("--overwrite", action="store_true")
+    syn.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     syn.add_argument("--quiet", "-q", action="store_true")
-    return parser
+    return parser, dict(sub.choices)
 
 
 def _version() -> str:
@@ -133,10 +173,12 @@ def _print_info(summary: dict[str, Any], recordings: Any = None) -> None:
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    from .formats import resolve_format
     from .sources import load
     from .store import info, save
 
     t0 = time.perf_counter()
+    resolve_format(args.dest, args.format)  # a misnamed DEST fails before any source is read
     dataset = load([Path(p) for p in args.src], skip_errors=args.skip_errors)
     integer = {"auto": "auto", "yes": True, "no": False}[args.integer]
     save(dataset, args.dest, format=args.format, compression=args.compression, level=args.level,
@@ -171,9 +213,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_synthetic(args: argparse.Namespace) -> int:
+    from .formats import resolve_format
     from .sources.synthetic import make_profile
     from .store import save
 
+    resolve_format(args.dest, args.format)  # a misnamed DEST fails before anything is generated
     dataset = make_profile(args.profile, seed=args.seed)
     save(dataset, args.dest, format=args.format, compression=args.compression, overwrite=args.overwrite,
          progress=not args.quiet)
@@ -182,19 +226,35 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def cli_message(message: str) -> str:
+    """A library message in CLI terms: ``pass overwrite=True (CLI: --overwrite)`` -> ``pass --overwrite``."""
+    message = re.sub(r"[\w.]+=[^\s()]+ \(CLI: ([^)]*)\)", r"\1", message)
+    return re.sub(r" \(CLI: [^)]*\)", "", message)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``eegbench`` command; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser, commands = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # a misspelt option: the subcommand's usage and a suggestion, not the top-level usage
+        commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     handler = {"convert": _cmd_convert, "info": _cmd_info, "verify": _cmd_verify,
                "synthetic": _cmd_synthetic}[args.command]
     try:
         return handler(args)
     except EegbenchError as exc:
-        print(f"eegbench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"eegbench {args.command}: error: {cli_message(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"eegbench {args.command}: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `eegbench info X | head`: the reader left; end quietly like a C tool
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # Python's own flush at exit must not fail again
+        except OSError:
+            pass
+        return 141  # 128 + SIGPIPE, what `cat` or `git` report
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,13 +5,16 @@
 ==============  =====================================================  =========  =======
 name            what it is                                             levels     default
 ==============  =====================================================  =========  =======
-``none``        raw little-endian samples                              --         --
+``none``        raw little-endian samples (also ``compression=None``)  --         --
 ``zstd``        byte-shuffle + Zstandard                               1..22      5
 ``blosc-zstd``  Blosc (byte-shuffle, zstd inside), single-threaded    1..9       5
 ``blosc-lz4``   Blosc (byte-shuffle, lz4 inside): fastest decode      1..9       5
 ``gzip``        byte-shuffle + DEFLATE (zlib)                          1..9       4
 ``lzf``         HDF5's built-in LZF (HDF5 only)                        --         --
 ==============  =====================================================  =========  =======
+
+``"default"`` names the default codec, :data:`DEFAULT_COMPRESSION` (``blosc-zstd`` level 5);
+``None`` means *no* compression, as it does in h5py, zarr and pandas.
 
 An integer-stored signal (ADC counts, see :mod:`eegbench.quantization`) may additionally use a
 ``delta`` filter (difference of consecutive samples along time, inside each chunk) before the
@@ -42,7 +45,10 @@ _LEVELS: dict[str, tuple[int, int, int] | None] = {
     "lzf": None,
 }
 COMPRESSIONS: tuple[str, ...] = tuple(_LEVELS)
+#: the codec ``compression="default"`` (and the CLI's default) stands for
 DEFAULT_COMPRESSION = "blosc-zstd"
+#: the name of the default codec, accepted wherever a compression name is
+DEFAULT = "default"
 
 # Blosc must not start its own threads inside DataLoader workers or forked children.
 numcodecs.blosc.use_threads = False
@@ -78,13 +84,16 @@ def resolve(compression: str | None, level: int | None = None, *, delta: bool = 
             supported: frozenset[str] | None = None, format_name: str = "") -> CodecSpec:
     """Validate a compression name and level and fill in the default level.
 
-    ``compression=None`` means :data:`DEFAULT_COMPRESSION`. ``supported`` restricts the names
-    (a format's own list); ``format_name`` is used in the error message.
+    ``compression=None`` means no compression (``"none"``), as in h5py, zarr and pandas;
+    ``"default"`` (:data:`DEFAULT`) means :data:`DEFAULT_COMPRESSION`. ``supported`` restricts
+    the names (a format's own list); ``format_name`` is used in the error message.
     """
-    name = DEFAULT_COMPRESSION if compression is None else str(compression).lower()
+    name = "none" if compression is None else str(compression).lower()
+    if name == DEFAULT:
+        name = DEFAULT_COMPRESSION
     if name not in _LEVELS:
         raise UnsupportedCodecError(
-            f"unknown compression {compression!r}; choose one of: {', '.join(COMPRESSIONS)}")
+            f"unknown compression {compression!r}; choose one of: {', '.join((DEFAULT, *COMPRESSIONS))}")
     if supported is not None and name not in supported:
         raise UnsupportedCodecError(
             f"the {format_name or 'chosen'} format cannot store {name!r}; "

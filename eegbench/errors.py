@@ -46,8 +46,16 @@ class UnknownFormatError(OptionError):
     """The storage format name is not registered."""
 
 
+class FormatMismatchError(OptionError):
+    """The destination's name says one format (``out.zarr``) and the format asked for is another."""
+
+
 class UnsupportedCodecError(OptionError):
     """The compression codec or level is unknown or not supported by the format."""
+
+
+class IntegerStorageError(OptionError):
+    """``integer=True`` was asked for, but the samples cannot be stored as integer counts losslessly."""
 
 
 # --- data -----------------------------------------------------------------------------------

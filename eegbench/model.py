@@ -92,7 +92,15 @@ class ViewSource:
     def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None) -> np.ndarray:
         return read_batch(self.parent, np.asarray(starts, dtype=np.int64) + self.start, length, self._map(channels))
 
-    def read_counts(self, start: int, stop: int) -> np.ndarray:
+    @property
+    def read_counts(self) -> Any:
+        """The parent's integer counts of this view, or None when the parent has no counts
+        (files, MNE raws, arrays: the writer then derives the counts from the volts)."""
+        if getattr(self.parent, "read_counts", None) is None:
+            return None
+        return self._read_counts
+
+    def _read_counts(self, start: int, stop: int) -> np.ndarray:
         counts = self.parent.read_counts(self.start + start, self.start + stop)
         return counts if self.channels is None else counts[self.channels]
 

@@ -22,14 +22,13 @@ import numpy as np
 import pandas as pd
 
 from . import manifest as _manifest
-from .codecs import CodecSpec, resolve
-from .errors import CorruptStoreError, EegbenchError, OptionError, StoreExistsError
-from .formats import FormatBackend, SignalLayout, get_backend
+from .codecs import DEFAULT, CodecSpec, resolve
+from .errors import CorruptStoreError, EegbenchError, IntegerStorageError, OptionError, StoreExistsError
+from .formats import DEFAULT_FORMAT, FormatBackend, SignalLayout, get_backend, resolve_format  # noqa: F401
 from .model import Annotations, Dataset, Recording
 from .quantization import Quantization, QuantizationMismatch
 from .tables import frame_from_parquet, frame_to_parquet, from_json, to_json
 
-DEFAULT_FORMAT = "zarr"
 DEFAULT_CHUNK_SECONDS = 1.0
 _BLOCK_BYTES = 32 << 20  # raw bytes per block streamed to a backend while writing
 _TMP_TAG = ".eegbench-tmp-"
@@ -52,8 +51,9 @@ def plan_layout(recording: Recording, codec: CodecSpec, chunk_seconds: float, in
     wanted = integer is True or (integer == "auto" and codec.compression != "none")
     q = recording.quantization if wanted else None
     if integer is True and q is None:
-        raise OptionError(f"{recording.name}: integer=True but its samples have no known ADC grid "
-                          "(they were not read from an integer file, or were processed); use integer='auto'")
+        raise IntegerStorageError(f"{recording.name}: integer=True (CLI: --integer yes) but its samples have no "
+                                  "known ADC grid (they were not read from an integer file, or were processed); "
+                                  "use integer='auto' (CLI: --integer auto)")
     use_delta = bool(delta) and q is not None and codec.compression != "none"
     chunk = chunk_samples_for(recording.sfreq, recording.n_times, chunk_seconds)
     return SignalLayout(recording.n_channels, recording.n_times, q.dtype if q is not None else "float32",
@@ -81,12 +81,18 @@ def stored_blocks(recording: Recording, layout: SignalLayout):
 
 
 def _write_recording(format_name: str, root: Path, key: str, recording: Recording,
-                     layout: SignalLayout) -> tuple[SignalLayout, dict[str, Any]]:
-    """Write one recording (runs in joblib workers too). Falls back to float32 off the grid."""
+                     layout: SignalLayout, strict: bool = False) -> tuple[SignalLayout, dict[str, Any]]:
+    """Write one recording (runs in joblib workers too). Falls back to float32 off the grid,
+    unless ``strict`` (``integer=True``): then an off-grid block is an error."""
     backend = get_backend(format_name)
     try:
         return layout, backend.write_recording(root, key, stored_blocks(recording, layout), layout)
-    except QuantizationMismatch:
+    except QuantizationMismatch as exc:
+        if strict:
+            raise IntegerStorageError(
+                f"{recording.name}: integer=True (CLI: --integer yes) but its samples do not reproduce "
+                f"bit for bit from {layout.dtype} counts ({exc}); use integer='auto' (CLI: --integer auto) "
+                "to store float32 when the grid does not hold") from None
         layout = replace(layout, dtype="float32", quantization=None, codec=replace(layout.codec, delta=False))
         return layout, backend.write_recording(root, key, stored_blocks(recording, layout), layout)
 
@@ -160,17 +166,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str = DEFAULT_FORMAT, *,
-         compression: str | None = None, level: int | None = None, chunk_seconds: float | None = None,
+def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | None = None, *,
+         compression: str | None = DEFAULT, level: int | None = None, chunk_seconds: float | None = None,
          overwrite: bool = False, integer: bool | str = "auto", delta: bool = False,
          jobs: int = 1, progress: bool = False) -> Path:
     """Store ``dataset`` at ``path`` in ``format`` (``"hdf5"``, ``"zarr"`` or ``"parquet"``).
 
     Parameters
     ----------
+    format
+        ``None`` (default): the format the name of ``path`` says (``.zarr``, ``.h5``/``.hdf5``,
+        ``.parquet``/``.pq``), else ``DEFAULT_FORMAT`` (zarr). A name that says another format
+        than the one given raises :class:`~eegbench.errors.FormatMismatchError`.
     compression, level
-        Codec name and level from :mod:`eegbench.codecs` (default ``blosc-zstd`` level 5);
-        the same meaning in every format. ``"none"`` stores raw samples.
+        Codec name and level from :mod:`eegbench.codecs`; ``"default"`` (the default) is
+        ``blosc-zstd`` level 5; the same meaning in every format. ``None`` or ``"none"`` stores
+        raw samples (as ``compression=None`` does in h5py, zarr and pandas).
     chunk_seconds
         Time span of one chunk (all channels), in seconds; default 1.0 s. A random window reads
         only the chunks it overlaps.
@@ -180,9 +191,10 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str = DE
         verified bit for bit, else float32; with ``compression="none"``, float32 (reads are then
         a plain memory copy). ``False``: always float32. ``True``: counts, or an error.
     delta
-        Difference filter before the codec for integer storage: ~9% smaller on real EEG (EEGBCI
-        3.8x -> 4.1x with blosc-zstd) but about 2x slower reads; for archives and Hub uploads.
-        Zarr and NumPy+Parquet only.
+        Difference filter before the codec for integer storage: smaller with zstd, gzip and
+        blosc-zstd (EEGBCI 3.8x -> 4.1x with blosc-zstd) but *larger* with blosc-lz4 (3.1x ->
+        2.5x), and about 2x slower reads; for archives. Zarr and NumPy+Parquet only; not part of
+        the Zarr v3 specification (only zarr-python with numcodecs reads such a Zarr store).
     jobs
         Recordings converted in parallel (joblib processes).
     overwrite
@@ -196,7 +208,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str = DE
         dataset = Dataset([dataset])
     dataset.require_nonempty()
     path = Path(path)
-    backend = get_backend(format)
+    backend = get_backend(resolve_format(path, format))
     if delta and not backend.supports_delta:
         from .errors import UnsupportedCodecError
 
@@ -219,7 +231,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str = DE
     tmp = path.parent / f".{path.name}{_TMP_TAG}{uuid.uuid4().hex[:8]}-{os.getpid()}"
     tmp.mkdir()
     try:
-        results = _run_writes(backend.name, tmp, keys, dataset, layouts, jobs, progress)
+        results = _run_writes(backend.name, tmp, keys, dataset, layouts, jobs, progress, strict=integer is True)
         layouts = [r[0] for r in results]
         storages = [r[1] for r in results]
         for name, frame in _tables(dataset, keys, layouts, storages).items():
@@ -245,7 +257,8 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str = DE
 
 
 def _run_writes(format_name: str, root: Path, keys: list[str], dataset: Dataset,
-                layouts: list[SignalLayout], jobs: int, progress: bool) -> list[tuple[SignalLayout, dict]]:
+                layouts: list[SignalLayout], jobs: int, progress: bool,
+                strict: bool = False) -> list[tuple[SignalLayout, dict]]:
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(keys), unit="rec", desc=f"writing {format_name}", disable=not progress)
@@ -253,14 +266,14 @@ def _run_writes(format_name: str, root: Path, keys: list[str], dataset: Dataset,
         if jobs == 1 or len(keys) == 1:
             out = []
             for key, rec, layout in zip(keys, dataset, layouts):
-                out.append(_write_recording(format_name, root, key, rec, layout))
+                out.append(_write_recording(format_name, root, key, rec, layout, strict))
                 bar.update()
             return out
         from joblib import Parallel, delayed
 
         parallel = Parallel(n_jobs=jobs, return_as="generator")
         out = []
-        for result in parallel(delayed(_write_recording)(format_name, root, k, r, lay)
+        for result in parallel(delayed(_write_recording)(format_name, root, k, r, lay, strict)
                                for k, r, lay in zip(keys, dataset, layouts)):
             out.append(result)
             bar.update()

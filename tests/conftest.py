@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import warnings
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from eegbench import Annotations, Dataset, Quantization, Recording
 from eegbench.formats._chunks import CHUNK_CACHE
 from eegbench.model import ArraySource
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "eeg"
+# ../shared/data/eeg beside the repository; EEGBENCH_REAL_DATA points elsewhere (e.g. from a worktree)
+REAL_DATA = Path(os.environ.get("EEGBENCH_REAL_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data" / "eeg")
 FORMATS = ["hdf5", "zarr", "parquet"]
 
 

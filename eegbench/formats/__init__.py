@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 from ..codecs import CodecSpec
-from ..errors import UnknownFormatError
+from ..errors import FormatMismatchError, UnknownFormatError
 from ..model import SignalSource
 from ..quantization import Quantization
 
@@ -104,6 +104,38 @@ def get_backend(name: str) -> FormatBackend:
     if key not in _REGISTRY:
         raise UnknownFormatError(f"unknown format {name!r}; choose one of: {', '.join(available_formats())}")
     return _REGISTRY[key]
+
+
+#: the format a store gets when neither ``format`` nor its name says one
+DEFAULT_FORMAT = "zarr"
+#: store name endings that name a format (``eegbench.save(ds, "eeg.h5")`` writes HDF5)
+SUFFIXES = {".zarr": "zarr", ".h5": "hdf5", ".hdf5": "hdf5", ".hdf": "hdf5", ".parquet": "parquet",
+            ".pq": "parquet"}
+
+
+def format_from_path(path: str | Path) -> str | None:
+    """The format a store's name ends with (``.zarr``, ``.h5``/``.hdf5``, ``.parquet``/``.pq``), or None."""
+    return SUFFIXES.get(Path(str(path).rstrip("/\\")).suffix.lower())
+
+
+def resolve_format(path: str | Path, format: str | None = None) -> str:
+    """The format to write ``path`` in: ``format`` if given, else the one its suffix names, else
+    :data:`DEFAULT_FORMAT`. A store named for another format than ``format`` is an error
+    (``eegbench.save(ds, "out.zarr", format="parquet")`` would mislead every later reader)."""
+    named = format_from_path(path)
+    if format is None:
+        return named or DEFAULT_FORMAT
+    backend = get_backend(format)
+    if named is not None and named != backend.name:
+        raise FormatMismatchError(
+            f"{path} is named like a {named} store but the format asked for is {backend.name}; "
+            f"name the destination with a {_suffix_for(backend.name)} suffix, or leave out "
+            f"format={backend.name!r} (CLI: --format {backend.name}) to write {named}")
+    return backend.name
+
+
+def _suffix_for(name: str) -> str:
+    return next(s for s, f in SUFFIXES.items() if f == name)
 
 
 def available_formats() -> list[str]:

@@ -36,8 +36,9 @@ point at bytes that fail their CRC. LZF has no numcodecs decoder: LZF files are 
 Processes. On the fast path no h5py handle stays open, so nothing HDF5-related crosses a
 ``fork``: a forked child keeps the chunk index (plain data) and opens its own descriptor;
 pickling drops every ``_h_*`` attribute, so spawn/joblib workers re-read the index (~1 ms).
-Files are opened with HDF5's default file locking: ``locking=False`` makes opening fail ("file
-locking flag values don't match") while the user has the same file open through plain h5py.
+Files are opened with HDF5's default file locking, and again with ``locking=False`` when HDF5
+refuses because this process already has the file open with the other flag (plain h5py with
+``locking=False``): that is a busy file, not a corrupt one.
 """
 
 from __future__ import annotations
@@ -72,6 +73,20 @@ _DECODERS: dict[int, Callable[[Any], Any]] = {
     hdf5plugin.Blosc.filter_id: numcodecs.Blosc().decode,
 }
 _FAST_FILTERS = set(_DECODERS) | {h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32}
+
+
+def h5_open(path: Path | str, **kwargs: Any) -> h5py.File:
+    """``h5py.File(path, "r")`` that also works while this process has the file open elsewhere.
+
+    HDF5 shares one file object per process and refuses a second open whose locking flag
+    differs ("file locking flag values don't match"), e.g. when the user has the same file open
+    through ``h5py.File(..., locking=False)``. That is not damage: retry with the other flag."""
+    try:
+        return h5py.File(path, "r", **kwargs)
+    except OSError as exc:
+        if "locking" not in str(exc):
+            raise
+    return h5py.File(path, "r", locking=False, **kwargs)
 
 
 def _filter_kwargs(codec: CodecSpec) -> dict[str, Any]:
@@ -130,7 +145,7 @@ class HDF5Source(ChunkedSource):
         """Check /signals against the layout; load the chunk index, or keep h5py open for LZF."""
         rel, path = self._rel(), self.root / self._rel()
         try:
-            f = h5py.File(path, "r", rdcc_nbytes=0)  # no HDF5 chunk cache: the shared LRU caches
+            f = h5_open(path, rdcc_nbytes=0)  # no HDF5 chunk cache: the shared LRU caches
         except FileNotFoundError as exc:
             raise self.corrupt(f"signal file {rel} is missing", exc) from exc
         except OSError as exc:
@@ -286,7 +301,7 @@ class HDF5Backend:
         if not path.exists():
             return None
         try:
-            with h5py.File(path, "r") as f:
+            with h5_open(path) as f:
                 ds = f.get(f"tables/{name}")
                 return None if ds is None else ds[()].tobytes()
         except OSError as exc:  # unreadable file, damaged structure, fletcher32 mismatch

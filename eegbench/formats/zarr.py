@@ -257,28 +257,36 @@ class _ShardWriter:
 # ---------------------------------------------------------------------------------------------
 # fast decoding
 # ---------------------------------------------------------------------------------------------
-def _unshuffle(elementsize: int) -> Callable[[Any], Any]:
-    """Inverse of numcodecs' byte shuffle (planes of byte k of every element, k = 0..size-1)."""
-    if elementsize <= 1:
-        return lambda buf: buf
-    if elementsize not in (2, 4, 8):
-        codec = numcodecs.Shuffle(elementsize=elementsize)
-        return codec.decode
-    utype = np.dtype(f"<u{elementsize}")
+class _Unshuffle:
+    """Inverse of numcodecs' byte shuffle (planes of byte k of every element, k = 0..size-1).
 
-    def decode(buf: Any) -> np.ndarray:
+    A class, not a closure: decode plans are pickled with their sources (spawn, joblib)."""
+
+    def __init__(self, elementsize: int) -> None:
+        self.elementsize = int(elementsize)
+        self.utype = np.dtype(f"<u{self.elementsize}") if self.elementsize in (2, 4, 8) else None
+
+    def __call__(self, buf: Any) -> Any:
+        size = self.elementsize
+        if size <= 1:
+            return buf
+        if self.utype is None:
+            return numcodecs.Shuffle(elementsize=size).decode(buf)
         planes = np.frombuffer(buf, dtype=np.uint8)
-        if planes.size % elementsize:
-            raise ValueError(f"shuffled buffer of {planes.size} bytes is not a multiple of {elementsize}")
-        planes = planes.reshape(elementsize, -1)
+        if planes.size % size:
+            raise ValueError(f"shuffled buffer of {planes.size} bytes is not a multiple of {size}")
+        planes = planes.reshape(size, -1)
         # rebuild each element from its byte planes, most significant first (vectorised shifts)
-        out = planes[-1].astype(utype)
-        for k in range(elementsize - 2, -1, -1):
+        out = planes[-1].astype(self.utype)
+        for k in range(size - 2, -1, -1):
             out <<= 8
             out |= planes[k]
         return out
 
-    return decode
+
+def _gunzip(buf: Any) -> bytes:
+    """zarr's ``gzip`` codec writes a gzip member (header + trailer), not a raw zlib stream."""
+    return zlib.decompress(buf, 16 + zlib.MAX_WBITS)
 
 
 class _DecodePlan:
@@ -314,9 +322,9 @@ class _DecodePlan:
             elif name == "blosc":
                 steps.append(numcodecs.blosc.decompress)
             elif name == "gzip":
-                steps.append(lambda b: zlib.decompress(b, 16 + zlib.MAX_WBITS))  # gzip header, not zlib
+                steps.append(_gunzip)
             elif name == "numcodecs.shuffle":
-                steps.append(_unshuffle(int(cfg.get("elementsize") or self.dtype.itemsize)))
+                steps.append(_Unshuffle(int(cfg.get("elementsize") or self.dtype.itemsize)))
             else:
                 raise ValueError(f"unsupported codec {name!r}")
         self.steps = steps

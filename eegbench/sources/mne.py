@@ -426,6 +426,14 @@ def _read_file(path: Path, preload: bool, sha256: bool) -> Recording:
     try:
         raw = mne.io.read_raw(path, preload=preload, verbose="error")
     except Exception as exc:
+        suffix = path.suffix.lower()
+        if suffix in (".eeg", ".vmrk", ".fdt"):
+            header = path.with_suffix(".set" if suffix == ".fdt" else ".vhdr")
+            kind = "an EEGLAB" if suffix == ".fdt" else "a BrainVision"
+            raise SourceReadError(
+                f"{path}: MNE cannot read this file ({type(exc).__name__}). If it is part of {kind} recording, "
+                f"give its header file instead: {header.name}"
+                f"{'' if header.exists() else ' (not found next to it)'}") from exc
         raise SourceReadError(
             f"{path}: MNE cannot read this file ({type(exc).__name__}: {exc}). eegbench reads what "
             "mne.io.read_raw reads (EDF/BDF/GDF, BrainVision .vhdr, EEGLAB .set, FIF, ...): convert the "

@@ -175,8 +175,9 @@ def _event_table(p: SyntheticParams) -> tuple[np.ndarray, np.ndarray, list[str]]
     while t < duration:
         label = "T0" if rest else ("T1" if rng.random() < 0.5 else "T2")
         length = 4.2 if rest else 4.1
-        onsets.append(round(t * p.sfreq) / p.sfreq)
-        durations.append(length)
+        onset = round(t * p.sfreq) / p.sfreq
+        onsets.append(onset)
+        durations.append(min(length, duration - onset))  # the last trial ends with the recording (MNE warns otherwise)
         labels.append(label)
         t += length
         rest = not rest
