@@ -20,6 +20,7 @@ from eegbench.errors import CorruptStoreError, UnsupportedCodecError
 from eegbench.formats import SignalLayout, get_backend
 from eegbench.formats._chunks import CHUNK_CACHE
 from eegbench.formats.hdf5 import HDF5Backend, HDF5Source
+from eegbench.io import FILES
 from eegbench.model import ArraySource
 from eegbench.tables import frame_from_parquet
 
@@ -258,21 +259,23 @@ def test_open_reads_no_signal_bytes(tmp_path, monkeypatch):
     real_file = h5py.File
 
     def spy(name, *args, **kwargs):
-        opened.append(os.fspath(name))
+        opened.append(str(getattr(name, "_path", None) or os.fspath(name)))
         return real_file(name, *args, **kwargs)
 
     monkeypatch.setattr(h5py, "File", spy)
     ds = eegbench.open(path)
     src = ds[0].source
-    assert not any("signals" in p for p in opened)
-    assert src._pid is None and src._h_fd is None and src._h_index is None and src._h_file is None
+    signal_file = str(path / src.storage["file"])
+    assert not any("signals" in p for p in opened) and not FILES.is_open(signal_file)
+    assert "_h_ready" not in vars(src) and src._h_index is None and src._h_file is None
     # building a source touches nothing at all: it works for a store that does not exist
     ghost = get_backend("hdf5").open_signals(tmp_path / "nowhere", "rec-00000", src.layout, src.storage)
     assert ghost.n_times == N_TIMES
     np.testing.assert_array_equal(_bits(ds[0].get_data(0, 50)), _bits(x[:, :50]))
-    assert src._h_fd is not None and src._h_file is None  # fast path: no h5py handle left open
+    assert src._h_index is not None and src._h_file is None  # fast path: no h5py handle left open
+    assert FILES.is_open(signal_file)  # the shared file manager holds the descriptor, not the source
     ds.close()
-    assert src._h_fd is None and src._h_index is None and src._pid is None
+    assert src._h_index is None and "_h_ready" not in vars(src) and not FILES.is_open(signal_file)
 
 
 @pytest.mark.parametrize("compression", ["zstd", "lzf"])
@@ -281,7 +284,7 @@ def test_pickled_source_reads_in_this_process_and_in_spawn(tmp_path, compression
     src = eegbench.open(_save(tmp_path, x, q, compression=compression))[0].source
     src.read(0, 10, None)  # open handles in the parent: they must not travel
     clone = pickle.loads(pickle.dumps(src))
-    assert clone._h_fd is None and clone._h_file is None and clone._pid is None
+    assert clone._h_index is None and clone._h_file is None and "_h_ready" not in vars(clone)
     CHUNK_CACHE.clear()
     np.testing.assert_array_equal(_bits(clone.read(100, 700, None)), _bits(x[:, 100:700]))
     if compression == "zstd":  # one spawn round trip is enough (it costs ~1-2 s of imports)
@@ -296,7 +299,8 @@ def test_forked_child_reopens_and_reads_identical_data(tmp_path, compression):
     _, q, x = _signals(6)
     src = eegbench.open(_save(tmp_path, x, q, compression=compression))[0].source
     expected = src.read(0, N_TIMES, None)  # the parent now holds open handles
-    parent_fd, parent_file = src._h_fd, src._h_file
+    parent_file = src._h_file
+    signal_file = str(src.root / src.storage["file"])
     result = tmp_path / "child.npz"
     pid = os.fork()
     if pid == 0:  # child: never return into pytest
@@ -306,8 +310,10 @@ def test_forked_child_reopens_and_reads_identical_data(tmp_path, compression):
             if compression != "lzf":  # fast path: the child needs a descriptor, never HDF5
                 h5py.File = None
             data = src.read(0, N_TIMES, None)
-            fresh = src._pid == os.getpid() and (
-                src._h_fd != parent_fd if parent_fd is not None else src._h_file is not parent_file)
+            if compression == "lzf":  # its own h5py handle, opened in this process
+                fresh = src._h_file is not parent_file and src._h_pid == os.getpid()
+            else:  # the child's file manager started empty and opened its own descriptor
+                fresh = FILES._pid == os.getpid() and FILES.is_open(signal_file)
             np.savez(result, data=data, fresh=fresh)
             code = 0
         finally:

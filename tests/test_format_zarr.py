@@ -23,6 +23,7 @@ from eegbench.errors import CorruptStoreError
 from eegbench.formats import SignalLayout, get_backend
 from eegbench.formats import zarr as zb
 from eegbench.formats._chunks import CHUNK_CACHE
+from eegbench.io import FILES
 from eegbench.model import ArraySource
 
 CODECS = [("none", None), ("zstd", 3), ("blosc-zstd", 5), ("blosc-lz4", 5), ("gzip", 4)]
@@ -411,7 +412,7 @@ def test_open_does_no_signal_io(tmp_path, monkeypatch):
     ds = eegbench.open(tmp_path / "s")
     src = ds[0].source
     assert not [c for c in calls if c == "pread" or "signals" in c]
-    assert src._pid is None and not hasattr(src, "_h_fds")
+    assert "_h_ready" not in vars(src) and not any(k.startswith("_h_") for k in vars(src))
     ds[0].get_data(0, 10)
     assert calls.count("pread") == 2  # the shard index once, then the one chunk
     ds[0].get_data(100, 110)
@@ -425,7 +426,7 @@ def test_pickled_source_reads_in_a_fresh_process(tmp_path):
     src.read(0, 50, None)  # handles open in the parent
     state = pickle.dumps(src)
     clone = pickle.loads(state)
-    assert clone._pid is None and not any(k.startswith("_h_") for k in vars(clone))
+    assert not any(k.startswith("_h_") for k in vars(clone))
     (tmp_path / "src.pkl").write_bytes(state)
     code = ("import pickle, sys, numpy as np; src = pickle.load(open(sys.argv[1], 'rb')); "
             "np.save(sys.argv[2], src.read(0, src.n_times, None))")
@@ -438,9 +439,9 @@ def test_pickled_source_reads_in_a_fresh_process(tmp_path):
 def _child_read(source, conn) -> None:
     try:
         CHUNK_CACHE.clear()  # inherited decoded chunks would hide the child's own reads
-        inherited = source._pid
+        inherited = len(FILES)  # the child's file manager starts empty (the parent's stay the parent's)
         data = source.read(0, source.n_times, None)
-        conn.send((inherited, source._pid, os.getpid(), data.tobytes()))
+        conn.send((inherited, FILES._pid, os.getpid(), data.tobytes()))
     finally:
         conn.close()
 
@@ -450,7 +451,8 @@ def test_fork_after_parent_read(tmp_path):
     ds = _save(rec, tmp_path / "s", compression="zstd", chunk_seconds=0.5)
     src = ds[0].source
     expected = src.read(0, rec.n_times, None)  # parent opened fds and cached the index
-    parent_fds = dict(src._h_fds)
+    parent_fds = {k: h.fd for k, h in FILES._handles.items()}
+    assert parent_fds
     ctx = mp.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
     with warnings.catch_warnings():
@@ -461,9 +463,11 @@ def test_fork_after_parent_read(tmp_path):
     inherited, child_pid_seen, child_pid, payload = recv.recv()
     proc.join(30)
     assert proc.exitcode == 0
-    assert inherited == os.getpid() and child_pid_seen == child_pid != os.getpid()
+    assert inherited == 0 and child_pid_seen == child_pid != os.getpid()
     _bitwise_equal(np.frombuffer(payload, np.float32).reshape(expected.shape), expected)
-    assert src._h_fds == parent_fds  # the parent's handles are untouched
+    assert {k: h.fd for k, h in FILES._handles.items()} == parent_fds  # the parent's handles are untouched
+    for fd in parent_fds.values():
+        os.fstat(fd)  # still open
     CHUNK_CACHE.clear()
     _bitwise_equal(src.read(0, rec.n_times, None), expected)
 
@@ -472,7 +476,8 @@ def test_close_and_reopen(tmp_path):
     rec = _rec(3, 300, 100.0)
     ds = _save(rec, tmp_path / "s")
     ds[0].get_data()
-    fds = list(ds[0].source._h_fds.values())
+    fds = [h.fd for (p, _), h in FILES._handles.items() if "rec-00000" in p and str(tmp_path) in p]
+    assert fds
     ds.close()
     for fd in fds:
         with pytest.raises(OSError):

@@ -30,13 +30,18 @@ def test_a_window_decodes_only_the_chunks_it_overlaps(store, monkeypatch):
     source = ds[0].source
     if (path / "signals" / "rec-00000.npy").exists():
         pytest.skip("an uncompressed .npy is read through a memory map: no chunks to count")
-    original = type(source)._load_chunk
+    one, many = type(source)._load_chunk, type(source)._load_chunks
 
     def counting(self, index):
         loaded.append(index)
-        return original(self, index)
+        return one(self, index)
+
+    def counting_many(self, indices):
+        loaded.extend(indices)
+        return many(self, indices)
 
     monkeypatch.setattr(type(source), "_load_chunk", counting)
+    monkeypatch.setattr(type(source), "_load_chunks", counting_many)
     x = ds[0].get_data(10_250, 11_250)  # samples 10250..11249 -> chunks 20, 21, 22
     assert sorted(set(loaded)) == [20, 21, 22]
     np.testing.assert_array_equal(x, rec.get_data(10_250, 11_250))

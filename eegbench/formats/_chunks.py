@@ -2,14 +2,20 @@
 
 Every format stores a recording as chunks of ``n_channels x chunk_samples`` (the last chunk may
 be shorter). :class:`ChunkedSource` turns "samples [start, stop) of channels C" into "decode
-chunks i..j" and assembles the answer; a format subclass only implements :meth:`_load_chunk`
-(decoded chunk ``i`` in the stored dtype) plus handle management. Decoded chunks go through a
-small process-wide LRU bounded in bytes, so sequential and overlapping reads decode each chunk
-once while random access over a large dataset cannot grow memory.
+chunks i..j" and assembles the answer; a format subclass implements :meth:`_load_chunk`
+(decoded chunk ``i`` in the stored dtype), optionally :meth:`_load_chunks` (several at once,
+e.g. one coalesced ``get_ranges``) and :meth:`_prepare` (per-process metadata such as a chunk
+index). Decoded chunks go through a small process-wide LRU bounded in bytes, so sequential and
+overlapping reads decode each chunk once while random access over a large dataset cannot grow
+memory.
 
-Handles are opened lazily and per process: a source remembers the pid that opened them and
-reopens after ``fork``; pickling drops them (``spawn`` and joblib workers reopen on first read).
-Reads from one source are serialised by a lock, so sharing a source across threads is safe.
+Bytes come only through :attr:`ChunkedSource.bytes`, the store's :class:`~eegbench.io.ByteSource`
+(local files: ``pread`` through the process-wide capped file manager :data:`eegbench.io.FILES`),
+so a source never owns a descriptor: a dataset of any number of recordings holds at most
+``EEGBENCH_MAX_OPEN_FILES`` open files, and the same reader code serves remote sources.
+Per-process state (``_h_*`` attributes: parsed chunk indexes) is plain data, valid across
+``fork`` and dropped by pickling (``spawn`` and joblib workers re-read it on first use). Reads
+from one source are serialised by a lock, so sharing a source across threads is safe.
 """
 
 from __future__ import annotations
@@ -24,28 +30,9 @@ from typing import Any
 import google_crc32c
 import numpy as np
 
-from ..errors import CorruptStoreError
+from ..errors import CorruptStoreError, ResourceLimitError
+from ..io import ByteSource, is_exhausted, source_for
 from . import SignalLayout
-
-
-def open_random_access(path: str | os.PathLike) -> int:
-    """Open a signal file for chunk reads: read-only, close-on-exec, and marked for random access.
-
-    Readers fetch a window's chunks, not whole files; without the hint the kernel's readahead
-    (8 MiB on the VM we measure on) turns one cold 2-s window into megabytes read from disk.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-    return fd
-
-
-def advise_random(mapping: Any) -> None:
-    """The same hint for a memory map (``mmap.mmap`` or the ``_mmap`` of an ``np.memmap``)."""
-    import mmap
-
-    if mapping is not None and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_RANDOM"):
-        mapping.madvise(mmap.MADV_RANDOM)
 
 
 class ChunkCache:
@@ -88,53 +75,62 @@ CHUNK_CACHE = ChunkCache(int(os.environ.get("EEGBENCH_CHUNK_CACHE_MB", "64")) <<
 
 
 class ChunkedSource:
-    """Base class of the formats' lazy sources. Subclasses implement :meth:`_open`,
-    :meth:`_close` and :meth:`_load_chunk`; everything else is here once."""
+    """Base class of the formats' lazy sources. Subclasses implement :meth:`_load_chunk` (and
+    optionally :meth:`_load_chunks`, :meth:`_prepare`, :meth:`_store_files`); everything else is here once."""
 
-    def __init__(self, root: Path, key: str, layout: SignalLayout, storage: dict[str, Any]) -> None:
-        self.root, self.key, self.layout, self.storage = Path(root), key, layout, storage
+    def __init__(self, root: Path | str, key: str, layout: SignalLayout, storage: dict[str, Any]) -> None:
+        # a URL root stays a string (Path would fold "//"); a local one is a Path
+        self.root = root if isinstance(root, str) and "://" in root else Path(root)
+        self.key, self.layout, self.storage = key, layout, storage
         self.n_channels, self.n_times = layout.n_channels, layout.n_times
         self.quantization = layout.quantization
         self.chunk_samples = layout.chunk_samples
         self.dtype = np.dtype(layout.dtype)
         self._uid = uuid.uuid4().hex
-        self._pid: int | None = None
         self._lock = threading.RLock()
 
     # --- subclass hooks -------------------------------------------------------------------
-    def _open(self) -> None:
-        """Open file handles for this process (called lazily, under the lock)."""
+    def _prepare(self) -> None:
+        """Load per-process metadata (e.g. a chunk index) through :attr:`bytes`; called once,
+        lazily, under the lock. Keep results in ``_h_*`` attributes (dropped when pickled)."""
 
-    def _close(self) -> None:
-        """Close file handles (called under the lock)."""
+    def _store_files(self) -> list[str]:
+        """Store paths this source reads (their handles are released by :meth:`close`)."""
+        return []
 
     def _load_chunk(self, index: int) -> np.ndarray:
         """Decoded chunk ``index`` as ``(n_channels, chunk_len)`` in the stored dtype."""
         raise NotImplementedError
 
-    # --- handles --------------------------------------------------------------------------
-    def _ensure_open(self) -> None:
-        pid = os.getpid()
-        if self._pid != pid:
-            if self._pid is not None:
-                self._forget_handles()  # inherited across fork: never touch the parent's handles
-            self._open()
-            self._pid = pid
+    def _load_chunks(self, indices: list[int]) -> list[np.ndarray]:
+        """Decoded chunks ``indices`` (sorted, distinct); override to fetch their bytes together."""
+        return [self._load_chunk(i) for i in indices]
 
-    def _forget_handles(self) -> None:
-        """Drop (without closing) handles inherited from another process. Override if needed."""
+    # --- bytes and per-process state --------------------------------------------------------
+    @property
+    def bytes(self) -> ByteSource:
+        """The store's byte source (built from :attr:`root` on first use, kept when pickled)."""
+        src = self.__dict__.get("_bytes")
+        if src is None:
+            src = self._bytes = source_for(self.root)
+        return src
+
+    def _ensure_ready(self) -> None:
+        if not self.__dict__.get("_h_ready"):
+            self._prepare()
+            self._h_ready = True
 
     def close(self) -> None:
+        """Forget per-process state and release this source's files (reopened on the next read)."""
         with self._lock:
-            if self._pid == os.getpid():
-                self._close()
-            elif self._pid is not None:
-                self._forget_handles()  # inherited across fork: never close the parent's handles
-            self._pid = None
+            release = getattr(self.__dict__.get("_bytes"), "release", None)
+            if release is not None and self.__dict__.get("_h_ready"):
+                release(self._store_files())
+            for k in [k for k in self.__dict__ if k.startswith("_h_")]:
+                del self.__dict__[k]
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: v for k, v in self.__dict__.items() if not k.startswith("_h_")}
-        state["_pid"] = None
         state.pop("_lock", None)
         return state
 
@@ -148,15 +144,37 @@ class ChunkedSource:
         return CorruptStoreError(f"{self.root}: recording {self.key}: {what}{detail}; "
                                  f"run `eegbench verify {self.root}` and re-convert or re-download the store")
 
-    def pread_checked(self, fd: int, offset: int, nbytes: int, crc: int, rel: str, index: int) -> bytes:
-        """The stored bytes of chunk ``index`` (``nbytes`` at ``offset`` of file ``rel``), checked
-        for length and CRC32C: a truncated or modified chunk is an error, never data."""
-        data = os.pread(fd, nbytes, offset)
+    def check_bytes(self, data: Any, nbytes: int, crc: int, rel: str, index: int, offset: int) -> np.ndarray:
+        """``data`` (the stored bytes of chunk ``index``, ``nbytes`` at ``offset`` of ``rel``) as a
+        uint8 array, checked for length and CRC32C: a truncated or modified chunk is an error."""
         if len(data) != nbytes:
             raise self.corrupt(f"chunk {index} is truncated in {rel} ({len(data)} of {nbytes} bytes at offset {offset})")
-        if google_crc32c.value(data) != crc:
+        arr = np.frombuffer(data, dtype=np.uint8)
+        if google_crc32c.value(arr) != crc:
             raise self.corrupt(f"chunk {index} fails its CRC32C check in {rel} (bytes {offset}..{offset + nbytes})")
-        return data
+        return arr
+
+    def fetch_checked(self, rel: str, offset: int, nbytes: int, crc: int, index: int) -> np.ndarray:
+        """The stored bytes of chunk ``index`` (``nbytes`` at ``offset`` of ``rel``), checked."""
+        return self.check_bytes(self.bytes.get(rel, offset, offset + nbytes), nbytes, crc, rel, index, offset)
+
+    def _wrap(self, exc: Exception, index: Any) -> Exception:
+        """The typed error for a failure while loading chunk(s) ``index``."""
+        if isinstance(exc, (CorruptStoreError, ResourceLimitError)):
+            return exc
+        if is_exhausted(exc):  # out of descriptors: the store is fine
+            return ResourceLimitError(f"{self.root}: recording {self.key}: chunk {index}: the process has no "
+                                      f"file descriptor left ({exc}); raise `ulimit -n` or lower "
+                                      "EEGBENCH_MAX_OPEN_FILES")
+        if isinstance(exc, FileNotFoundError):
+            return self.corrupt(f"a file of chunk {index} is missing", exc)
+        return self.corrupt(f"chunk {index} cannot be decoded", exc)
+
+    def _checked_shape(self, index: int, arr: np.ndarray) -> np.ndarray:
+        expected = (self.n_channels, min(self.chunk_samples, self.n_times - index * self.chunk_samples))
+        if arr.shape != expected:
+            raise self.corrupt(f"chunk {index} has shape {arr.shape}, expected {expected}")
+        return arr
 
     # --- reading --------------------------------------------------------------------------
     def chunk(self, index: int) -> np.ndarray:
@@ -165,20 +183,43 @@ class ChunkedSource:
         arr = CHUNK_CACHE.get(key)
         if arr is None:
             with self._lock:
-                self._ensure_open()
                 try:
+                    self._ensure_ready()
                     arr = self._load_chunk(index)
-                except CorruptStoreError:
-                    raise
-                except FileNotFoundError as exc:
-                    raise self.corrupt(f"a file of chunk {index} is missing", exc) from exc
                 except Exception as exc:
-                    raise self.corrupt(f"chunk {index} cannot be decoded", exc) from exc
-            expected = (self.n_channels, min(self.chunk_samples, self.n_times - index * self.chunk_samples))
-            if arr.shape != expected:
-                raise self.corrupt(f"chunk {index} has shape {arr.shape}, expected {expected}")
-            CHUNK_CACHE.put(key, arr)
+                    err = self._wrap(exc, index)
+                    if err is exc:
+                        raise
+                    raise err from exc
+            CHUNK_CACHE.put(key, self._checked_shape(index, arr))
         return arr
+
+    def chunks(self, indices: Any) -> dict[int, np.ndarray]:
+        """Decoded chunks ``indices`` (stored dtype), each decoded at most once for this call, with
+        or without the cache; the bytes of chunks missing from the cache are fetched together."""
+        wanted = sorted({int(i) for i in indices})
+        out: dict[int, np.ndarray] = {}
+        missing = []
+        for i in wanted:
+            arr = CHUNK_CACHE.get((self._uid, i))
+            if arr is None:
+                missing.append(i)
+            else:
+                out[i] = arr
+        if missing:
+            with self._lock:
+                try:
+                    self._ensure_ready()
+                    loaded = self._load_chunks(missing)
+                except Exception as exc:
+                    err = self._wrap(exc, missing if len(missing) > 1 else missing[0])
+                    if err is exc:
+                        raise
+                    raise err from exc
+            for i, arr in zip(missing, loaded):
+                out[i] = self._checked_shape(i, arr)
+                CHUNK_CACHE.put((self._uid, i), arr)
+        return out
 
     def _raw(self, start: int, stop: int, out: np.ndarray) -> None:
         """Fill ``out`` (n_channels x (stop-start), stored dtype) from the overlapping chunks."""
@@ -213,9 +254,24 @@ class ChunkedSource:
         return self._to_float(self.read_counts(start, stop), channels)
 
     def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None) -> np.ndarray:
-        """Equal-length windows at ``starts``; each chunk is decoded at most once per call."""
+        """Equal-length windows at ``starts``; each chunk is decoded at most once per call (with or
+        without the decoded-chunk cache) and the bytes of all missing chunks are fetched together."""
         n_ch = self.n_channels if channels is None else len(channels)
+        starts = np.asarray(starts, dtype=np.int64)
         out = np.empty((len(starts), n_ch, length), dtype=np.float32)
-        for i, s in enumerate(np.asarray(starts, dtype=np.int64)):
-            out[i] = self.read(int(s), int(s) + length, channels)
+        if length <= 0 or not len(starts):
+            return out
+        cs = self.chunk_samples
+        needed = set()
+        for s in starts.tolist():
+            needed.update(range(s // cs, (s + length - 1) // cs + 1))
+        loaded = self.chunks(needed)
+        raw = np.empty((self.n_channels, length), dtype=self.dtype)
+        for i, s in enumerate(starts.tolist()):
+            stop = s + length
+            for ci in range(s // cs, (stop - 1) // cs + 1):
+                c0 = ci * cs
+                a, b = max(s, c0), min(stop, c0 + cs)
+                raw[:, a - s:b - s] = loaded[ci][:, a - c0:b - c0]
+            out[i] = self._to_float(raw, channels)
         return out

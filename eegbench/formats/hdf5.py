@@ -1,4 +1,4 @@
-"""HDF5 backend: one standard HDF5 file per recording, read through a direct ``pread`` fast path.
+"""HDF5 backend: one standard HDF5 file per recording, read through a direct byte-range fast path.
 
 Layout of a store (the core adds ``eegbench.json`` at the root)::
 
@@ -27,18 +27,21 @@ fletcher32 ourselves in NumPy costs more than decoding. So the writer, as each c
 records in ``/chunk_index`` where HDF5 put its stored bytes, HDF5's filter mask for it (HDF5 skips
 an optional filter that does not shrink a chunk) and the CRC32C of those bytes. A reader opens
 the file with h5py once (checks shape/dtype/chunks/filters, loads the index, closes it); then a
-chunk is one ``os.pread``, a hardware CRC32C (~7 us per 129 KB) and a decode following the file's
+chunk is one byte-range read (``pread`` through :mod:`eegbench.io`), a hardware CRC32C (~7 us per 129 KB) and a decode following the file's
 filter list and the chunk's mask: fletcher32 -> drop its 4 bytes (the CRC covers them), Zstd/Blosc
 -> numcodecs, deflate -> zlib, shuffle -> a NumPy unshuffle. A stale or damaged index can only
 point at bytes that fail their CRC. LZF has no numcodecs decoder: LZF files are read through h5py
 (its chunk cache off: decoded chunks go to the shared LRU of :mod:`._chunks`).
 
-Processes. On the fast path no h5py handle stays open, so nothing HDF5-related crosses a
-``fork``: a forked child keeps the chunk index (plain data) and opens its own descriptor;
-pickling drops every ``_h_*`` attribute, so spawn/joblib workers re-read the index (~1 ms).
-Files are opened with HDF5's default file locking, and again with ``locking=False`` when HDF5
-refuses because this process already has the file open with the other flag (plain h5py with
-``locking=False``): that is a busy file, not a corrupt one.
+Processes and files. h5py reads the file through :class:`eegbench.io.SourceFile` over the store's
+byte source, so no reader holds a descriptor of its own (the process-wide file manager of
+:mod:`eegbench.io` lends one per read and caps how many are open) and nothing HDF5-related crosses
+a ``fork`` on the fast path: a forked child keeps the chunk index (plain data); pickling drops
+every ``_h_*`` attribute, so spawn/joblib workers re-read the index (~1 ms). The LZF path keeps
+an h5py handle per process (reopened after ``fork``). Signal files are not opened by path, so
+HDF5's file locking does not apply to them; ``tables.h5`` is opened with :func:`h5_open` (HDF5's
+default file locking, and again with ``locking=False`` when HDF5 refuses because this process
+already has the file open with the other flag: a busy file, not a corrupt one).
 """
 
 from __future__ import annotations
@@ -57,8 +60,9 @@ import numpy as np
 
 from ..codecs import CodecSpec
 from ..errors import CorruptStoreError, UnsupportedCodecError
+from ..io import SourceFile, is_exhausted
 from . import SignalLayout, register
-from ._chunks import ChunkedSource, open_random_access
+from ._chunks import ChunkedSource
 
 SIGNALS = "/signals"
 INDEX = "/chunk_index"
@@ -123,33 +127,34 @@ class HDF5Source(ChunkedSource):
     """Lazy reader of one recording's ``/signals``. No I/O until the first sample is read."""
 
     # per-process state; class defaults because pickling drops the instance's ``_h_*``
-    _h_fd: int | None = None  # pread descriptor (fast path)
     _h_index: list[list[int]] | None = None  # per chunk: offset, nbytes, filter mask, crc32c
     _h_filters: list[int] | None = None  # HDF5 filter ids of /signals, in pipeline order
-    _h_file: h5py.File | None = None  # LZF only: reads go through h5py
+    _h_file: h5py.File | None = None  # LZF only: reads go through h5py (over the byte source)
     _h_ds: h5py.Dataset | None = None
+    _h_pid: int | None = None  # the process that opened _h_file
 
     def _rel(self) -> str:
         return str(self.storage["file"])
 
-    def _open(self) -> None:
-        if self._h_index is None:  # kept across fork: a forked child only needs a descriptor
-            self._read_structure()
-        if self._h_index is not None:
-            try:
-                self._h_fd = open_random_access(self.root / self._rel())
-            except FileNotFoundError as exc:
-                raise self.corrupt(f"signal file {self._rel()} is missing", exc) from exc
+    def _store_files(self) -> list[str]:
+        return [self._rel()]
 
-    def _read_structure(self) -> None:
-        """Check /signals against the layout; load the chunk index, or keep h5py open for LZF."""
-        rel, path = self._rel(), self.root / self._rel()
+    def _h5(self) -> h5py.File:
+        """The signal file opened by h5py through the byte source (no descriptor of its own)."""
+        rel = self._rel()
         try:
-            f = h5_open(path, rdcc_nbytes=0)  # no HDF5 chunk cache: the shared LRU caches
+            return h5py.File(SourceFile(self.bytes, rel), "r", rdcc_nbytes=0)  # the shared LRU caches
         except FileNotFoundError as exc:
             raise self.corrupt(f"signal file {rel} is missing", exc) from exc
         except OSError as exc:
+            if is_exhausted(exc):
+                raise
             raise self.corrupt(f"signal file {rel} is not a readable HDF5 file", exc) from exc
+
+    def _prepare(self) -> None:
+        """Check /signals against the layout; load the chunk index, or keep h5py open for LZF."""
+        rel = self._rel()
+        f = self._h5()
         try:
             ds = f[self.storage.get("dataset", SIGNALS)]
             expected = ((self.n_channels, self.n_times), self.dtype, self.layout.chunk_shape)
@@ -159,15 +164,17 @@ class HDF5Source(ChunkedSource):
             dcpl = ds.id.get_create_plist()
             filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
             if not set(filters) <= _FAST_FILTERS:  # LZF: decode through HDF5
-                self._h_file, self._h_ds = f, ds
+                self._h_file, self._h_ds, self._h_pid = f, ds, os.getpid()
                 return
             index = f[INDEX][()]  # fletcher32-checked by HDF5
-            n, size = self.layout.n_chunks, os.path.getsize(path)
+            n, size = self.layout.n_chunks, self.bytes.size(rel)
         except CorruptStoreError:
             f.close()
             raise
         except Exception as exc:  # damaged HDF5 metadata, missing dataset...
             f.close()
+            if is_exhausted(exc):
+                raise
             raise self.corrupt(f"{rel}: cannot read {SIGNALS} or {INDEX}", exc) from exc
         f.close()
         if index.shape != (n, 4):
@@ -179,38 +186,49 @@ class HDF5Source(ChunkedSource):
         self._h_index = index.tolist()  # plain ints: per-chunk lookups are list indexing
         self._h_filters = filters
 
-    def _close(self) -> None:
-        fd, self._h_fd, self._h_index = self._h_fd, None, None
-        if fd is not None:
-            os.close(fd)
-        f, self._h_file, self._h_ds = self._h_file, None, None
-        if f is not None:
-            f.close()
+    def _lzf_dataset(self) -> h5py.Dataset:
+        if self._h_pid != os.getpid():  # an h5py handle inherited through fork: never read through it
+            self._h_file = self._h_ds = None  # drops this process's copy; the parent's stays open
+            f = self._h5()
+            self._h_file, self._h_ds, self._h_pid = f, f[self.storage.get("dataset", SIGNALS)], os.getpid()
+        return self._h_ds
 
-    def _forget_handles(self) -> None:
-        # Inherited from the parent: never read through them. The descriptor is left open (its
-        # number is the parent's bookkeeping; one leaked fd is harmless). An h5py handle (LZF
-        # only) is dropped, which closes this process's copy of it; the parent's stays open.
-        # The chunk index is plain data and stays valid.
-        self._h_fd = self._h_file = self._h_ds = None
+    def close(self) -> None:
+        with self._lock:
+            f = self.__dict__.get("_h_file")
+            if f is not None and self._h_pid == os.getpid():
+                f.close()
+        super().close()
 
     def _load_chunk(self, index: int) -> np.ndarray:
         cs = self.chunk_samples
         c0 = index * cs
         n = min(cs, self.n_times - c0)
-        if self._h_ds is not None:
-            arr = self._h_ds[:, c0:c0 + n]  # HDF5 checks fletcher32; errors wrapped by chunk()
+        if self._h_index is None:
+            arr = self._lzf_dataset()[:, c0:c0 + n]  # HDF5 checks fletcher32; errors wrapped by chunk()
             arr.flags.writeable = False  # cached and shared: nobody may modify it
             return arr
         offset, size, mask, crc = self._h_index[index]
-        data = self.pread_checked(self._h_fd, offset, size, crc, self._rel(), index)
+        return self._finish(self.fetch_checked(self._rel(), offset, size, crc, index), mask, index)
+
+    def _load_chunks(self, indices: list[int]) -> list[np.ndarray]:
+        if self._h_index is None or len(indices) == 1:
+            return [self._load_chunk(i) for i in indices]
+        rel, entries = self._rel(), [self._h_index[i] for i in indices]
+        datas = self.bytes.get_ranges(rel, [(e[0], e[0] + e[1]) for e in entries])
+        return [self._finish(self.check_bytes(d, e[1], e[3], rel, i, e[0]), e[2], i)
+                for d, e, i in zip(datas, entries, indices)]
+
+    def _finish(self, data: np.ndarray, mask: int, index: int) -> np.ndarray:
+        cs = self.chunk_samples
+        n = min(cs, self.n_times - index * cs)
         arr = self._decode(data, mask).view(self.dtype).reshape(self.n_channels, cs)
         if n < cs:  # HDF5 stores the last chunk at full size, padded; keep the recording's samples
             arr = np.ascontiguousarray(arr[:, :n])
         arr.flags.writeable = False  # cached and shared: nobody may modify it
         return arr
 
-    def _decode(self, data: bytes, mask: int) -> np.ndarray:
+    def _decode(self, data: Any, mask: int) -> np.ndarray:
         """Undo the file's filters (last applied first), skipping those the chunk's mask skipped."""
         buf: Any = data
         for i in range(len(self._h_filters) - 1, -1, -1):

@@ -15,21 +15,24 @@ Why these choices:
   the physical limit for warm reads, and any NumPy can open it (``np.load(..., mmap_mode="r")``).
 * Compressed signals are chunks of ``n_channels x chunk_samples`` encoded with exactly the numcodecs
   pipeline of :func:`eegbench.codecs.numcodecs_pipeline` (the same bytes Zarr would hold), so a
-  window costs one ``os.pread`` + CRC32C + decode per overlapping chunk and nothing else.
+  window costs one coalesced byte-range read (``pread`` locally) + CRC32C + decode per overlapping
+  chunk and nothing else.
 * The index is a ``.npy`` rather than a Parquet table: it is a fixed-width int64 array that
   ``np.load`` reads in microseconds, without pyarrow on the read path.
 * Every chunk carries a CRC32C (checked on every read: ~2 us per 40 KB), so a flipped byte raises
   :class:`~eegbench.errors.CorruptStoreError` instead of returning wrong samples; a truncated file
-  is caught by the short ``pread`` (chunks) or by the size check when the ``.npy`` is mapped.
+  is caught by the short read (chunks) or by the size check when the ``.npy`` is mapped.
 
-Reading is lazy and per process: :func:`ParquetBackend.open_signals` does no I/O; the memmap / file
-descriptor / index are opened on the first read in each process (attributes ``_h_*`` are dropped by
-pickling and forgotten after ``fork``). Returned arrays are always new arrays, never views of a
-memmap or of the decoded-chunk cache.
+Reading is lazy: :func:`ParquetBackend.open_signals` does no I/O; bytes come through the store's
+:class:`~eegbench.io.ByteSource` (local: the process-wide capped file manager lends a descriptor
+or a read-only map per read), the header / chunk index are parsed on the first read in each
+process (``_h_*`` attributes, dropped by pickling). Returned arrays are always new arrays, never
+views of a map or of the decoded-chunk cache.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterable
@@ -43,7 +46,7 @@ import numpy as np
 from ..codecs import decode_chunk, encode_chunk, numcodecs_pipeline, undelta
 from ..errors import CorruptStoreError
 from . import SignalLayout, register
-from ._chunks import ChunkedSource, advise_random, open_random_access
+from ._chunks import ChunkedSource
 
 STORAGE_VERSION = 1
 SIGNALS_DIR = "signals"
@@ -91,81 +94,108 @@ class _Source(ChunkedSource):
 
 
 class NpySource(_Source):
-    """Uncompressed recording: slices of a read-only memmap of ``signals/<key>.npy``, copied."""
+    """Uncompressed recording: slices of a read-only map of ``signals/<key>.npy``, copied.
 
-    _h_arr: np.ndarray | None = None
-    _h_fd: int | None = None
-    _h_size: int = 0
-    _h_mmap = None
-    _h_offset: int = 0
+    The map is lent by the byte source for the duration of one read (local files: the shared
+    file manager, so the number of maps stays capped); a source without maps (remote) reads
+    each channel's span with one coalesced ``get_ranges``."""
 
-    def _open(self) -> None:
-        path = self._files["npy"]
+    _h_offset: int = 0  # data offset in the .npy (after its header)
+    _h_size: int = 0  # expected file size
+
+    def _store_files(self) -> list[str]:
+        return [self._rel("npy")]
+
+    def _prepare(self) -> None:
         rel = self._rel("npy")
         try:
-            mm = np.load(path, mmap_mode="r", allow_pickle=False)
-            size = os.stat(path).st_size
+            size = self.bytes.size(rel)
+            head = bytes(self.bytes.get(rel, 0, min(size, 4096)))
+            if len(head) >= 10 and head[6] == 1:
+                need = 10 + int.from_bytes(head[8:10], "little")
+            elif len(head) >= 12:
+                need = 12 + int.from_bytes(head[8:12], "little")
+            else:
+                need = 0
+            if need > len(head):
+                head = bytes(self.bytes.get(rel, 0, min(size, need)))
+            fh = io.BytesIO(head)
+            version = np.lib.format.read_magic(fh)
+            reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                      (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if reader is None:
+                raise ValueError(f".npy format version {version} is not one eegbench writes")
+            shape, fortran, dtype = reader(fh)
+            offset = fh.tell()
         except FileNotFoundError as exc:
             raise self.corrupt(f"signal file {rel} is missing", exc) from exc
-        except (ValueError, EOFError) as exc:  # short header, or data shorter than the header says
+        except (ValueError, EOFError, SyntaxError) as exc:  # short or damaged header
             raise self.corrupt(f"signal file {rel} is truncated or not a valid .npy", exc) from exc
         expected = np.dtype(self.layout.dtype).newbyteorder("<")
-        if not isinstance(mm, np.memmap) or mm.dtype != expected or mm.shape != (self.n_channels, self.n_times) \
-                or not mm.flags.c_contiguous:
-            raise self.corrupt(f"signal file {rel} holds {getattr(mm, 'dtype', '?')} {getattr(mm, 'shape', '?')}, "
+        if dtype != expected or tuple(shape) != (self.n_channels, self.n_times) or fortran:
+            raise self.corrupt(f"signal file {rel} holds {dtype} {shape}, "
                                f"expected C-ordered {expected} {(self.n_channels, self.n_times)}")
-        if size != mm.offset + mm.nbytes:
-            raise self.corrupt(f"signal file {rel} has {size} bytes, expected {mm.offset + mm.nbytes}")
-        # a plain ndarray view of the mapping: slicing it skips np.memmap's Python-level __getitem__
-        self._h_arr = mm.view(np.ndarray)
-        # an fd of our own: one fstat per read (~1 us) turns a file truncated while open into
-        # CorruptStoreError instead of a SIGBUS when the copy touches a page past the new end
-        self._h_size = size
-        self._h_fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        self._h_mmap, self._h_offset = getattr(mm, "_mmap", None), int(mm.offset)
-        advise_random(self._h_mmap)  # no 8 MiB readahead per page fault
+        nbytes = self.n_channels * self.n_times * expected.itemsize
+        if size != offset + nbytes:
+            raise self.corrupt(f"signal file {rel} has {size} bytes, expected {offset + nbytes}")
+        self._h_offset, self._h_size = offset, size
 
-    def _close(self) -> None:
-        self._h_arr = None  # readers still holding the array keep the mapping alive; nothing is unmapped under them
-        fd, self._h_fd = getattr(self, "_h_fd", None), None
-        if fd is not None:
-            os.close(fd)
+    def _with_window(self, start: int, stop: int, channels: np.ndarray | None, fn, prefetch: bool = True):
+        """``fn(arr, base)`` where ``arr[:, t - base]`` is sample ``t`` for ``t`` in [start, stop):
+        a view of the pinned map (``fn`` must copy what it returns), or fetched rows."""
+        with self._lock:
+            self._ensure_ready()
+        rel = self._rel("npy")
+        mapped = getattr(self.bytes, "mapped", None)
+        try:
+            if mapped is None:
+                return fn(self._fetch(start, stop), start)
+            with mapped(rel) as mm:
+                if mm.size() != self._h_size:  # truncated or replaced while open: no SIGBUS
+                    raise self.corrupt(f"signal file {rel} changed size while open (truncated or replaced)")
+                arr = np.ndarray((self.n_channels, self.n_times), dtype=self.dtype, buffer=mm, offset=self._h_offset)
+                try:
+                    if prefetch:
+                        self._prefetch(mm, start, stop, channels)
+                    return fn(arr, 0)
+                finally:
+                    del arr  # no view of the map may outlive the loan
+        except Exception as exc:
+            err = self._wrap(exc, f"[{start}, {stop})")
+            if err is exc:
+                raise
+            raise err from exc
 
-    def _forget_handles(self) -> None:
-        self._h_arr = None
-        self._h_fd = None  # the parent's descriptor: not ours to close
-
-    def _array(self) -> np.ndarray:
-        arr = self._h_arr
-        if arr is None or self._pid != os.getpid():
-            with self._lock:
-                self._ensure_open()
-                arr = self._h_arr
-                if arr is None:  # closed and reopened concurrently
-                    self._open()
-                    arr = self._h_arr
-        fd = self._h_fd
-        if fd is not None and os.fstat(fd).st_size != self._h_size:
-            raise self.corrupt(f"signal file {self._rel('npy')} changed size while open (truncated or replaced)")
-        return arr
+    def _fetch(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) of every channel from a source without maps: one range per row."""
+        isz, rel = self.dtype.itemsize, self._rel("npy")
+        row = self.n_times * isz
+        ranges = [(self._h_offset + c * row + start * isz, self._h_offset + c * row + stop * isz)
+                  for c in range(self.n_channels)]
+        out = np.empty((self.n_channels, stop - start), dtype=self.dtype)
+        for c, data in enumerate(self.bytes.get_ranges(rel, ranges)):
+            if len(data) != ranges[c][1] - ranges[c][0]:
+                raise self.corrupt(f"signal file {rel} is truncated (row {c})")
+            out[c] = np.frombuffer(data, dtype=self.dtype)
+        return out
 
     def _load_chunk(self, index: int) -> np.ndarray:
         cs = self.chunk_samples
-        return np.array(self._array()[:, index * cs:(index + 1) * cs])
+        return self.read_counts(index * cs, min((index + 1) * cs, self.n_times))
 
     def read_counts(self, start: int, stop: int) -> np.ndarray:
-        return np.array(self._array()[:, start:stop])
+        return self._with_window(start, stop, None, lambda arr, base: np.array(arr[:, start - base:stop - base]))
 
     #: requests of at least this many bytes per channel ask the kernel to read each channel's span
     #: in one go (random-access mode would otherwise fault it in page by page)
     PREFETCH_BYTES = 16 << 10
 
-    def _prefetch(self, start: int, stop: int, channels: np.ndarray | None) -> None:
+    def _prefetch(self, mm: Any, start: int, stop: int, channels: np.ndarray | None) -> None:
         import mmap
 
-        itemsize, mm = self.dtype.itemsize, self._h_mmap
+        itemsize = self.dtype.itemsize
         span = (stop - start) * itemsize
-        if mm is None or span < self.PREFETCH_BYTES or not hasattr(mmap, "MADV_WILLNEED"):
+        if span < self.PREFETCH_BYTES or not hasattr(mmap, "MADV_WILLNEED"):
             return
         row_bytes = self.n_times * itemsize
         for row in range(self.n_channels) if channels is None else np.unique(channels):
@@ -176,38 +206,54 @@ class NpySource(_Source):
     def read(self, start: int, stop: int, channels: np.ndarray | None) -> np.ndarray:
         if stop <= start:
             return np.empty((self.n_channels if channels is None else len(channels), 0), dtype=np.float32)
-        arr = self._array()
-        self._prefetch(start, stop, channels)
-        if self.quantization is not None:
-            view = arr[:, start:stop] if channels is None else arr[channels, start:stop]
-            return self.quantization.reconstruct(view, channels)
-        if channels is None:
-            return np.array(arr[:, start:stop])  # one copy straight out of the page cache
-        return arr[channels, start:stop]  # fancy indexing copies
+        q = self.quantization
+
+        def take(arr: np.ndarray, base: int) -> np.ndarray:
+            a, b = start - base, stop - base
+            if q is not None:
+                view = arr[:, a:b] if channels is None else arr[channels, a:b]
+                return q.reconstruct(view, channels)
+            if channels is None:
+                return np.array(arr[:, a:b])  # one copy straight out of the page cache
+            return arr[channels, a:b]  # fancy indexing copies
+
+        return self._with_window(start, stop, channels, take)
 
     def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None) -> np.ndarray:
-        arr = self._array()
+        starts = np.asarray(starts, dtype=np.int64)
         n_ch = self.n_channels if channels is None else len(channels)
         out = np.empty((len(starts), n_ch, length), dtype=np.float32)
+        if not len(starts) or length <= 0:
+            return out
         rows = slice(None) if channels is None else channels
         q = self.quantization
-        for i, s in enumerate(np.asarray(starts, dtype=np.int64).tolist()):
-            if q is not None:
-                q.reconstruct(arr[rows, s:s + length], channels, out=out[i])
-            else:
-                out[i] = arr[rows, s:s + length]
-        return out
+        if getattr(self.bytes, "mapped", None) is None:  # remote: one fetch per window
+            for i, s in enumerate(starts.tolist()):
+                out[i] = self.read(s, s + length, channels)
+            return out
+
+        def fill(arr: np.ndarray, base: int) -> np.ndarray:
+            for i, s in enumerate(starts.tolist()):
+                if q is not None:
+                    q.reconstruct(arr[rows, s:s + length], channels, out=out[i])
+                else:
+                    out[i] = arr[rows, s:s + length]
+            return out
+
+        return self._with_window(int(starts.min()), int(starts.max()) + length, None, fill, prefetch=False)
 
 
 class ChunkFileSource(_Source):
-    """Compressed recording: chunks pulled with ``os.pread``, CRC32C-checked, then decoded."""
+    """Compressed recording: chunks fetched through the byte source, CRC32C-checked, then decoded."""
 
-    _h_fd: int | None = None
+    def _store_files(self) -> list[str]:
+        return [self._rel("chunks"), self._rel("index")]
 
-    def _open(self) -> None:
+    def _prepare(self) -> None:
         rel_index, rel_chunks = self._rel("index"), self._rel("chunks")
         try:
-            index = np.load(self._files["index"], allow_pickle=False)
+            raw = self.bytes.get(rel_index, 0, self.bytes.size(rel_index))
+            index = np.load(io.BytesIO(bytes(raw)), allow_pickle=False)
         except FileNotFoundError as exc:
             raise self.corrupt(f"chunk index {rel_index} is missing", exc) from exc
         except (ValueError, EOFError) as exc:
@@ -216,13 +262,11 @@ class ChunkFileSource(_Source):
         if index.dtype != np.dtype("<i8") or index.shape != (n, 3) or (n and (index.min() < 0)):
             raise self.corrupt(f"chunk index {rel_index} holds {index.dtype} {index.shape}, expected int64 ({n}, 3)")
         try:
-            fd = open_random_access(self._files["chunks"])
+            size = self.bytes.size(rel_chunks)
         except FileNotFoundError as exc:
             raise self.corrupt(f"chunk file {rel_chunks} is missing", exc) from exc
-        size = os.fstat(fd).st_size
         beyond = np.flatnonzero(index[:, 0] + index[:, 1] > size)
         if beyond.size:  # truncated file (or damaged index): refuse before allocating absurd reads
-            os.close(fd)
             raise self.corrupt(f"chunk {int(beyond[0])} lies beyond the end of {rel_chunks} ({size} bytes): "
                                "the file is truncated")
         # plain Python ints: the per-chunk lookups below are list indexing, not NumPy scalars
@@ -231,20 +275,20 @@ class ChunkFileSource(_Source):
         self._h_delta = bool(self._h_pipeline) and isinstance(self._h_pipeline[0], numcodecs.Delta)
         if self._h_delta:  # undone by _undelta (same result, 4x faster)
             self._h_pipeline = self._h_pipeline[1:]
-        self._h_fd = fd
 
-    def _close(self) -> None:
-        fd, self._h_fd = self._h_fd, None
-        if fd is not None:
-            os.close(fd)
-
-    def _forget_handles(self) -> None:
-        # the parent's descriptor number: never close or read it here (the child reopens by path)
-        self._h_fd = None
+    def _load_chunks(self, indices: list[int]) -> list[np.ndarray]:
+        if len(indices) == 1:
+            return [self._load_chunk(indices[0])]
+        rel = self._rel("chunks")
+        ranges = [(self._h_offsets[i], self._h_offsets[i] + self._h_nbytes[i]) for i in indices]
+        return [self._decode(self.check_bytes(d, self._h_nbytes[i], self._h_crcs[i], rel, i, self._h_offsets[i]), i)
+                for d, i in zip(self.bytes.get_ranges(rel, ranges), indices)]
 
     def _load_chunk(self, index: int) -> np.ndarray:
         offset, nbytes, crc = self._h_offsets[index], self._h_nbytes[index], self._h_crcs[index]
-        data = self.pread_checked(self._h_fd, offset, nbytes, crc, self._rel("chunks"), index)
+        return self._decode(self.fetch_checked(self._rel("chunks"), offset, nbytes, crc, index), index)
+
+    def _decode(self, data: Any, index: int) -> np.ndarray:
         cs = self.chunk_samples
         shape = (self.n_channels, min(cs, self.n_times - index * cs))
         arr = decode_chunk(data, self._h_pipeline, self.dtype, shape)
@@ -267,10 +311,11 @@ class ChunkFileSource(_Source):
         # affine map then finishes in place (no intermediate window of counts)
         quantized = self.quantization is not None
         out = np.empty((n_ch, stop - start), dtype=np.float64 if quantized else np.float32)
+        loaded = self.chunks(range(first, last + 1))  # missing chunks fetched in one coalesced read
         for ci in range(first, last + 1):
             c0 = ci * cs
             a, b = max(start, c0), min(stop, c0 + cs)
-            out[:, a - start:b - start] = self.chunk(ci)[rows, a - c0:b - c0]
+            out[:, a - start:b - start] = loaded[ci][rows, a - c0:b - c0]
         return self.quantization.finish(out, channels) if quantized else out
 
 

@@ -1,4 +1,4 @@
-"""Zarr v3 backend: one sharded array per recording, read through a direct ``pread`` fast path.
+"""Zarr v3 backend: one sharded array per recording, read through a direct byte-range fast path.
 
 Layout of a store (a Zarr v3 group hierarchy; the core adds ``eegbench.json`` at the root)::
 
@@ -31,26 +31,23 @@ store rooted at the array's own folder, so parallel workers never write a shared
 consolidates the metadata.
 
 Fast read path. zarr-python costs 0.7-1.9 ms of Python/asyncio overhead per read, several times
-the decode of a 2-s window. :class:`ZarrSource` therefore bypasses it: per shard it reads
-(``pread``) and checks the index once (cached on the source; entries must lie inside the file), then per
-inner chunk it reads exactly the chunk's bytes, verifies the crc32c (google_crc32c) and
-decodes with byte-format-identical primitives: ``numcodecs.zstd``/``numcodecs.blosc`` decompress,
-``zlib`` with a gzip header (what zarr's ``GzipCodec`` writes -- *not* the raw zlib stream
+the decode of a 2-s window. :class:`ZarrSource` therefore bypasses it: per shard it reads and
+checks the index once (cached on the source; entries must lie inside the file), then for the
+inner chunks a request needs it fetches exactly their bytes -- one coalesced ``get_ranges`` per
+shard through the store's :class:`~eegbench.io.ByteSource` (local: ``pread`` through the
+process-wide capped file manager) -- verifies each crc32c (google_crc32c) and decodes with
+byte-format-identical primitives: ``numcodecs.zstd``/``numcodecs.blosc`` decompress, ``zlib``
+with a gzip header (what zarr's ``GzipCodec`` writes -- *not* the raw zlib stream
 ``numcodecs.Zlib`` expects), a numpy unshuffle and an int32 delta prefix sum (both ~2x faster
-than the numcodecs versions). Uncompressed chunks are instead checksummed and returned as views
-of a read-only ``mmap`` of the shard: ``pread`` would add a full copy to a read that is otherwise
-one copy. (A file truncated *while mapped* would raise SIGBUS; stores are replaced by rename,
-never rewritten in place, and ``open`` checks sizes first.) Decoded chunks are read-only and go
-through :class:`~eegbench.formats._chunks.ChunkedSource`'s shared LRU. File descriptors and maps
-are opened lazily per process (``_h_*`` attributes, dropped when pickled, forgotten after
-``fork``); nothing is read until the first sample is requested.
+than the numcodecs versions). Decoded chunks are read-only and go through
+:class:`~eegbench.formats._chunks.ChunkedSource`'s shared LRU. A source holds no descriptor;
+the parsed shard indexes (``_h_*``) are dropped when pickled; nothing is read until the first
+sample is requested.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
-import os
 import shutil
 import warnings
 import zlib
@@ -67,7 +64,7 @@ import numpy as np
 from ..codecs import undelta
 from ..errors import CorruptStoreError
 from . import SignalLayout, register
-from ._chunks import ChunkedSource, advise_random, open_random_access
+from ._chunks import ChunkedSource
 
 #: cap on a shard's raw (decoded) bytes; a recording above it is split into equal shards
 SHARD_MAX_BYTES = 256 << 20
@@ -364,65 +361,32 @@ class ZarrSource(ChunkedSource):
         except (KeyError, TypeError, ValueError) as exc:
             raise self.corrupt("its codec description cannot be read by this eegbench", exc) from exc
 
-    # --- handles --------------------------------------------------------------------------
-    def _open(self) -> None:
-        self._h_fds: dict[int, int] = {}
-        self._h_maps: dict[int, mmap.mmap] = {}
-        self._h_index: dict[int, tuple[list[list[int]], str]] = {}
-        self._h_verified: set[int] = set()  # mapped chunks whose checksum passed
-
-    def _close(self) -> None:
-        for mm in getattr(self, "_h_maps", {}).values():
-            try:
-                mm.close()
-            except BufferError:  # cached chunks still view it: unmapped when the last one goes
-                pass
-        for fd in getattr(self, "_h_fds", {}).values():
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._open()
-
-    def _forget_handles(self) -> None:
-        # inherited through fork: never close them here (the fd numbers are not ours to manage)
-        self._open()
-
+    # --- files --------------------------------------------------------------------------
     def _rel(self, shard: int) -> str:
         return self.shard_path.replace("{shard}", str(shard))  # not str.format: the path comes from the store
 
-    def _fd(self, shard: int) -> int:
-        fd = self._h_fds.get(shard)
-        if fd is None:
-            rel = self._rel(shard)
-            try:
-                fd = open_random_access(self.root / rel)
-            except FileNotFoundError as exc:
-                raise self.corrupt(f"shard file {rel} is missing", exc) from exc
-            self._h_fds[shard] = fd
-        return fd
+    def _store_files(self) -> list[str]:
+        return [self._rel(s) for s in range(self.n_shards)]
 
-    def _map(self, shard: int) -> mmap.mmap:
-        mm = self._h_maps.get(shard)
-        if mm is None:
-            # the index check proved the file holds every chunk it lists (no SIGBUS on valid offsets)
-            mm = self._h_maps[shard] = mmap.mmap(self._h_fds[shard], 0, access=mmap.ACCESS_READ)
-            advise_random(mm)
-        return mm
+    def _prepare(self) -> None:
+        self._h_index: dict[int, tuple[list[list[int]], str]] = {}
 
     def _index(self, shard: int) -> tuple[list[list[int]], str]:
         """The shard's (offset, nbytes) entries, read and checked once per process."""
         cached = self._h_index.get(shard)
         if cached is not None:
             return cached
-        fd, rel = self._fd(shard), self._rel(shard)
+        rel = self._rel(shard)
         n = self.chunks_per_shard
-        size = os.fstat(fd).st_size
+        try:
+            size = self.bytes.size(rel)
+        except FileNotFoundError as exc:
+            raise self.corrupt(f"shard file {rel} is missing", exc) from exc
         isize = n * _INDEX_ENTRY + _CRC
         if size < isize:
             raise self.corrupt(f"shard file {rel} is truncated ({size} bytes, its index alone is {isize})")
         where = size - isize if self.index_at_end else 0
-        raw = os.pread(fd, isize, where)
+        raw = bytes(self.bytes.get(rel, where, where + isize))
         if len(raw) != isize or google_crc32c.value(raw[:-_CRC]) != int.from_bytes(raw[-_CRC:], "little"):
             raise self.corrupt(f"the chunk index of shard file {rel} fails its crc32c checksum "
                                "(truncated or modified)")
@@ -437,41 +401,46 @@ class ZarrSource(ChunkedSource):
 
     # --- decoding -------------------------------------------------------------------------
     def _load_chunk(self, index: int) -> np.ndarray:
-        shard, j = divmod(index, self.chunks_per_shard)
-        valid = min(self.chunk_samples, self.n_times - index * self.chunk_samples)
-        entries, rel = self._index(shard)
-        off, nb = entries[j]
-        if off == _EMPTY:
-            return _zeros(self.n_channels, valid, self.dtype)
-        mapped = not self.plan.steps
-        if mapped:
-            # uncompressed: the chunk is a view of the mapped file, so a read is one copy (the
-            # caller's assembly) where pread would add a second; checked once per mapping, like
-            # any chunk held in the cache (the store is never rewritten in place)
-            if os.fstat(self._h_fds[shard]).st_size < off + nb:  # truncated while open: no SIGBUS
-                raise self.corrupt(f"chunk {index} in {rel} is truncated (the file shrank while open)")
-            mm = self._map(shard)
-            if hasattr(mmap, "MADV_WILLNEED"):  # one read-ahead of the chunk, not a page fault per 4 KiB
-                start = off - off % mmap.PAGESIZE
-                mm.madvise(mmap.MADV_WILLNEED, start, off + nb - start)
-            view = np.frombuffer(mm, dtype=np.uint8, count=nb, offset=off)
-        else:
-            data = os.pread(self._h_fds[shard], nb, off)
-            if len(data) != nb:
-                raise self.corrupt(f"chunk {index} in {rel} is truncated ({len(data)} of {nb} bytes)")
-            view = np.frombuffer(data, dtype=np.uint8)  # zero-copy; google_crc32c refuses memoryviews
+        return self._load_chunks([index])[0]
+
+    def _load_chunks(self, indices: list[int]) -> list[np.ndarray]:
+        """Chunks ``indices``: per shard, the stored bytes of all of them in one coalesced
+        ``get_ranges`` (adjacent inner chunks are adjacent in the shard file), then check + decode."""
+        out: list[np.ndarray | None] = [None] * len(indices)
+        by_shard: dict[int, list[int]] = {}
+        for k, index in enumerate(indices):
+            by_shard.setdefault(index // self.chunks_per_shard, []).append(k)
+        for shard, ks in by_shard.items():
+            entries, rel = self._index(shard)
+            stored = []
+            for k in ks:
+                off, nb = entries[indices[k] % self.chunks_per_shard]
+                if off == _EMPTY:
+                    valid = min(self.chunk_samples, self.n_times - indices[k] * self.chunk_samples)
+                    out[k] = _zeros(self.n_channels, valid, self.dtype)
+                else:
+                    stored.append((k, off, nb))
+            if not stored:
+                continue
+            datas = self.bytes.get_ranges(rel, [(off, off + nb) for _, off, nb in stored])
+            for (k, _off, nb), data in zip(stored, datas):
+                out[k] = self._decode_stored(indices[k], rel, data, nb)
+        return out  # type: ignore[return-value]
+
+    def _decode_stored(self, index: int, rel: str, data: Any, nb: int) -> np.ndarray:
+        if len(data) != nb:
+            raise self.corrupt(f"chunk {index} in {rel} is truncated ({len(data)} of {nb} bytes)")
+        view = np.frombuffer(data, dtype=np.uint8)  # zero-copy; google_crc32c refuses memoryviews
         if self.plan.crc:
             stored = int.from_bytes(view[-_CRC:].tobytes(), "little")
             view = view[:-_CRC]
-            if not (mapped and index in self._h_verified):
-                if google_crc32c.value(view) != stored:
-                    raise self.corrupt(f"chunk {index} in {rel} fails its crc32c checksum (modified or corrupted)")
-                if mapped:
-                    self._h_verified.add(index)
+            if google_crc32c.value(view) != stored:
+                raise self.corrupt(f"chunk {index} in {rel} fails its crc32c checksum (modified or corrupted)")
         try:
             arr = self.plan.decode(view)
         except Exception as exc:
             raise self.corrupt(f"chunk {index} in {rel} cannot be decoded", exc) from exc
+        valid = min(self.chunk_samples, self.n_times - index * self.chunk_samples)
         if valid < self.chunk_samples:  # the last chunk is stored padded to the full chunk shape
             arr = arr[:, :valid].copy()
         if arr.dtype != self.dtype:  # big-endian host only
