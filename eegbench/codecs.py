@@ -16,9 +16,15 @@ name            what it is                                             levels   
 ``"default"`` names the default codec, :data:`DEFAULT_COMPRESSION` (``blosc-zstd`` level 5);
 ``None`` means *no* compression, as it does in h5py, zarr and pandas.
 
+Zarr stores use only codecs of the Zarr v3 specification (so tensorstore and zarrs read them too):
+the specification has byte-shuffle only inside Blosc, so Zarr's ``zstd`` and ``gzip`` are plain
+Zstandard / gzip without shuffle (EEGBCI counts: 3.3x instead of 3.8x); ``blosc-zstd`` is the
+shuffled, portable choice.
+
 An integer-stored signal (ADC counts, see :mod:`eegbench.quantization`) may additionally use a
 ``delta`` filter (difference of consecutive samples along time, inside each chunk) before the
-codec; it is applied where the format can store it portably (Zarr, NumPy+Parquet).
+codec; Zarr and NumPy+Parquet store it (in Zarr as ``numcodecs.delta``, which is *not* in the v3
+specification: only zarr-python with numcodecs reads such a store).
 
 An unknown name, an out-of-range level or a codec the format cannot store raises
 :class:`~eegbench.errors.UnsupportedCodecError`; nothing silently falls back to "no compression".

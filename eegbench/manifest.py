@@ -16,7 +16,9 @@ from typing import Any
 from .errors import CorruptStoreError, NotAStoreError, SchemaVersionError, StoreNotFoundError
 
 HEADER = "eegbench.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: oldest schema this version reads; older stores must be converted again (nothing was published)
+MIN_SCHEMA_VERSION = 2
 _CHUNK = 1 << 20
 
 
@@ -83,6 +85,10 @@ def read_header(root: Path) -> dict[str, Any]:
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise SchemaVersionError(f"{root} uses store schema {version}, newer than this eegbench reads "
                                  f"({SCHEMA_VERSION}); upgrade eegbench (pip install -U eegbench)")
+    if version < MIN_SCHEMA_VERSION:
+        raise SchemaVersionError(f"{root} uses store schema {version}, older than this eegbench reads "
+                                 f"({MIN_SCHEMA_VERSION}..{SCHEMA_VERSION}); convert the original recordings "
+                                 "again (eegbench convert SRC... DEST)")
     return header
 
 

@@ -57,7 +57,8 @@ def plan_layout(recording: Recording, codec: CodecSpec, chunk_seconds: float, in
     use_delta = bool(delta) and q is not None and codec.compression != "none"
     chunk = chunk_samples_for(recording.sfreq, recording.n_times, chunk_seconds)
     return SignalLayout(recording.n_channels, recording.n_times, q.dtype if q is not None else "float32",
-                        chunk, replace(codec, delta=use_delta), q)
+                        chunk, replace(codec, delta=use_delta), q, ch_names=tuple(recording.ch_names),
+                        sfreq=recording.sfreq, units=tuple(recording.units))
 
 
 def stored_blocks(recording: Recording, layout: SignalLayout):

@@ -44,6 +44,10 @@ class SignalLayout:
     chunk_samples: int
     codec: CodecSpec
     quantization: Quantization | None = None
+    #: what the writers also describe for readers without eegbench (dimension coordinates, CF units)
+    ch_names: tuple[str, ...] = ()
+    sfreq: float | None = None
+    units: tuple[str, ...] = ()
 
     @property
     def chunk_shape(self) -> tuple[int, int]:

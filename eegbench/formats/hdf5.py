@@ -4,14 +4,21 @@ Layout of a store (the core adds ``eegbench.json`` at the root)::
 
     signals/<key>.h5   /signals       (n_channels, n_times) float32 | int16 | int32, chunked
                        /chunk_index   (n_chunks, 4) uint64: byte_offset, nbytes, filter_mask, crc32c
+                       /channel, /time, /chunk, /chunk_field: dimension scales (netCDF coordinates)
     tables.h5          /tables/<name> 1-D uint8: one Parquet file per metadata table
+
+netCDF readers: ``/channel`` (names) and ``/time`` (sample index with CF ``scale_factor`` = 1/sfreq)
+are HDF5 dimension scales of ``/signals`` (``/chunk`` and ``/chunk_field`` label ``/chunk_index``),
+and counts stored with one calibration for every channel carry CF ``scale_factor``/``add_offset``
+(float64, proven bit-exact, see :mod:`._cf`) and ``units``: ``xarray.open_dataset(file,
+engine="h5netcdf")`` (after ``import hdf5plugin``) gives float volts with channel and time coordinates.
 
 ``/signals`` is chunked ``(n_channels, chunk_samples)`` (all channels x a time span: per-channel
 chunks cost ~48 ms per all-channel window) with the filters of :mod:`eegbench.codecs`: ``gzip`` =
 HDF5 shuffle + deflate, ``lzf`` = shuffle + LZF, ``zstd`` = shuffle + ``hdf5plugin.Zstd``,
 ``blosc-*`` = ``hdf5plugin.Blosc`` with its own byte-shuffle, then **fletcher32**. Attributes
 describe it for plain h5py users (``import hdf5plugin`` first for zstd/blosc): ``chunk_samples``,
-``stored_dtype``, ``codec``, ``units`` and, for ADC counts, per-channel ``q_scale``/``q_offset``/
+``stored_dtype``, ``codec``, ``values`` and, for ADC counts, per-channel ``q_scale``/``q_offset``/
 ``q_gain`` with the formula in ``to_volts``. Plain h5py reads everything; ``/chunk_index`` is
 eegbench's own addition.
 
@@ -62,6 +69,7 @@ from ..codecs import CodecSpec
 from ..errors import CorruptStoreError, UnsupportedCodecError
 from ..io import SourceFile, is_exhausted
 from . import SignalLayout, register
+from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes, time_attributes, time_index_dtype
 from ._chunks import ChunkedSource
 
 SIGNALS = "/signals"
@@ -244,6 +252,55 @@ class HDF5Source(ChunkedSource):
         return np.frombuffer(buf, dtype=np.uint8)
 
 
+INDEX_COLUMNS = ["byte_offset", "nbytes", "filter_mask", "crc32c"]
+_NOT_A_VARIABLE = "This is a netCDF dimension but not a netCDF variable."
+
+
+def _cf_holds_for(ds: h5py.Dataset, layout: SignalLayout, cf: tuple[float, float]) -> tuple[float, float] | None:
+    """int32 counts: check the CF pair on every stored count (read back block by block)."""
+    step = max(layout.chunk_samples, (32 << 20) // max(layout.n_channels * 4, 1))
+    for a in range(0, layout.n_times, step):
+        if not cf_exact(layout.quantization, cf, ds[:, a:a + step]):
+            return None
+    return cf
+
+
+def _dimension_scales(f: h5py.File, ds: h5py.Dataset, layout: SignalLayout) -> None:
+    """``/channel`` (names) and ``/time`` (sample index, CF-scaled to seconds) as HDF5 dimension
+    scales of ``/signals``: netCDF readers (h5netcdf, xarray) label both axes with them."""
+    if layout.ch_names:
+        names = f.create_dataset(CHANNEL_DIM, data=np.array(layout.ch_names, dtype=object),
+                                 dtype=h5py.string_dtype())
+        names.attrs["long_name"] = "channel name"
+    else:
+        names = f.create_dataset(CHANNEL_DIM, shape=(layout.n_channels,), dtype="<i4")
+        names.attrs["NAME"] = _NOT_A_VARIABLE
+    names.make_scale(CHANNEL_DIM)
+    dtype = time_index_dtype(layout.n_times)
+    times = f.create_dataset(TIME_DIM, shape=(layout.n_times,), dtype=dtype,
+                             chunks=(max(1, min(layout.n_times, 1 << 20)),), shuffle=True, compression="gzip")
+    step = 1 << 20
+    for a in range(0, layout.n_times, step):
+        b = min(a + step, layout.n_times)
+        times[a:b] = np.arange(a, b, dtype=dtype)
+    if layout.sfreq:
+        times.attrs.update(time_attributes(layout.sfreq))
+    times.make_scale(TIME_DIM)
+    ds.dims[0].attach_scale(names)
+    ds.dims[1].attach_scale(times)
+
+
+def _label_index(f: h5py.File, idx: h5py.Dataset, layout: SignalLayout) -> None:
+    """Dimension scales for ``/chunk_index``: the first sample of each chunk and the column names."""
+    first = f.create_dataset("chunk", data=np.arange(layout.n_chunks, dtype="<i8") * layout.chunk_samples)
+    first.attrs["long_name"] = "first sample of the chunk"
+    first.make_scale("chunk")
+    fields = f.create_dataset("chunk_field", data=np.array(INDEX_COLUMNS, dtype=object), dtype=h5py.string_dtype())
+    fields.make_scale("chunk_field")
+    idx.dims[0].attach_scale(first)
+    idx.dims[1].attach_scale(fields)
+
+
 class HDF5Backend:
     """Stores recordings as HDF5 files; see the module docstring."""
 
@@ -278,8 +335,14 @@ class HDF5Backend:
                 done = max(done, complete)
             if written != layout.n_times:
                 raise ValueError(f"{key}: blocks ended at sample {written} of {layout.n_times}")
+            cf = cf_scale_offset(layout.quantization)
+            if cf is not None and layout.dtype != "int16":  # int16: proven for every count already
+                cf = _cf_holds_for(ds, layout, cf)
+            ds.attrs.update(signal_attributes(layout, cf))
+            _dimension_scales(f, ds, layout)
             idx = f.create_dataset(INDEX, data=index, chunks=index.shape, fletcher32=True)
-            idx.attrs["columns"] = ["byte_offset", "nbytes", "filter_mask", "crc32c"]
+            idx.attrs["columns"] = INDEX_COLUMNS
+            _label_index(f, idx, layout)
             idx.attrs["description"] = (
                 "one row per /signals chunk in time order: where its stored bytes (after all filters, "
                 "as H5Dread_chunk returns them) lie in this file, HDF5's filter mask, and their CRC32C "
@@ -296,9 +359,9 @@ class HDF5Backend:
         a["codec"] = layout.codec.label
         q = layout.quantization
         if q is None:
-            a["units"] = "V (float32 volts, unless the store's channels table says otherwise)"
+            a["values"] = "float32 samples in each channel's unit (see the store's channels table)"
             return
-        a["units"] = "ADC counts"
+        a["values"] = "integer ADC counts; scale_factor/add_offset (CF) or q_* per channel give volts"
         a["q_scale"], a["q_offset"], a["q_gain"] = q.scale, q.offset, q.gain
         a["to_volts"] = ("volts = float32(((counts * q_scale) + q_offset) * q_gain), in float64 "
                          "arithmetic, q_* taken per channel (row)")

@@ -2,23 +2,32 @@
 
 Layout of a store (a Zarr v3 group hierarchy; the core adds ``eegbench.json`` at the root)::
 
-    zarr.json                      root group + consolidated metadata of everything below
-    signals/zarr.json              group
-    signals/<key>/zarr.json        array (n_channels, n_times), dtype float32 | int16 | int32
-    signals/<key>/c/0/<s>          shard s: encoded inner chunks, then the shard index
-    tables/<name>/zarr.json        1-D uint8 array holding one Parquet file (bytes + crc32c)
-    tables/<name>/c/0              its single chunk
+    zarr.json                         root group + consolidated metadata of everything below
+    signals/zarr.json                 group
+    signals/<key>/zarr.json           one group per recording (attributes: sampling_rate_hz, channel_names)
+    signals/<key>/signals/zarr.json   array (channel, time), dtype float32 | int16 | int32
+    signals/<key>/signals/c/0/<s>     shard s: encoded inner chunks, then the shard index
+    signals/<key>/channel/            coordinate: channel names (string)
+    signals/<key>/time/               coordinate: sample index, CF scale_factor = 1/sfreq -> seconds
+    tables/<name>/zarr.json           1-D uint8 array holding one Parquet file (bytes + crc32c)
+    tables/<name>/c/0                 its single chunk
+
+Generic readers: the signal array has ``dimension_names`` ``["channel", "time"]`` and, when stored
+as counts with one calibration for every channel, CF ``scale_factor``/``add_offset`` (float64,
+proven bit-exact, see :mod:`._cf`) and ``units``, so ``xarray.open_zarr(store,
+group="signals/<key>")`` gives float volts with channel and time coordinates.
 
 Each signal array uses the ``sharding_indexed`` codec. The inner chunk is
 ``(n_channels, chunk_samples)`` -- the unit a read decodes -- and a shard is a whole number of
 inner chunks: the whole recording when its raw bytes fit in :data:`SHARD_MAX_BYTES`, else the
 fewest equal shards that do, so a recording is a handful of files. The inner codec chain is
 ``[numcodecs.delta] -> bytes(little) -> <compression> -> crc32c`` where ``<compression>`` follows
-:mod:`eegbench.codecs`: nothing, ``numcodecs.shuffle + zstd``, ``blosc`` (byte-shuffle inside) or
-``numcodecs.shuffle + gzip``. Native zarr codecs are used where they exist, ``zarr.codecs.numcodecs``
-wrappers for shuffle and delta, so plain zarr-python (with numcodecs) reads the store. Inner chunks
-equal to the fill value (0) are not stored: index entry (2^64-1, 2^64-1), read back as zeros. The
-shard index (n_chunks x (offset, nbytes) uint64 LE + crc32c) sits at the end of the shard file.
+:mod:`eegbench.codecs` with codecs of the Zarr v3 specification only: nothing, ``zstd``, ``blosc``
+(byte-shuffle inside) or ``gzip`` -- tensorstore and zarrs read these stores. Only the opt-in
+delta filter is a numcodecs codec outside the specification (zarr-python + numcodecs read it). Inner
+chunks equal to the fill value (0) are not stored: index entry (2^64-1, 2^64-1), read back as
+zeros. The shard index (n_chunks x (offset, nbytes) uint64 LE + crc32c) sits at the end of the
+shard file.
 
 Writing streams: zarr-python encodes the inner chunks (through an in-memory array with the inner
 chunk shape and the same codecs, ~16 MiB of chunks per call, so the bytes are exactly what its
@@ -64,6 +73,7 @@ import numpy as np
 from ..codecs import undelta
 from ..errors import CorruptStoreError
 from . import SignalLayout, register
+from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes, time_attributes, time_index_dtype
 from ._chunks import ChunkedSource
 
 #: cap on a shard's raw (decoded) bytes; a recording above it is split into equal shards
@@ -71,6 +81,7 @@ SHARD_MAX_BYTES = 256 << 20
 
 SIGNALS = "signals"
 TABLES = "tables"
+DATA = "signals"  # the signal array inside each recording's group: signals/<key>/signals
 _EMPTY = 2**64 - 1  # sharding index sentinel: inner chunk not stored (fill value)
 _INDEX_ENTRY = 16  # (offset, nbytes) as two little-endian uint64
 _GROUP_BYTES = 16 << 20  # raw bytes of inner chunks encoded per zarr-python call while writing
@@ -92,31 +103,34 @@ def shard_samples_for(layout: SignalLayout, max_bytes: int | None = None) -> int
 def _inner_codecs(layout: SignalLayout) -> tuple[list[Any], Any, list[Any]]:
     """(filters, serializer, compressors) of one inner chunk for ``layout.codec``."""
     from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, GzipCodec, ZstdCodec
-    from zarr.codecs.numcodecs import Delta, Shuffle
+    from zarr.codecs.numcodecs import Delta
 
     dtype = np.dtype(layout.dtype).newbyteorder("<")
     spec = layout.codec
-    with warnings.catch_warnings():  # "numcodecs codecs are not in the v3 spec": known, zarr reads them
+    with warnings.catch_warnings():  # "numcodecs codecs are not in the v3 spec": delta only, opt-in
         warnings.simplefilter("ignore")
         filters = [Delta(dtype=dtype.str)] if spec.delta else []
         name = spec.compression
+        # only codecs of the Zarr v3 specification (tensorstore, zarrs, zarr-python all read them):
+        # the spec has byte-shuffle only inside blosc, so zstd and gzip are stored without it
         if name == "none":
             compressors: list[Any] = []
         elif name == "zstd":
-            compressors = [Shuffle(elementsize=dtype.itemsize), ZstdCodec(level=spec.level, checksum=False)]
+            compressors = [ZstdCodec(level=spec.level, checksum=False)]
         elif name in ("blosc-zstd", "blosc-lz4"):
             compressors = [BloscCodec(cname=name.split("-")[1], clevel=spec.level, shuffle="shuffle",
                                       typesize=dtype.itemsize, blocksize=0)]
         elif name == "gzip":
-            compressors = [Shuffle(elementsize=dtype.itemsize), GzipCodec(level=spec.level)]
+            compressors = [GzipCodec(level=spec.level)]
         else:  # the core validates against ZarrBackend.compressions first
             raise ValueError(f"zarr backend cannot store compression {name!r}")
     # the checksum is last so it covers the exact bytes on disk: corruption is caught before decoding
     return filters, BytesCodec(endian="little"), [*compressors, Crc32cCodec()]
 
 
-def _attributes(layout: SignalLayout, shard_samples: int) -> dict[str, Any]:
-    """Self-describing attributes so the array makes sense without eegbench."""
+def _attributes(layout: SignalLayout, shard_samples: int, cf: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Self-describing attributes so the array makes sense without eegbench: CF ``scale_factor`` /
+    ``add_offset`` / ``units`` (xarray decodes them to volts) and eegbench's own description."""
     attrs: dict[str, Any] = {
         "dims": ["channel", "time"],
         "chunk_samples": layout.chunk_samples,
@@ -135,7 +149,40 @@ def _attributes(layout: SignalLayout, shard_samples: int) -> dict[str, Any]:
             "formula": "volts = float32(((counts * q_scale) + q_offset) * q_gain), float64 arithmetic, "
                        "per channel (row)",
         })
-    return {"eegbench": attrs}
+    return {**signal_attributes(layout, cf), "eegbench": attrs}
+
+
+def _group_attributes(layout: SignalLayout) -> dict[str, Any]:
+    """The recording group's attributes: what a generic reader shows first."""
+    attrs: dict[str, Any] = {"sampling_rate_hz": layout.sfreq, "n_channels": layout.n_channels,
+                             "n_times": layout.n_times, "signals": DATA,
+                             "channel_names": list(layout.ch_names)}
+    return {k: v for k, v in attrs.items() if v is not None}
+
+
+def _write_coordinates(group_folder: Path, layout: SignalLayout) -> None:
+    """``channel`` (names) and ``time`` (sample index, CF-scaled to seconds) beside the signals, so
+    ``xarray.open_zarr(store, group="signals/<key>")`` labels both axes."""
+    import zarr
+    from zarr.codecs import BloscCodec
+    from zarr.storage import LocalStore
+
+    if layout.ch_names:
+        names = zarr.create_array(LocalStore(group_folder / CHANNEL_DIM), shape=(layout.n_channels,), dtype=str,
+                                  chunks=(max(layout.n_channels, 1),), dimension_names=(CHANNEL_DIM,),
+                                  attributes={"long_name": "channel name"}, overwrite=True)
+        names[:] = np.array(layout.ch_names, dtype=object)
+    if layout.sfreq:
+        dtype = time_index_dtype(layout.n_times)
+        step = 1 << 20
+        times = zarr.create_array(
+            LocalStore(group_folder / TIME_DIM), shape=(layout.n_times,), dtype=dtype,
+            chunks=(min(layout.n_times, step),), dimension_names=(TIME_DIM,),
+            compressors=[BloscCodec(cname="zstd", clevel=5, shuffle="shuffle", typesize=dtype.itemsize)],
+            attributes=time_attributes(layout.sfreq), fill_value=0, overwrite=True)
+        for a in range(0, layout.n_times, step):
+            b = min(a + step, layout.n_times)
+            times[a:b] = np.arange(a, b, dtype=dtype)
 
 
 def _as_block(block: Any, layout: SignalLayout) -> np.ndarray:
@@ -473,19 +520,13 @@ class ZarrBackend:
 
         n_ch, n_times, cs = layout.n_channels, layout.n_times, layout.chunk_samples
         shard = shard_samples_for(layout)
-        rel = f"{SIGNALS}/{key}"
-        folder = Path(root) / SIGNALS / key
-        _rmtree(folder)  # overwrite: no stale shard of an earlier attempt may survive
+        group_rel = f"{SIGNALS}/{key}"
+        rel = f"{group_rel}/{DATA}"
+        group_folder = Path(root) / SIGNALS / key
+        folder = group_folder / DATA
+        _rmtree(group_folder)  # overwrite: no stale shard of an earlier attempt may survive
         filters, serializer, compressors = _inner_codecs(layout)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # a store rooted at the array folder: creating it writes no parent zarr.json, so
-            # parallel workers never race on shared metadata (finalize writes the groups)
-            zarr.create_array(
-                LocalStore(folder), shape=(n_ch, n_times), dtype=layout.dtype, chunks=(n_ch, cs),
-                shards={"shape": (n_ch, shard), "index_location": "end"}, filters=filters,
-                serializer=serializer, compressors=compressors, fill_value=0,
-                attributes=_attributes(layout, shard), overwrite=True, config={"order": "C"})
+        cf = cf_scale_offset(layout.quantization)
         encoder = _ChunkEncoder(layout, filters, serializer, compressors)
         with _ShardWriter(folder / "c" / "0", shard // cs, layout.n_chunks) as shards:
             pos = 0  # samples received
@@ -498,6 +539,8 @@ class ZarrBackend:
                 pos += block.shape[1]
                 if pos > n_times:
                     raise ValueError(f"{key}: blocks exceed the recording's {n_times} samples")
+                if cf is not None and not cf_exact(layout.quantization, cf, block):
+                    cf = None  # int32 counts this pair does not reproduce: no CF claim
                 if carry is not None:
                     block, carry = np.concatenate([carry, block], axis=1), None
                 whole = block.shape[1] if pos == n_times else block.shape[1] // cs * cs
@@ -508,6 +551,18 @@ class ZarrBackend:
                     carry = block[:, whole:].copy()
             if pos != n_times:
                 raise ValueError(f"{key}: blocks cover {pos} of {n_times} samples")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # stores rooted at this recording's own folder: parallel workers never write a shared
+            # parent zarr.json (finalize writes the upper groups); the data array's metadata last
+            zarr.create_group(LocalStore(group_folder), attributes=_group_attributes(layout))
+            zarr.create_array(
+                LocalStore(folder), shape=(n_ch, n_times), dtype=layout.dtype, chunks=(n_ch, cs),
+                shards={"shape": (n_ch, shard), "index_location": "end"}, filters=filters,
+                serializer=serializer, compressors=compressors, fill_value=0,
+                dimension_names=(CHANNEL_DIM, TIME_DIM),
+                attributes=_attributes(layout, shard, cf), config={"order": "C"})
+            _write_coordinates(group_folder, layout)
         return {
             "array": rel,
             "shard_path": f"{rel}/c/0/{{shard}}",
@@ -570,7 +625,7 @@ class ZarrBackend:
         from zarr.storage import LocalStore
 
         root = Path(root)
-        missing = [k for k in keys if not (root / SIGNALS / k / "zarr.json").is_file()]
+        missing = [k for k in keys if not (root / SIGNALS / k / DATA / "zarr.json").is_file()]
         if missing:
             raise CorruptStoreError(f"{root}: recordings {missing[:5]} were not written")
         with warnings.catch_warnings():  # "consolidated metadata is not in the v3 spec yet"
@@ -580,8 +635,9 @@ class ZarrBackend:
                 if (root / sub).is_dir():
                     group.require_group(sub)
             group.attrs.update({"eegbench": {
-                "layout": f"{SIGNALS}/<key>: (n_channels, n_times) samples, sharded; "
-                          f"{TABLES}/<name>: Parquet bytes as uint8; see each array's attributes"}})
+                "layout": f"{SIGNALS}/<key>/{DATA}: (channel, time) samples, sharded, with CF scale_factor/"
+                          f"add_offset when stored as counts; {SIGNALS}/<key>/{CHANNEL_DIM}, /{TIME_DIM}: "
+                          f"coordinates; {TABLES}/<name>: Parquet bytes as uint8; see each array's attributes"}})
             zarr.consolidate_metadata(LocalStore(root))
 
     def open_signals(self, root: Path, key: str, layout: SignalLayout, storage: dict[str, Any]) -> ZarrSource:
