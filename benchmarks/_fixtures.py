@@ -343,7 +343,7 @@ class Target:
         if self._handles is None:
             self.open()
         if self.kind == "store":
-            return self._handles[r].get_data(start, start + n)
+            return self._handles[r].get_data(start=start, stop=start + n)
         if self.kind == "memmap-npy":
             if r not in self._handles:
                 self._handles[r] = np.load(self.build()[r], mmap_mode="r")

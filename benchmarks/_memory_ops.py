@@ -49,7 +49,7 @@ def _run_read_windows(ds) -> None:
     rec = ds[0]
     w = int(2 * rec.sfreq)
     for s in np.linspace(0, rec.n_times - w, 50).astype(int):
-        rec.get_data(int(s), int(s) + w)
+        rec.get_data(start=int(s), stop=int(s) + w)
 
 
 def _prep_fif_open(path: str):

@@ -5,9 +5,9 @@ Public API::
 
     import eegbench
     ds = eegbench.from_files(["S001R03.edf", ...])          # or from_mne / from_bids / synthetic
-    eegbench.save(ds, "eeg.zarr", format="zarr", compression="blosc-zstd", level=5)
+    eegbench.save(ds, "eeg.zarr")                           # format from the name; blosc-zstd level 5
     ds = eegbench.open("eeg.zarr")                          # lazy: metadata only
-    x = ds[0].get_data(start=0, stop=320, picks=["C3", "C4"])   # samples, float32 volts
+    x = ds[0].get_data(picks=["C3", "C4"], start=0, stop=320)   # samples, float32 volts (MNE's arguments)
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "COMPRESSIONS", "Annotations", "CodecSpec", "Dataset", "Quantization", "Recording",
-    "available_formats", "errors", "from_bids", "synthetic", "from_files", "from_mne", "info", "open", "save",
+    "available_formats", "eegbci_description", "errors", "from_bids", "synthetic", "from_files", "from_mne", "info",
+    "open", "save",
     "verify", "__version__",
 ]
 
@@ -38,13 +39,25 @@ def from_mne(raws: Any, description: Any = None) -> Dataset:
     return _from_mne(raws, description=description)
 
 
-def from_files(paths: Any, *, skip_errors: bool = False, preload: bool = False, sha256: bool = True) -> Dataset:
+def from_files(paths: Any, *, skip_errors: bool = False, preload: bool = False, sha256: bool = True,
+               description: Any = None) -> Dataset:
     """A :class:`Dataset` from files MNE reads: EDF/EDF+/BDF, BrainVision, EEGLAB, FIF.
 
-    ``sha256=False`` skips hashing each source file into the provenance (one extra full read)."""
+    ``description``: extra description columns per file, a function ``path -> dict`` (e.g.
+    :func:`eegbci_description`) or a mapping ``{file name: dict}``; BIDS file names fill subject,
+    session, task and run by themselves. ``sha256=False`` skips hashing each source file into the
+    provenance (one extra full read). See :func:`eegbench.sources.mne.from_files`."""
     from .sources.mne import from_files as _from_files
 
-    return _from_files(paths, skip_errors=skip_errors, preload=preload, sha256=sha256)
+    return _from_files(paths, skip_errors=skip_errors, preload=preload, sha256=sha256, description=description)
+
+
+def eegbci_description(path: Any) -> dict[str, Any]:
+    """``S001R03.edf`` -> ``{"subject": "001", "run": 3, "task": "fists"}`` (EEG Motor Movement/Imagery
+    file names); ``{}`` for other names. For ``from_files(..., description=eegbci_description)``."""
+    from .sources.mne import eegbci_description as _eegbci
+
+    return _eegbci(path)
 
 
 def from_bids(root: Any, subject: Any = None, session: Any = None, task: Any = None, run: Any = None,

@@ -91,6 +91,10 @@ class ChannelNotFoundError(SelectionError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class EmptySelectionError(SelectionError):
+    """``Dataset.select`` matched no recording (pass ``allow_empty=True`` to allow it)."""
+
+
 class UnknownColumnError(SelectionError, KeyError):
     """``Dataset.select`` was given a column that the description table lacks."""
 

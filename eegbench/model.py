@@ -13,6 +13,7 @@ entry says otherwise.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -20,7 +21,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from .errors import ChannelNotFoundError, EmptyDatasetError, SelectionError, UnknownColumnError
+from .errors import (
+    ChannelNotFoundError,
+    EmptyDatasetError,
+    EmptySelectionError,
+    SelectionError,
+    UnknownColumnError,
+)
 from .quantization import Quantization
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -187,6 +194,18 @@ class Annotations:
 # ---------------------------------------------------------------------------------------------
 # recording
 # ---------------------------------------------------------------------------------------------
+_VOLT_PREFIXES = {"": 1.0, "m": 1e3, "u": 1e6, "µ": 1e6, "μ": 1e6, "n": 1e9, "k": 1e-3}
+_VOLT_PREFIXES_SHOWN = ("V", "mV", "uV", "µV", "nV")
+
+
+def _volt_factor(unit: str) -> float | None:
+    """How many of ``unit`` make one volt (``"uV"`` -> 1e6), or None if it is not a voltage."""
+    unit = unit.strip()
+    if not unit.endswith("V"):
+        return None
+    return _VOLT_PREFIXES.get(unit[:-1])
+
+
 class Recording:
     """One continuous multichannel recording, read lazily through a :class:`SignalSource`.
 
@@ -299,16 +318,58 @@ class Recording:
                                  "use slice(tmin, tmax) for seconds")
         return int(start), int(stop)
 
-    def get_data(self, start: int = 0, stop: int | None = None, picks: Any = None, *,
+    def get_data(self, picks: Any = None, start: int = 0, stop: int | None = None, *,
+                 tmin: float | None = None, tmax: float | None = None, units: str | dict[str, str] | None = None,
                  pad: bool | float = False) -> np.ndarray:
-        """Samples ``[start, stop)`` (sample indices) as float32 volts, ``(n_picked, stop - start)``.
+        """Samples as float32, ``(n_picked, stop - start)``; the arguments of MNE's ``Raw.get_data``.
 
-        A request beyond the recording raises :class:`~eegbench.errors.SelectionError` unless
-        ``pad`` is given: ``pad=True`` fills missing samples with 0, ``pad=<number>`` with that
+        ``picks``: channel names or indices (None: all). ``start``/``stop``: sample indices,
+        stop exclusive. ``tmin``/``tmax``: the same in seconds from the first stored sample
+        (``int(t * sfreq)`` as MNE does), used when ``start``/``stop`` are left at their defaults.
+        ``units``: volts by default; ``"uV"`` (or ``"µV"``, ``"mV"``, ``"nV"``) scales every voltage
+        channel, a dict ``{"eeg": "uV"}`` only channels of those types (float64 product rounded to
+        float32 once). A request beyond the recording raises :class:`~eegbench.errors.SelectionError`
+        unless ``pad`` is given: ``pad=True`` fills missing samples with 0, ``pad=<number>`` with that
         value. Reversed ranges always raise. Reads only the chunks overlapping the request.
         """
+        if tmin is not None and start == 0:
+            start = self._time_index(tmin, "tmin")
+        if tmax is not None and stop is None:
+            stop = self._time_index(tmax, "tmax")
         start, stop = self._check_range(start, stop)
         channels = self.pick_indices(picks)
+        data = self._read(start, stop, channels, pad)
+        return data if units is None else self._scale_units(data, channels, units)
+
+    def _time_index(self, t: Any, name: str) -> int:
+        if isinstance(t, bool) or not isinstance(t, (int, float, np.integer, np.floating)) or not np.isfinite(t):
+            raise SelectionError(f"{self.name}: {name} is a time in seconds, got {t!r}")
+        return int(float(t) * self.sfreq)  # MNE's time_as_index (truncation)
+
+    def _scale_units(self, data: np.ndarray, channels: np.ndarray | None, units: Any) -> np.ndarray:
+        idx = range(self.n_channels) if channels is None else channels
+        factors = np.ones(len(idx))
+        for row, c in enumerate(idx):
+            target = units.get(self.ch_types[c]) if isinstance(units, dict) else units
+            if target is None:
+                continue
+            have, want = _volt_factor(self.units[c]), _volt_factor(str(target))
+            if want is None:
+                raise SelectionError(f"{self.name}: units={target!r} is not a voltage unit; use one of "
+                                     f"{', '.join(_VOLT_PREFIXES_SHOWN)}")
+            if have is None:
+                if isinstance(units, dict):
+                    raise SelectionError(f"{self.name}: channel {self.ch_names[c]!r} is in {self.units[c]!r}, "
+                                         f"not a voltage; cannot express it in {target!r}")
+                continue  # a str applies to voltage channels only (MNE: channels of the unit's type)
+            factors[row] = want / have
+        if np.all(factors == 1.0):
+            return data
+        out = data.astype(np.float64)
+        out *= factors[:, None]
+        return out.astype(np.float32)
+
+    def _read(self, start: int, stop: int, channels: np.ndarray | None, pad: bool | float) -> np.ndarray:
         if stop < start:
             raise SelectionError(f"{self.name}: reversed range start={start} > stop={stop}")
         if start >= 0 and stop <= self.n_times:
@@ -412,6 +473,32 @@ class Recording:
 # ---------------------------------------------------------------------------------------------
 # dataset
 # ---------------------------------------------------------------------------------------------
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _meaning(value: Any) -> Any:
+    """A comparison key: numbers and numeric strings by value, missing values as None, text stripped."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return ("bool", bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        return float(text) if _NUMBER.match(text) else text
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _existing(column: pd.Series, limit: int = 12) -> list[str]:
+    values = sorted({repr(v) for v in column.dropna().tolist()} if len(column) else set())
+    return values[:limit] + (["..."] if len(values) > limit else []) or ["(none)"]
+
+
 WINDOW_COLUMNS = ("recording", "start", "stop")
 
 
@@ -485,17 +572,28 @@ class Dataset(Sequence[Recording]):
             windows = w.reset_index(drop=True)
         return Dataset([self.recordings[i] for i in idx], desc, self.attrs, windows)
 
-    def select(self, **filters: Any) -> Dataset:
+    def select(self, *, allow_empty: bool = False, **filters: Any) -> Dataset:
         """Recordings whose description matches every filter, e.g. ``select(subject="001",
-        task=["rest", "motor"])``. A list means "any of". Unknown columns raise
-        :class:`~eegbench.errors.UnknownColumnError`. Lazy: reads no signal."""
+        task=["rest", "motor"], run=[3, 4])``. A list means "any of".
+
+        Values compare by meaning: numbers and numeric strings by value (``run=4`` matches ``4``,
+        ``"4"``, ``"04"`` and ``4.0``), other strings exactly (surrounding spaces ignored). Unknown
+        columns raise :class:`~eegbench.errors.UnknownColumnError`; a selection that matches no
+        recording raises :class:`~eegbench.errors.EmptySelectionError` listing the values that
+        exist, unless ``allow_empty=True``. Lazy: reads no signal."""
         mask = np.ones(len(self), dtype=bool)
         for column, wanted in filters.items():
             if column not in self.description.columns:
                 raise UnknownColumnError(f"no description column {column!r}; columns are: "
                                          f"{', '.join(map(str, self.description.columns))}")
-            values = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
-            mask &= self.description[column].isin(list(values)).to_numpy()
+            values = wanted if isinstance(wanted, (list, tuple, set, frozenset, np.ndarray, pd.Series)) else [wanted]
+            keys = {_meaning(v) for v in values}
+            mask &= np.array([_meaning(v) in keys for v in self.description[column]], dtype=bool)
+        if not mask.any() and not allow_empty and filters:
+            existing = "; ".join(f"{c}: {', '.join(_existing(self.description[c]))}" for c in filters)
+            raise EmptySelectionError(f"select({', '.join(f'{k}={v!r}' for k, v in filters.items())}) matches none "
+                                      f"of the {len(self)} recordings; values that exist: {existing} "
+                                      "(pass allow_empty=True to get an empty dataset instead)")
         return self.take(np.flatnonzero(mask))
 
     def summary(self) -> pd.DataFrame:

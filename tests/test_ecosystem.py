@@ -122,3 +122,35 @@ def test_default_zarr_store_uses_only_spec_codecs(eegbci):
             assert codec["name"] in spec, (meta_path, codec)
             codecs += codec.get("configuration", {}).get("codecs", [])
             codecs += codec.get("configuration", {}).get("index_codecs", [])
+
+
+def test_numcodecs_and_pyarrow_alone_read_a_compressed_parquet_store(eegbci, tmp_path):
+    stores, volts, ch_names, sfreq = eegbci  # written with zstd + delta: shuffle, zstd and delta configs
+    got = run_without_eegbench(f"""
+        import json
+        from pathlib import Path
+        import numcodecs, numpy as np, pyarrow.parquet as pq
+        root = Path({str(stores["parquet"])!r})
+        recordings = pq.read_table(root / "tables" / "recordings.parquet").to_pandas()
+        key = recordings["key"][0]
+        index = pq.read_table(root / "signals" / f"{{key}}.index.parquet")
+        meta = json.loads(index.schema.metadata[b"eegbench"])
+        codecs = [numcodecs.get_codec(c) for c in meta["codecs"]]
+        blob = (root / "signals" / meta["chunks_file"]).read_bytes()
+        parts = []
+        for offset, size in zip(index["offset"].to_pylist(), index["size"].to_pylist()):
+            buf = blob[offset:offset + size]
+            for codec in reversed(codecs):
+                buf = codec.decode(buf)
+            parts.append(np.frombuffer(buf, dtype=meta["dtype"]).reshape(meta["shape"][0], -1))
+        counts = np.concatenate(parts, axis=1)
+        channels = pq.read_table(root / "tables" / "channels.parquet").to_pandas()
+        names = channels[channels["recording"] == 0].sort_values("index")["name"].tolist()
+        result = {{"volts": (counts * meta["scale_factor"] + meta["add_offset"]).astype(np.float32),
+                  "names": np.array(names), "meta_names": np.array(meta["channel_names"]),
+                  "sfreq": meta["sampling_rate_hz"], "codecs": np.array([c["id"] for c in meta["codecs"]])}}
+    """, tmp_path)
+    assert list(got["codecs"]) == ["delta", "shuffle", "zstd"]
+    np.testing.assert_array_equal(_bits(got["volts"]), _bits(volts))
+    assert list(got["names"]) == list(got["meta_names"]) == ch_names
+    assert float(got["sfreq"]) == sfreq

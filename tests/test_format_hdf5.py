@@ -111,20 +111,20 @@ def test_slices_picks_windows_and_counts(tmp_path, compression):
     counts, q, x = _signals(1)
     rec = eegbench.open(_save(tmp_path, x, q, compression=compression))[0]
     for start, stop in [(0, 1), (120, 130), (124, 126), (125, 250), (10, 1234), (1200, 1234), (0, 1234), (333, 333)]:
-        np.testing.assert_array_equal(_bits(rec.get_data(start, stop)), _bits(x[:, start:stop]))
-    np.testing.assert_array_equal(_bits(rec.get_data(100, 400, picks=["c3", "c0", "c7"])),
+        np.testing.assert_array_equal(_bits(rec.get_data(start=start, stop=stop)), _bits(x[:, start:stop]))
+    np.testing.assert_array_equal(_bits(rec.get_data(start=100, stop=400, picks=["c3", "c0", "c7"])),
                                   _bits(x[[3, 0, 7], 100:400]))
-    np.testing.assert_array_equal(_bits(rec.get_data(130, 140, picks=5)), _bits(x[5:6, 130:140]))
+    np.testing.assert_array_equal(_bits(rec.get_data(start=130, stop=140, picks=5)), _bits(x[5:6, 130:140]))
     np.testing.assert_array_equal(rec.source.read_counts(100, 400), counts[:, 100:400])
     np.testing.assert_array_equal(rec.source.read_counts(1230, 1234), counts[:, 1230:1234])
     starts = [0, 124, 900, 1034]
     np.testing.assert_array_equal(_bits(rec.get_windows(starts, 200, picks=["c1", "c2"])),
                                   _bits(np.stack([x[1:3, s:s + 200] for s in starts])))
-    padded = rec.get_data(1200, 1300, pad=True)
+    padded = rec.get_data(start=1200, stop=1300, pad=True)
     np.testing.assert_array_equal(_bits(padded[:, :34]), _bits(x[:, 1200:]))
     assert not padded[:, 34:].any()
     cropped = rec.crop_samples(200, 700).pick(["c6", "c2"])
-    np.testing.assert_array_equal(_bits(cropped.get_data(100, 300)), _bits(x[[6, 2], 300:500]))
+    np.testing.assert_array_equal(_bits(cropped.get_data(start=100, stop=300)), _bits(x[[6, 2], 300:500]))
 
 
 # --- layout --------------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def test_flipped_bytes_in_a_chunk_raise_never_wrong_data(tmp_path, compression):
     rec = eegbench.open(path)[0]  # same size: the open-time manifest check cannot see it
     np.testing.assert_array_equal(rec.source.read_counts(0, 375), counts[:, :375])  # chunks 0-2 intact
     with pytest.raises(CorruptStoreError, match=r"rec-00000: .*chunk 3"):
-        rec.get_data(380, 390)
+        rec.get_data(start=380, stop=390)
     with h5py.File(path / SIGNALS, "r") as f, pytest.raises(OSError):  # fletcher32: plain readers too
         f["signals"][:, 375:500]
     with pytest.raises(CorruptStoreError):
@@ -271,7 +271,7 @@ def test_open_reads_no_signal_bytes(tmp_path, monkeypatch):
     # building a source touches nothing at all: it works for a store that does not exist
     ghost = get_backend("hdf5").open_signals(tmp_path / "nowhere", "rec-00000", src.layout, src.storage)
     assert ghost.n_times == N_TIMES
-    np.testing.assert_array_equal(_bits(ds[0].get_data(0, 50)), _bits(x[:, :50]))
+    np.testing.assert_array_equal(_bits(ds[0].get_data(start=0, stop=50)), _bits(x[:, :50]))
     assert src._h_index is not None and src._h_file is None  # fast path: no h5py handle left open
     assert FILES.is_open(signal_file)  # the shared file manager holds the descriptor, not the source
     ds.close()

@@ -104,7 +104,7 @@ def test_round_trip_bitwise(tmp_path, compression, variant, delta, chunk_seconds
         np.testing.assert_array_equal(got, counts)
     CHUNK_CACHE.clear()
     for start, stop in [(0, 1), (N_TIMES - 1, N_TIMES), (13, 517), (0, N_TIMES)]:
-        np.testing.assert_array_equal(_bits(rec.get_data(start, stop)), _bits(x[:, start:stop]))
+        np.testing.assert_array_equal(_bits(rec.get_data(start=start, stop=stop)), _bits(x[:, start:stop]))
 
 
 @pytest.mark.parametrize("compression", ["none", "blosc-lz4"])
@@ -134,7 +134,7 @@ def test_slices_picks_and_windows(tmp_path, compression, variant):
         sel = slice(None) if picks is None else picks
         for start, stop in ranges:
             CHUNK_CACHE.clear()
-            got = rec.get_data(start, stop, picks=picks)
+            got = rec.get_data(start=start, stop=stop, picks=picks)
             assert got.dtype == np.float32 and got.flags.c_contiguous
             np.testing.assert_array_equal(_bits(got), _bits(x[sel, start:stop]))
         starts = np.array([0, 7, 49, 50, 500, N_TIMES - 120])
@@ -180,13 +180,23 @@ def test_tables_are_parquet(tmp_path):
 
 @pytest.mark.parametrize("compression", COMPRESSED)
 def test_chunk_file_and_index_layout(tmp_path, compression):
-    """The index is int64 (offset, nbytes, crc32c); chunks decode with the shared numcodecs pipeline."""
+    """The index is a labelled Parquet table (offset, size, crc32c, first_sample) whose metadata holds
+    the numcodecs pipeline; chunks decode with it and with the shared pipeline alike."""
+    import json
+
+    import pyarrow.parquet as pq
+
     _, _, counts = _recording("int16")
     path = _save(tmp_path, "int16", compression, delta=True, chunk_seconds=1.0)
-    index = np.load(path / "signals" / f"{KEY}.index.npy", allow_pickle=False)
+    table = pq.read_table(path / "signals" / f"{KEY}.index.parquet")
+    assert table.column_names == ["offset", "size", "crc32c", "first_sample"]
+    meta = json.loads(table.schema.metadata[b"eegbench"])
+    assert meta["chunks_file"] == f"{KEY}.chunks" and meta["dtype"] == "<i2" and meta["shape"] == [N_CH, N_TIMES]
+    stored = [numcodecs.get_codec(c) for c in meta["codecs"]]
+    index = np.stack([table.column(c).to_numpy().astype(np.int64) for c in ("offset", "size", "crc32c")], axis=1)
     blob = (path / "signals" / f"{KEY}.chunks").read_bytes()
     n_chunks = -(-N_TIMES // 100)
-    assert index.dtype == np.int64 and index.shape == (n_chunks, 3)
+    assert index.shape == (n_chunks, 3) and table.column("first_sample").to_pylist() == list(range(0, N_TIMES, 100))
     assert index[0, 0] == 0 and np.all(index[1:, 0] == index[:-1, 0] + index[:-1, 1])
     assert index[-1, 0] + index[-1, 1] == len(blob)
     pipeline = numcodecs_pipeline(CodecSpec(compression, _source(path).layout.codec.level, True), np.int16)
@@ -195,6 +205,11 @@ def test_chunk_file_and_index_layout(tmp_path, compression):
         assert google_crc32c.value(data) == crc
         width = min(100, N_TIMES - i * 100)
         np.testing.assert_array_equal(decode_chunk(data, pipeline, np.int16, (N_CH, width)),
+                                      counts[:, i * 100:i * 100 + width])
+        buf = data
+        for codec in reversed(stored):  # numcodecs alone, from the stored configs
+            buf = codec.decode(buf)
+        np.testing.assert_array_equal(np.frombuffer(buf, dtype=meta["dtype"]).reshape(N_CH, -1),
                                       counts[:, i * 100:i * 100 + width])
 
 
@@ -205,17 +220,17 @@ def test_chunk_file_and_index_layout(tmp_path, compression):
 def test_flipped_byte_in_chunk_raises(tmp_path, compression):
     _, x, _ = _recording("int16")
     path = _save(tmp_path, "int16", compression, chunk_seconds=1.0)
-    index = np.load(path / "signals" / f"{KEY}.index.npy")
+    index = pqfmt.read_chunk_index((path / "signals" / f"{KEY}.index.parquet").read_bytes())
     chunks = path / "signals" / f"{KEY}.chunks"
     data = bytearray(chunks.read_bytes())
-    offset, nbytes, _ = index[3].tolist()
+    offset, nbytes, _, _ = index[3].tolist()
     data[offset + nbytes // 2] ^= 0x01
     chunks.write_bytes(bytes(data))  # same size: the manifest's size check at open passes
     rec = eegbench.open(path)[0]
     with pytest.raises(CorruptStoreError, match=r"recording rec-00000: chunk 3 .*CRC32C") as info:
-        rec.get_data(250, 420)
+        rec.get_data(start=250, stop=420)
     assert str(path) in str(info.value)
-    np.testing.assert_array_equal(_bits(rec.get_data(0, 300)), _bits(x[:, :300]))  # other chunks still read
+    np.testing.assert_array_equal(_bits(rec.get_data(start=0, stop=300)), _bits(x[:, :300]))  # other chunks still read
     with pytest.raises(CorruptStoreError):
         eegbench.open(path, verify=True)
 
@@ -261,7 +276,7 @@ def test_npy_with_wrong_shape_or_extra_bytes_is_corrupt(tmp_path):
 def test_damaged_chunk_files_are_corrupt(tmp_path, damage):
     path = _save(tmp_path, "int16", "zstd")
     src = _reopen(path)()
-    chunks, index = path / "signals" / f"{KEY}.chunks", path / "signals" / f"{KEY}.index.npy"
+    chunks, index = path / "signals" / f"{KEY}.chunks", path / "signals" / f"{KEY}.index.parquet"
     if damage == "truncate":
         os.truncate(chunks, chunks.stat().st_size - 5)
     elif damage == "remove-chunks":
@@ -269,7 +284,10 @@ def test_damaged_chunk_files_are_corrupt(tmp_path, damage):
     elif damage == "remove-index":
         index.unlink()
     else:
-        np.save(index, np.zeros((2, 3), np.int64))
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({c: np.zeros(2, np.int64) for c in ("offset", "size", "crc32c", "first_sample")}), index)
     with pytest.raises(CorruptStoreError, match="rec-00000"):
         src.read(0, N_TIMES, None)
 
@@ -297,14 +315,14 @@ def test_reads_return_new_arrays(tmp_path, compression, variant):
     _, x, _ = _recording(variant)
     rec = eegbench.open(_save(tmp_path, variant, compression, chunk_seconds=1.0))[0]
     src = rec.source
-    outs = [rec.get_data(100, 200), rec.get_data(5, 60), rec.get_data(0, N_TIMES), rec.get_data(0, 50, picks=[2]),
+    outs = [rec.get_data(start=100, stop=200), rec.get_data(start=5, stop=60), rec.get_data(start=0, stop=N_TIMES), rec.get_data(start=0, stop=50, picks=[2]),
             rec.get_windows([0, 100], 100), src.read_counts(100, 200)]
     held = [getattr(src, "_h_arr", None)] + [src.chunk(i) for i in (0, 1)]
     for out in outs:
         assert type(out) is np.ndarray and out.flags.writeable and out.flags.owndata
         assert not any(h is not None and np.shares_memory(out, h) for h in held)
     outs[0][:] = 0  # writing a result changes nothing stored or cached
-    np.testing.assert_array_equal(_bits(rec.get_data(100, 200)), _bits(x[:, 100:200]))
+    np.testing.assert_array_equal(_bits(rec.get_data(start=100, stop=200)), _bits(x[:, 100:200]))
 
 
 def test_open_does_no_signal_io(tmp_path, monkeypatch):
@@ -323,7 +341,7 @@ def test_open_does_no_signal_io(tmp_path, monkeypatch):
     monkeypatch.undo()
     _, x, _ = _recording("int16")
     for path in paths:
-        np.testing.assert_array_equal(_bits(eegbench.open(path)[0].get_data(0, 10)), _bits(x[:, :10]))
+        np.testing.assert_array_equal(_bits(eegbench.open(path)[0].get_data(start=0, stop=10)), _bits(x[:, :10]))
 
 
 def _read_pickled(blob: bytes) -> np.ndarray:
@@ -412,7 +430,7 @@ def test_write_recording_overwrites_previous_files(tmp_path):
         layout = _layout(compression, delta=compression != "none")
         storage = backend.write_recording(tmp_path, KEY, _blocks(counts, 300), layout)
         kept = sorted(p.name for p in (tmp_path / "signals").iterdir())
-        assert kept == ([f"{KEY}.npy"] if compression == "none" else [f"{KEY}.chunks", f"{KEY}.index.npy"])
+        assert kept == ([f"{KEY}.npy"] if compression == "none" else [f"{KEY}.chunks", f"{KEY}.index.parquet"])
         src = backend.open_signals(tmp_path, KEY, layout, storage)
         np.testing.assert_array_equal(src.read_counts(0, N_TIMES), counts)
         src.close()

@@ -136,10 +136,10 @@ def test_slices_cross_chunk_and_shard_boundaries_with_picks(tmp_path, small_shar
         if start == stop:
             continue
         CHUNK_CACHE.clear()
-        _bitwise_equal(back.get_data(start, stop), full[:, start:stop])
+        _bitwise_equal(back.get_data(start=start, stop=stop), full[:, start:stop])
     for picks in (["C1", "C4"], [5, 0, 2], "C2"):
         idx = rec.pick_indices(picks)
-        _bitwise_equal(back.get_data(190, 410, picks=picks), full[idx, 190:410])
+        _bitwise_equal(back.get_data(start=190, stop=410, picks=picks), full[idx, 190:410])
     windows = back.get_windows([0, 150, 199, 950], 100, picks=[3, 1])
     _bitwise_equal(windows, np.stack([full[[3, 1], s:s + 100] for s in (0, 150, 199, 950)]))
 
@@ -304,10 +304,10 @@ def test_flipped_byte_in_chunk_is_detected(tmp_path, compression):
     assert shard.stat().st_size == size  # same size: the manifest's size check cannot see it
     ds = eegbench.open(tmp_path / "s")
     back = ds[0]
-    _bitwise_equal(back.get_data(0, 200), rec.get_data(0, 200))  # other chunks still read
+    _bitwise_equal(back.get_data(start=0, stop=200), rec.get_data(start=0, stop=200))  # other chunks still read
     with pytest.raises(CorruptStoreError, match=r"s: recording rec-00000: chunk 2 in signals/rec-00000/signals/c/0/0 "
                                                 r"fails its crc32c"):
-        back.get_data(150, 250)
+        back.get_data(start=150, stop=250)
     with pytest.raises(CorruptStoreError):
         back.get_data()
 
@@ -327,7 +327,7 @@ def test_uncompressed_chunks_are_rechecked_after_close(tmp_path):
         fh.seek(off + 7)
         fh.write(bytes([byte[0] ^ 0x10]))
     with pytest.raises(CorruptStoreError, match="chunk 1 .* fails its crc32c"):
-        back.get_data(100, 200)
+        back.get_data(start=100, stop=200)
 
 
 def test_flipped_byte_in_index_is_detected(tmp_path):
@@ -337,7 +337,7 @@ def test_flipped_byte_in_index_is_detected(tmp_path):
     data[-10] ^= 0x01
     shard.write_bytes(bytes(data))
     with pytest.raises(CorruptStoreError, match="chunk index of shard file .* fails its crc32c"):
-        eegbench.open(tmp_path / "s")[0].get_data(0, 10)
+        eegbench.open(tmp_path / "s")[0].get_data(start=0, stop=10)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
@@ -351,7 +351,7 @@ def test_truncated_or_missing_shard_after_open(tmp_path, damage):
         shard.unlink()
         match = "shard file signals/rec-00000/signals/c/0/0 is missing"
     with pytest.raises(CorruptStoreError, match=match):
-        ds[0].get_data(0, 10)
+        ds[0].get_data(start=0, stop=10)
     with pytest.raises(CorruptStoreError):  # and the core's manifest check on the next open
         eegbench.open(tmp_path / "s")
 
@@ -369,7 +369,7 @@ def test_index_pointing_outside_the_file_is_detected(tmp_path):
     data[-(len(raw) + 4):] = raw + google_crc32c.value(raw).to_bytes(4, "little")
     shard.write_bytes(bytes(data))
     with pytest.raises(CorruptStoreError, match="chunk 1 in signals/rec-00000/signals/c/0/0 points outside the file"):
-        ds[0].get_data(0, 10)
+        ds[0].get_data(start=0, stop=10)
 
 
 def test_all_zero_region_reads_as_zeros(tmp_path, small_shards):
@@ -389,7 +389,7 @@ def test_all_zero_region_reads_as_zeros(tmp_path, small_shards):
     assert (entries[0] == EMPTY).all() and (entries[1] != EMPTY).all()  # chunk 12 not stored, 13 stored
     CHUNK_CACHE.clear()
     _bitwise_equal(src.read_counts(0, 1000), counts)
-    _bitwise_equal(ds[0].get_data(180, 700), rec.get_data(180, 700))
+    _bitwise_equal(ds[0].get_data(start=180, stop=700), rec.get_data(start=180, stop=700))
     _bitwise_equal(src.read_counts(0, 1000), _zarr_counts(tmp_path / "s", src))
 
 
@@ -415,9 +415,9 @@ def test_open_does_no_signal_io(tmp_path, monkeypatch):
     src = ds[0].source
     assert not [c for c in calls if c == "pread" or "signals" in c]
     assert "_h_ready" not in vars(src) and not any(k.startswith("_h_") for k in vars(src))
-    ds[0].get_data(0, 10)
+    ds[0].get_data(start=0, stop=10)
     assert calls.count("pread") == 2  # the shard index once, then the one chunk
-    ds[0].get_data(100, 110)
+    ds[0].get_data(start=100, stop=110)
     assert calls.count("pread") == 3  # index cached: one pread per new chunk
 
 
@@ -491,6 +491,6 @@ def test_close_and_reopen(tmp_path):
 def test_returned_array_is_a_private_writable_copy(tmp_path):
     rec = _rec(3, 300, 100.0, quantized=False)
     ds = _save(rec, tmp_path / "s", chunk_seconds=1.0)
-    first = ds[0].get_data(0, 100)
+    first = ds[0].get_data(start=0, stop=100)
     first += 1.0  # a caller may modify what it was given
-    _bitwise_equal(ds[0].get_data(0, 100), rec.get_data(0, 100))
+    _bitwise_equal(ds[0].get_data(start=0, stop=100), rec.get_data(start=0, stop=100))

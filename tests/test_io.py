@@ -115,7 +115,7 @@ def test_files_closed_on_dataset_close(tmp_path):
         ds = eegbench.open(eegbench.save(rec, tmp_path / fmt, format=fmt))
         before = len(FILES)
         for r in ds:
-            r.get_data(0, 50)
+            r.get_data(start=0, stop=50)
         assert len(FILES) > before - 1
         ds.close()
         assert not [k for k in FILES._handles if str(tmp_path / fmt) in k[0]]
@@ -141,8 +141,8 @@ _LOW_LIMIT_SCRIPT = textwrap.dedent("""
         assert len(ds) == N
         for _ in range(READS):
             i, s = int(rng.integers(N)), int(rng.integers(0, 300))
-            got = ds[i].get_data(s, s + 100)
-            want = expected[i].get_data(s, s + 100)
+            got = ds[i].get_data(start=s, stop=s + 100)
+            want = expected[i].get_data(start=s, stop=s + 100)
             assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (path, i, s)
             if _ % 10 == 0:
                 b = ds[i].get_windows([s, 0, 250], 50)

@@ -42,24 +42,24 @@ def test_a_window_decodes_only_the_chunks_it_overlaps(store, monkeypatch):
 
     monkeypatch.setattr(type(source), "_load_chunk", counting)
     monkeypatch.setattr(type(source), "_load_chunks", counting_many)
-    x = ds[0].get_data(10_250, 11_250)  # samples 10250..11249 -> chunks 20, 21, 22
+    x = ds[0].get_data(start=10_250, stop=11_250)  # samples 10250..11249 -> chunks 20, 21, 22
     assert sorted(set(loaded)) == [20, 21, 22]
-    np.testing.assert_array_equal(x, rec.get_data(10_250, 11_250))
+    np.testing.assert_array_equal(x, rec.get_data(start=10_250, stop=11_250))
     loaded.clear()
-    ds[0].slice(30.0, 31.0).get_data(0, 500)  # samples 15000..15499: exactly chunk 30
+    ds[0].slice(30.0, 31.0).get_data(start=0, stop=500)  # samples 15000..15499: exactly chunk 30
     assert sorted(set(loaded)) == [30]
 
 
 def test_cold_window_reads_about_its_own_bytes_from_disk(store):
     path, rec = store
     ds = eegbench.open(path)
-    ds[0].get_data(0, 10)  # open handles, read the chunk index
+    ds[0].get_data(start=0, stop=10)  # open handles, read the chunk index
     files = [p for p in path.rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files)
     ds.close()
     evict(files)
     before = disk_read_bytes()
-    ds[0].get_data(40_000, 41_000)  # 2 s of 120 s
+    ds[0].get_data(start=40_000, stop=41_000)  # 2 s of 120 s
     read = disk_read_bytes() - before
     if read == 0:
         pytest.skip("/proc/self/io does not count block-device reads on this kernel")
@@ -80,31 +80,31 @@ def test_open_reads_no_signal_bytes(store):
 def test_deleted_or_truncated_while_open_is_an_error_not_wrong_data(store):
     path, _ = store
     ds = eegbench.open(path)
-    ds[0].get_data(0, 100)
+    ds[0].get_data(start=0, stop=100)
     from eegbench.formats._chunks import CHUNK_CACHE
 
     CHUNK_CACHE.clear()
     biggest = max((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     os.truncate(biggest, biggest.stat().st_size // 3)
     with pytest.raises(CorruptStoreError, match="rec-00000"):
-        ds[0].get_data(50_000, 51_000)
+        ds[0].get_data(start=50_000, stop=51_000)
     ds.close()
     shutil.rmtree(path)
     with pytest.raises(CorruptStoreError, match="rec-00000"):
-        ds[0].get_data(50_000, 51_000)
+        ds[0].get_data(start=50_000, stop=51_000)
 
 
 def test_threads_read_identical_data(store):
     path, rec = store
     rec_open = eegbench.open(path)[0]
     starts = np.random.default_rng(0).integers(0, 59_000, 60)
-    expected = {int(s): rec.get_data(int(s), int(s) + 1000) for s in starts}
+    expected = {int(s): rec.get_data(start=int(s), stop=int(s) + 1000) for s in starts}
     errors: list[BaseException] = []
 
     def worker(part):
         try:
             for s in part:
-                np.testing.assert_array_equal(rec_open.get_data(int(s), int(s) + 1000), expected[int(s)])
+                np.testing.assert_array_equal(rec_open.get_data(start=int(s), stop=int(s) + 1000), expected[int(s)])
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -120,10 +120,10 @@ def test_bad_requests_name_the_recording_and_request(store):
     path, _ = store
     rec = eegbench.open(path)[0]
     with pytest.raises(SelectionError, match=r"rec.*\[59500, 60500\)"):
-        rec.get_data(59_500, 60_500)
+        rec.get_data(start=59_500, stop=60_500)
     with pytest.raises(SelectionError, match="reversed"):
-        rec.get_data(100, 50)
+        rec.get_data(start=100, stop=50)
     with pytest.raises(KeyError, match="Zz"):
-        rec.get_data(0, 10, picks=["Zz"])
+        rec.get_data(start=0, stop=10, picks=["Zz"])
     with pytest.raises(SelectionError, match="longer than the recording"):
         rec.get_windows([0], 60_001)

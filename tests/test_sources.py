@@ -83,7 +83,7 @@ def test_eegbci_partial_reads_and_picks(eegbci):
     ds, paths = eegbci
     rec = ds[3]
     full = _f32(mne.io.read_raw_edf(paths[3], preload=True, verbose="error"))
-    _assert_bitwise(rec.get_data(1234, 5678, picks=["C3..", "Cz..", 0]), full[[8, 10, 0], 1234:5678])
+    _assert_bitwise(rec.get_data(start=1234, stop=5678, picks=["C3..", "Cz..", 0]), full[[8, 10, 0], 1234:5678])
     _assert_bitwise(rec.get_windows([0, 160, 19000], 320, picks=[5, 2]), np.stack(
         [full[[5, 2], s:s + 320] for s in (0, 160, 19000)]))
 
@@ -177,7 +177,7 @@ def test_lazy_sources_pickle():
     real_data_dir()
     (rec,) = from_files(EEGBCI / "S001R06.edf")
     src = rec.source
-    before = rec.get_data(100, 900)
+    before = rec.get_data(start=100, stop=900)
     blob = pickle.dumps(src)
     assert len(blob) < 20_000 and b"RawEDF" not in blob  # path + options, not the MNE object
     clone = pickle.loads(blob)
@@ -188,7 +188,7 @@ def test_lazy_sources_pickle():
     _assert_bitwise(clone.read(100, 900, np.array([3, 1])), before[[3, 1]])
     assert clone._pid != -1
     # a whole Recording pickles too (what DataLoader/joblib workers receive)
-    _assert_bitwise(pickle.loads(pickle.dumps(rec)).get_data(100, 900), before)
+    _assert_bitwise(pickle.loads(pickle.dumps(rec)).get_data(start=100, stop=900), before)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ def test_from_mne_cropped_lazy_and_preloaded():
     np.testing.assert_array_equal(mne.events_from_annotations(back, verbose="error")[0],
                                   mne.events_from_annotations(lazy, verbose="error")[0])
     assert rec.quantization is not None  # still the file's integers
-    _assert_bitwise(pickle.loads(pickle.dumps(rec.source)).read(0, 50, None), rec.get_data(0, 50))
+    _assert_bitwise(pickle.loads(pickle.dumps(rec.source)).read(0, 50, None), rec.get_data(start=0, stop=50))
 
     picked = mne.io.read_raw_edf(path, preload=False, verbose="error").pick(["C4..", "C3..", "Oz.."])
     (rec_p,) = from_mne(picked)
@@ -295,7 +295,7 @@ def test_from_bids(bids_root):
     assert isinstance(ds[0].source, BidsSource)
     clone = pickle.loads(pickle.dumps(ds[0].source))
     assert clone._raw is None
-    _assert_bitwise(clone.read(0, 500, None), ds[0].get_data(0, 500))
+    _assert_bitwise(clone.read(0, 500, None), ds[0].get_data(start=0, stop=500))
     assert ds[0].provenance["bids_root"] == str(bids_root.resolve())
     assert read_participants(bids_root)["002"] == {"age": None, "sex": "F", "hand": None, "weight": None,
                                                    "height": None}

@@ -53,7 +53,7 @@ def test_piecewise_reads_equal_whole_read():
     pieces = [fresh.read_counts(s, e) for s, e in reversed(list(zip(cuts[:-1], cuts[1:])))][::-1]
     np.testing.assert_array_equal(np.concatenate(pieces, axis=1), whole)
     picks = np.array([5, 0, 18])
-    got = rec.get_data(H - 100, 2 * H + 100, picks=picks)
+    got = rec.get_data(start=H - 100, stop=2 * H + 100, picks=picks)
     np.testing.assert_array_equal(got, src.quantization.reconstruct(whole[picks, H - 100:2 * H + 100], picks))
     assert src.read_counts(10, 10).shape == (19, 0)
 
@@ -155,7 +155,7 @@ def test_heterogeneous_and_names():
     assert ds[0].ch_names[:3] == ["Fp1", "Fp2", "F7"] and "Iz" in ds[1].ch_names
     assert ds[2].ch_names[0] == "E1" and ds[2].ch_names[-1] == "E129"
     for rec in ds:
-        assert rec.get_data(0, 64).shape == (rec.n_channels, 64)
+        assert rec.get_data(start=0, stop=64).shape == (rec.n_channels, 64)
     custom = make_dataset(1, ch_names=["Cz", "Oz", "EOG"], sfreq=100.0, duration_s=5.0)[0]
     assert custom.ch_names == ["Cz", "Oz", "EOG"] and np.isfinite(custom.get_data()).all()
     assert channel_names(3) == ["Fp1", "Fp2", "F7"]

@@ -53,7 +53,7 @@ def test_targets_and_events(store):
     ev = WindowDataset(ds, 50, from_events=True, event_offset_samples=-10, target="event")
     assert len(ev) == 9 and ev.metadata["description"].tolist()[:3] == ["left", "right", "left"]
     assert [ev[i][1] for i in range(3)] == [0, 1, 0]
-    np.testing.assert_array_equal(ev[1][0].numpy(), _dataset()[0].get_data(340, 390))
+    np.testing.assert_array_equal(ev[1][0].numpy(), _dataset()[0].get_data(start=340, stop=390))
     with pytest.raises(SelectionError, match="outside"):
         WindowDataset(ds, 300, from_events=True)
     assert len(WindowDataset(ds, 300, from_events=True, out_of_range="drop")) == 8
@@ -72,7 +72,7 @@ def test_store_window_index_is_used(tmp_path):
     path = eegbench.save(Dataset(list(data), windows=windows), tmp_path / "s", format="zarr")
     wds = WindowDataset(path, target="target")
     assert len(wds) == 3 and [wds[i][1] for i in range(3)] == [1, 0, 1]
-    np.testing.assert_array_equal(wds[1][0].numpy(), data[2].get_data(500, 600))
+    np.testing.assert_array_equal(wds[1][0].numpy(), data[2].get_data(start=500, stop=600))
 
 
 def _loader_epoch(wds, workers, ctx):
@@ -92,7 +92,7 @@ def test_dataloader_workers_identical_to_eager(store, ctx):
     x2, y2 = _loader_epoch(wds, 2, ctx)
     np.testing.assert_array_equal(x0, x2)
     np.testing.assert_array_equal(y0, y2)
-    eager = np.stack([_dataset()[r].get_data(s, e, picks=["C1", "C2", "Fp0-é"])
+    eager = np.stack([_dataset()[r].get_data(start=s, stop=e, picks=["C1", "C2", "Fp0-é"])
                       for r, s, e in wds.metadata[["recording", "start", "stop"]].itertuples(index=False)])
     np.testing.assert_array_equal(x0, eager)
 

@@ -6,7 +6,10 @@ Layout inside a store directory (``eegbench.json`` is written by the core)::
     signals/<key>.npy              compression "none": a standard .npy, (n_channels, n_times), C order,
                                    little-endian stored dtype (float32 volts or int16/int32 ADC counts)
     signals/<key>.chunks           compressed: the encoded chunks concatenated, nothing else
-    signals/<key>.index.npy        its chunk index: int64 (n_chunks, 3) = byte offset, nbytes, CRC32C
+    signals/<key>.index.parquet    its chunk index, one row per chunk: first_sample, offset, size, crc32c;
+                                   the schema metadata ``eegbench`` (JSON) holds shape, dtype, chunk shape, the
+                                   codec pipeline as numcodecs configs, channel names, sampling rate and, for
+                                   counts with one calibration, CF scale_factor/add_offset
 
 Why these choices:
 
@@ -17,8 +20,9 @@ Why these choices:
   pipeline of :func:`eegbench.codecs.numcodecs_pipeline` (the same bytes Zarr would hold), so a
   window costs one coalesced byte-range read (``pread`` locally) + CRC32C + decode per overlapping
   chunk and nothing else.
-* The index is a ``.npy`` rather than a Parquet table: it is a fixed-width int64 array that
-  ``np.load`` reads in microseconds, without pyarrow on the read path.
+* The index is a small Parquet table with labelled columns and the decoding recipe in numcodecs'
+  own config form (``numcodecs.get_codec(config)``), so numcodecs + pyarrow alone read a store
+  (README: "Reading a store without eegbench"); it is parsed once per recording and process.
 * Every chunk carries a CRC32C (checked on every read: ~2 us per 40 KB), so a flipped byte raises
   :class:`~eegbench.errors.CorruptStoreError` instead of returning wrong samples; a truncated file
   is caught by the short read (chunks) or by the size check when the ``.npy`` is mapped.
@@ -46,12 +50,13 @@ import numpy as np
 from ..codecs import decode_chunk, encode_chunk, numcodecs_pipeline, undelta
 from ..errors import CorruptStoreError
 from . import SignalLayout, register
+from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes
 from ._chunks import ChunkedSource
 
 STORAGE_VERSION = 1
 SIGNALS_DIR = "signals"
 TABLES_DIR = "tables"
-# keys and table names become file names: no separators, no dots (``<key>.index.npy`` stays unambiguous)
+# keys and table names become file names: no separators, no dots (``<key>.index.parquet`` stays unambiguous)
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 
@@ -63,7 +68,7 @@ def _check_name(name: str, what: str) -> str:
 
 def _paths(root: Path, key: str) -> dict[str, Path]:
     base = Path(root) / SIGNALS_DIR
-    return {"npy": base / f"{key}.npy", "chunks": base / f"{key}.chunks", "index": base / f"{key}.index.npy"}
+    return {"npy": base / f"{key}.npy", "chunks": base / f"{key}.chunks", "index": base / f"{key}.index.parquet"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,14 +258,16 @@ class ChunkFileSource(_Source):
         rel_index, rel_chunks = self._rel("index"), self._rel("chunks")
         try:
             raw = self.bytes.get(rel_index, 0, self.bytes.size(rel_index))
-            index = np.load(io.BytesIO(bytes(raw)), allow_pickle=False)
+            index = read_chunk_index(bytes(raw))
         except FileNotFoundError as exc:
             raise self.corrupt(f"chunk index {rel_index} is missing", exc) from exc
-        except (ValueError, EOFError) as exc:
-            raise self.corrupt(f"chunk index {rel_index} is truncated or not a valid .npy", exc) from exc
+        except Exception as exc:  # pyarrow's errors on a damaged file, missing columns
+            raise self.corrupt(f"chunk index {rel_index} is truncated or not a valid chunk index table", exc) from exc
         n = self.layout.n_chunks
-        if index.dtype != np.dtype("<i8") or index.shape != (n, 3) or (n and (index.min() < 0)):
-            raise self.corrupt(f"chunk index {rel_index} holds {index.dtype} {index.shape}, expected int64 ({n}, 3)")
+        first = np.arange(n, dtype=np.int64) * self.chunk_samples
+        if index.shape != (n, 4) or (n and (index.min() < 0)) or not np.array_equal(index[:, 3], first):
+            raise self.corrupt(f"chunk index {rel_index} holds {index.shape} rows x columns, expected {n} chunks "
+                               "starting every chunk_samples")
         try:
             size = self.bytes.size(rel_chunks)
         except FileNotFoundError as exc:
@@ -367,21 +374,69 @@ def _write_npy(path: Path, blocks: Iterable[tuple[int, np.ndarray]], layout: Sig
                 _pwrite_all(fd, block[c], header + c * row_bytes + start * dtype.itemsize)
 
 
+INDEX_COLUMNS = ("offset", "size", "crc32c", "first_sample")
+
+
+def read_chunk_index(data: bytes) -> np.ndarray:
+    """(n_chunks, 4) int64 of :data:`INDEX_COLUMNS` from an index table's Parquet bytes."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data), columns=list(INDEX_COLUMNS))
+    return np.stack([table.column(c).to_numpy().astype(np.int64, copy=False) for c in INDEX_COLUMNS], axis=1) \
+        if table.num_rows else np.zeros((0, 4), dtype=np.int64)
+
+
+def _index_metadata(layout: SignalLayout, dtype: np.dtype, pipeline: list[Any], chunks_file: str,
+                    cf: tuple[float, float] | None) -> dict[str, Any]:
+    """Everything a reader needs besides numcodecs and pyarrow, as JSON (the index's schema metadata)."""
+    meta: dict[str, Any] = {
+        "chunks_file": chunks_file,
+        "shape": [layout.n_channels, layout.n_times],
+        "dimension_names": [CHANNEL_DIM, TIME_DIM],
+        "dtype": dtype.str,
+        "order": "C",
+        "chunk_shape": [layout.n_channels, layout.chunk_samples],
+        "codecs": [c.get_config() for c in pipeline],
+        "checksum": "crc32c (Castagnoli) of the stored bytes of each chunk",
+        "decode": "chunk i = chunks_file[offset:offset+size]; apply numcodecs.get_codec(c).decode for c in "
+                  "reversed(codecs); np.frombuffer(..., dtype).reshape(n_channels, -1): samples "
+                  "[first_sample, first_sample + that many); the last chunk may be shorter",
+    }
+    if layout.ch_names:
+        meta["channel_names"] = list(layout.ch_names)
+    if layout.sfreq:
+        meta["sampling_rate_hz"] = float(layout.sfreq)
+    meta.update({k: v for k, v in signal_attributes(layout, cf).items() if k != "long_name"})
+    return meta
+
+
 def _write_chunks(paths: dict[str, Path], blocks: Iterable[tuple[int, np.ndarray]], layout: SignalLayout,
                   dtype: np.dtype) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     pipeline = numcodecs_pipeline(layout.codec, dtype)
     cs = layout.chunk_samples
     index = np.zeros((layout.n_chunks, 3), dtype=np.int64)
+    cf = cf_scale_offset(layout.quantization)
     n, offset = 0, 0
     with open(paths["chunks"], "wb") as fh:
         for _start, block in _blocks_checked(blocks, layout, dtype):
+            if cf is not None and not cf_exact(layout.quantization, cf, block):
+                cf = None  # int32 counts this pair does not reproduce: no CF claim
             for a in range(0, block.shape[1], cs):
                 data = encode_chunk(block[:, a:a + cs], pipeline)
                 fh.write(data)
                 index[n] = (offset, len(data), google_crc32c.value(data))
                 offset += len(data)
                 n += 1
-    np.save(paths["index"], index, allow_pickle=False)
+    meta = _index_metadata(layout, dtype, pipeline, paths["chunks"].name, cf)
+    table = pa.table({"offset": index[:, 0], "size": index[:, 1], "crc32c": index[:, 2].astype(np.uint32),
+                      "first_sample": np.arange(layout.n_chunks, dtype=np.int64) * cs})
+    table = table.replace_schema_metadata({"eegbench": json.dumps(meta)})
+    pq.write_table(table, paths["index"], compression="zstd")
 
 
 # ---------------------------------------------------------------------------------------------

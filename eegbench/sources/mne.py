@@ -26,7 +26,7 @@ import hashlib
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ from ..quantization import Quantization, QuantizationMismatch, from_mne_raw
 if TYPE_CHECKING:  # pragma: no cover
     import mne
 
-__all__ = ["READABLE_SUFFIXES", "FileSource", "RawSource", "annotations_from_raw", "expand_paths",
+__all__ = ["READABLE_SUFFIXES", "FileSource", "RawSource", "annotations_from_raw", "eegbci_description", "expand_paths",
            "from_files", "from_mne", "recording_from_raw", "sha256_file"]
 
 #: File name endings that :func:`from_files` picks up when given a *folder* (explicit file paths
@@ -420,7 +420,44 @@ def _bids_entities(path: Path) -> dict[str, Any]:
     return {k: v for k, v in ents.items() if v is not None}
 
 
-def _read_file(path: Path, preload: bool, sha256: bool) -> Recording:
+_EEGBCI_NAME = re.compile(r"^S(\d{3})R(\d{2})\.edf$", re.IGNORECASE)
+#: PhysioNet EEG Motor Movement/Imagery runs: 1 eyes open, 2 eyes closed, then 4 tasks x 3 runs
+_EEGBCI_TASKS = {1: "rest_eyes_open", 2: "rest_eyes_closed", 3: "fists", 4: "imagine_fists", 5: "fists_feet",
+                 6: "imagine_fists_feet"}
+
+
+def eegbci_description(path: str | os.PathLike) -> dict[str, Any]:
+    """Description columns from an EEG Motor Movement/Imagery (EEGBCI) file name.
+
+    ``S001R03.edf`` -> ``{"subject": "001", "run": 3, "task": "fists"}`` (runs 3/7/11: real left/right
+    fist movement, 4/8/12 imagined, 5/9/13 real fists/feet, 6/10/14 imagined; 1 and 2 are eyes-open
+    and eyes-closed rest). Other names give ``{}``. Use it as ``from_files(..., description=eegbci_description)``."""
+    m = _EEGBCI_NAME.match(Path(path).name)
+    if not m:
+        return {}
+    run = int(m.group(2))
+    task = _EEGBCI_TASKS.get(run if run <= 2 else 3 + (run - 3) % 4)
+    return {"subject": m.group(1), "run": run, **({"task": task} if task else {})}
+
+
+def _file_description(path: Path, description: Any) -> dict[str, Any]:
+    """The caller's description entries for one file: a function of the path, or a mapping keyed
+    by file name (or full path) -> dict."""
+    if description is None:
+        return {}
+    if callable(description):
+        extra = description(path)
+    elif isinstance(description, Mapping):
+        extra = description.get(path.name, description.get(str(path), {}))
+    else:
+        raise OptionError("description must be a function (path -> dict) or a mapping {file name: dict}, "
+                          f"got {type(description).__name__}")
+    if not isinstance(extra, Mapping):
+        raise OptionError(f"description for {path.name} must be a dict of columns, got {type(extra).__name__}")
+    return dict(extra)
+
+
+def _read_file(path: Path, preload: bool, sha256: bool, extra: dict[str, Any] | None = None) -> Recording:
     import mne
 
     try:
@@ -438,7 +475,7 @@ def _read_file(path: Path, preload: bool, sha256: bool) -> Recording:
             f"{path}: MNE cannot read this file ({type(exc).__name__}: {exc}). eegbench reads what "
             "mne.io.read_raw reads (EDF/BDF/GDF, BrainVision .vhdr, EEGLAB .set, FIF, ...): convert the "
             "file, remove it from the list, or pass skip_errors=True (CLI: --skip-errors) to skip it") from exc
-    description = {"file": path.name, **_bids_entities(path)}
+    description = {"file": path.name, **_bids_entities(path), **(extra or {})}
     reader = f"mne.io.read_raw ({type(raw).__name__})"
     if preload:
         return recording_from_raw(raw, description=description, path=path, reader=reader, as_acquired=True,
@@ -463,18 +500,25 @@ def read_each(items: Iterable[Any], read: Any, skip_errors: bool) -> list[Record
 
 
 def from_files(paths: str | os.PathLike | Iterable[str | os.PathLike], skip_errors: bool = False,
-               preload: bool = False, sha256: bool = True) -> Dataset:
+               preload: bool = False, sha256: bool = True, description: Any = None) -> Dataset:
     """A :class:`~eegbench.model.Dataset` of the recordings in ``paths`` (files or folders).
 
     Each file is opened with ``mne.io.read_raw``; ``preload=False`` (default) reads samples on
     demand, ``preload=True`` holds them in memory as float32 volts. A file MNE cannot read
     raises :class:`~eegbench.errors.SourceReadError` naming it; ``skip_errors=True`` warns and
-    continues. Each recording's description holds ``file`` (the file name) plus the BIDS
-    entities of a BIDS-style file name. ``provenance`` records the reader and, unless
-    ``sha256=False``, the SHA-256 of each file (one extra sequential read of every file).
+    continues. ``provenance`` records the reader and, unless ``sha256=False``, the SHA-256 of each
+    file (one extra sequential read of every file).
+
+    Description columns (what :meth:`~eegbench.model.Dataset.select` and ``WindowDataset(target=)``
+    use): ``file`` (the file name); the BIDS entities of a BIDS file name
+    (``sub-01_ses-1_task-rest_run-2_eeg.edf`` -> subject, session, task, run); and your own via
+    ``description``: a function ``path -> dict`` (e.g. :func:`eegbci_description` for
+    ``S001R03.edf`` names, or one parsing your naming scheme) or a mapping
+    ``{file name: dict}``. Your entries override the automatic ones.
     """
     files = expand_paths(paths)
-    recordings = read_each(files, lambda path: _read_file(path, preload, sha256), skip_errors)
+    recordings = read_each(files, lambda path: _read_file(path, preload, sha256, _file_description(path, description)),
+                           skip_errors)
     if not recordings:
         raise EmptyDatasetError(f"none of the {len(files)} file(s) could be read; see the warnings above")
     return Dataset(recordings)
