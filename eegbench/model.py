@@ -419,6 +419,21 @@ class Recording:
                                  "or reversed")
         return self.crop_samples(start, stop)
 
+    def crop(self, tmin: float = 0.0, tmax: float | None = None, include_tmax: bool = True) -> Recording:
+        """MNE's ``Raw.crop`` arguments (seconds, ``tmax`` included by default, times rounded to the
+        nearest sample as MNE does), but deferred and returning a new recording: MNE crops in place.
+        Out-of-range or reversed times raise :class:`~eegbench.errors.SelectionError`."""
+        start = self._time_round(tmin, "tmin")
+        stop = self.n_times if tmax is None else self._time_round(tmax, "tmax") + (1 if include_tmax else 0)
+        if not 0 <= start <= stop <= self.n_times:
+            raise SelectionError(f"{self.name}: crop(tmin={tmin}, tmax={tmax}) s is outside 0..{self.duration:g} s "
+                                 "or reversed")
+        return self.crop_samples(start, stop)
+
+    def _time_round(self, t: Any, name: str) -> int:
+        self._time_index(t, name)  # type check
+        return int(round(float(t) * self.sfreq))
+
     def pick(self, picks: Any) -> Recording:
         """Deferred channel selection (names or indices, in the given order)."""
         channels = self.pick_indices(picks)

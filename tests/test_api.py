@@ -23,6 +23,17 @@ def test_get_data_takes_mne_arguments_in_mne_order():
         rec.get_data(tmax="2 s")
 
 
+def test_crop_follows_mne_and_is_deferred():
+    rec = make_recording(3, 1000)
+    raw = rec.to_mne()
+    for tmin, tmax, inc in [(1.0, 2.0, True), (0.5, 3.333, False), (2.0, None, True)]:
+        ours = rec.crop(tmin, tmax, include_tmax=inc).get_data()
+        theirs = raw.copy().crop(tmin, tmax, include_tmax=inc).get_data().astype(np.float32)
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(errors.SelectionError):
+        rec.crop(5.0, 20.0)
+
+
 def test_get_data_units_match_mne():
     rec = eegbench.from_files(real_data_dir() / "eegbci_S001" / "S001R03.edf", sha256=False)[0]
     raw = mne.io.read_raw_edf(real_data_dir() / "eegbci_S001" / "S001R03.edf", preload=True, verbose="error")

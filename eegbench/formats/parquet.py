@@ -379,9 +379,11 @@ INDEX_COLUMNS = ("offset", "size", "crc32c", "first_sample")
 
 def read_chunk_index(data: bytes) -> np.ndarray:
     """(n_chunks, 4) int64 of :data:`INDEX_COLUMNS` from an index table's Parquet bytes."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(io.BytesIO(data), columns=list(INDEX_COLUMNS))
+    # ParquetFile on a buffer, one thread, uncompressed pages: ~0.1 ms (pq.read_table: ~1 ms)
+    table = pq.ParquetFile(pa.BufferReader(data)).read(columns=list(INDEX_COLUMNS), use_threads=False)
     return np.stack([table.column(c).to_numpy().astype(np.int64, copy=False) for c in INDEX_COLUMNS], axis=1) \
         if table.num_rows else np.zeros((0, 4), dtype=np.int64)
 
@@ -436,7 +438,7 @@ def _write_chunks(paths: dict[str, Path], blocks: Iterable[tuple[int, np.ndarray
     table = pa.table({"offset": index[:, 0], "size": index[:, 1], "crc32c": index[:, 2].astype(np.uint32),
                       "first_sample": np.arange(layout.n_chunks, dtype=np.int64) * cs})
     table = table.replace_schema_metadata({"eegbench": json.dumps(meta)})
-    pq.write_table(table, paths["index"], compression="zstd")
+    pq.write_table(table, paths["index"], compression="none")  # tiny; uncompressed pages parse fastest
 
 
 # ---------------------------------------------------------------------------------------------
