@@ -51,7 +51,11 @@ class _Parser(argparse.ArgumentParser):
 def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
     m = re.search(r"invalid choice: '([^']*)'", message)
     if m:
-        choices = [c for a in parser._actions if a.choices for c in a.choices]  # noqa: SLF001
+        named = re.match(r"argument ([^:]+):", message)
+        names = set(named.group(1).split("/")) if named else set()
+        actions = [a for a in parser._actions if a.choices]  # noqa: SLF001
+        actions = [a for a in actions if names & {*a.option_strings, str(a.metavar), str(a.dest)}] or actions
+        choices = [c for a in actions for c in a.choices]
         close = difflib.get_close_matches(m.group(1), [str(c) for c in choices], n=1)
         return f" (did you mean '{close[0]}'?)" if close else ""
     m = re.search(r"unrecognized arguments: (.*)", message)

@@ -74,7 +74,7 @@ def read_header(root: Path) -> dict[str, Any]:
     path = root / HEADER
     if not root.is_dir() or not path.is_file():
         raise NotAStoreError(f"{root} is not an eegbench store (no {HEADER}); convert recordings "
-                             "with `eegbench convert SRC... DEST --format F` first")
+                             "with `eegbench convert SRC... DEST.zarr` (or DEST.h5, DEST.parquet) first")
     try:
         header = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

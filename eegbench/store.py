@@ -214,7 +214,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         from .errors import UnsupportedCodecError
 
         raise UnsupportedCodecError(f"the {backend.name} format cannot store the delta filter portably; "
-                                    "use zarr or parquet, or delta=None")
+                                    "use zarr or parquet, or delta=False (CLI: leave out --delta)")
     codec = resolve(compression, level, supported=backend.compressions, format_name=backend.name)
     chunk_seconds = DEFAULT_CHUNK_SECONDS if chunk_seconds is None else float(chunk_seconds)
     if not np.isfinite(chunk_seconds) or chunk_seconds <= 0:
@@ -287,7 +287,7 @@ def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
     """Atomically move the finished store into place (old store kept until the rename)."""
     if path.exists():
         if not overwrite:
-            raise StoreExistsError(f"{path} appeared while writing; pass overwrite=True to replace it")
+            raise StoreExistsError(f"{path} appeared while writing; pass overwrite=True (CLI: --overwrite) to replace it")
         old = path.parent / f".{path.name}{_OLD_TAG}{uuid.uuid4().hex[:8]}"
         os.rename(path, old)
         try:

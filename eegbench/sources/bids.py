@@ -206,7 +206,7 @@ def _recording(bp: mne_bids.BIDSPath, participants: dict[str, dict[str, Any]],
             raw.load_data(verbose="error")
     except Exception as exc:
         raise SourceReadError(f"{bp.fpath}: mne-bids cannot read this recording ({type(exc).__name__}: {exc}); "
-                              "check its sidecar files (e.g. with the BIDS validator) or pass skip_errors=True") from exc
+                              "check its sidecar files (e.g. with the BIDS validator) or pass skip_errors=True (CLI: --skip-errors)") from exc
     desc: dict[str, Any] = {k: bp.entities.get(k) for k in _ALWAYS}
     desc.update({k: v for k, v in bp.entities.items() if v is not None})
     desc["datatype"] = bp.datatype
