@@ -3,6 +3,9 @@
 Profiles (environment variable ``EEGBENCH_PROFILE``, default ``smoke``):
 
 * ``smoke``: a few seconds of tiny synthetic data, for CI.
+* ``quick``: the main job's profile (``make bench``): the standard generator (129 ch x 500 Hz, 16-bit
+  quantized) with 6 recordings x 4 min (about 370 MB as float32): enough 2-s windows for the
+  DataLoader benchmark's 11 batches of 64, same format x codec x chunk matrix as ``standard``.
 * ``standard``: synthetic HBN-like data, 20 recordings x 129 ch x 500 Hz x 5 min, 16-bit quantized
   (about 1.5 GB as float32).
 * ``real``: the 12 EEGBCI EDF+ recordings of ``../shared/data/eeg`` (64 ch, 160 Hz, 125 s).
@@ -71,6 +74,10 @@ def source_dataset(profile: str | None = None):
         return eegbench.from_files(sorted((REAL_DATA / "eegbci_S001").glob("*.edf")))
     from eegbench.sources.synthetic import make_profile
 
+    if profile == "quick":  # the standard generator, less data (see the module docstring)
+        ds = make_profile("standard", seed=0, n_recordings=6, duration_s=240.0)
+        ds.attrs["profile"] = "quick"
+        return ds
     return make_profile(profile, seed=0)
 
 

@@ -100,3 +100,20 @@ class UnknownColumnError(SelectionError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+# --- benchmark results (eegbench recommend) ------------------------------------------------------
+class ResultsError(EegbenchError):
+    """Benchmark results cannot be used for a recommendation."""
+
+
+class MissingResultsError(ResultsError, FileNotFoundError):
+    """No results, or none of the benchmarks a workload needs: run the benchmarks first."""
+
+
+class ForeignVersionError(ResultsError):
+    """Results were measured by another version of a benchmark (its measurement changed meaning)."""
+
+
+class StaleResultsError(ResultsError):
+    """Results were measured on reader code other than the installed one: rerun the benchmarks."""
