@@ -133,6 +133,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     syn.add_argument("--quiet", "-q", action="store_true")
+
+    from . import recommend_cli
+
+    recommend_cli.add_parser(sub)
     return parser, dict(sub.choices)
 
 
@@ -242,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra:  # a misspelt option: the subcommand's usage and a suggestion, not the top-level usage
         commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
-    handler = {"convert": _cmd_convert, "info": _cmd_info, "verify": _cmd_verify,
-               "synthetic": _cmd_synthetic}[args.command]
+    handler = getattr(args, "handler", None) or {"convert": _cmd_convert, "info": _cmd_info, "verify": _cmd_verify,
+                                                 "synthetic": _cmd_synthetic}[args.command]
     try:
         return handler(args)
     except EegbenchError as exc:

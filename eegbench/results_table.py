@@ -37,7 +37,7 @@ RUNS_FILE = "eegbench-runs.jsonl"
 PARAM_SEP = " | "
 
 #: package modules that do not read or write stores: changing them does not make results stale
-NOT_READERS = ("cli.py", "recommend.py", "recommend_cli.py", "recommend_data.py", "results_table.py", "hub.py",
+NOT_READERS = ("cli.py", "errors.py", "recommend.py", "recommend_cli.py", "recommend_data.py", "results_table.py", "hub.py",
                "hub_cli.py", "plots.py")
 
 

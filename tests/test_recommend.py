@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
+from conftest import real_data_dir
 from eegbench import recommend as R
 from eegbench.errors import ForeignVersionError, MissingResultsError, OptionError, StaleResultsError
 from eegbench.recommend import Config, ResultRow, check_fresh, parse_weights, recommend
@@ -187,3 +189,55 @@ def test_csv_round_trip(tmp_path):
     back = read_csv(tmp_path / "t.csv")
     assert write_csv(back) == text and len(back) == len(rows)
     assert sum(math.isnan(r.median) for r in back) == 1
+
+
+def _real_profile_ratios() -> dict[tuple[str, str], float]:
+    """(format, codec) -> ratio of integer storage in results/compression-real.md (the real profile)."""
+    out = {}
+    text = (Path(__file__).resolve().parents[1] / "results" / "compression-real.md").read_text()
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) >= 4 and cells[2] == "int16" and "+" not in cells[1]:
+            out[(cells[0], cells[1].rsplit("-", 1)[0] if cells[1][-1].isdigit() else cells[1])] = float(cells[3])
+    return out
+
+
+def test_data_measures_ratios_that_agree_with_the_real_profile(tmp_path):
+    """`recommend --data` on a seeded 4 x 60 s sample of EEGBCI: ratio per codec within 5 % of the
+    full real-profile figures, and a ranked answer from those measurements."""
+    from eegbench.recommend_data import measure
+
+    root = real_data_dir() / "eegbci_S001"
+    rows = measure([root], formats=["zarr", "parquet"], codecs=["blosc-zstd", "gzip"], chunk_seconds=(1.0,),
+                   n_windows=5, workdir=tmp_path, progress=False)
+    expected = _real_profile_ratios()
+    ratios = {r.params[0]: r.median for r in rows if r.benchmark == R.RATIO}
+    assert len(ratios) == 4
+    for name, ratio in ratios.items():
+        fmt, codec, _ = name.split()
+        assert ratio == pytest.approx(expected[(fmt, codec)], rel=0.05), name
+    rec = recommend(rows)
+    assert rec.profile == "data" and set(rec.workloads) == set(R.WORKLOADS)
+    assert all(not math.isnan(r.figures["cold"]) and r.figures["warm"] > 0 for r in rec.workloads["training"].ranking)
+    assert list(tmp_path.iterdir()) == []  # the sample stores are removed
+
+
+def test_cli_ranks_a_results_table_and_reports_typed_errors(tmp_path, capsys):
+    from eegbench.cli import main
+
+    figures = {c: {} for c in CONFIGS}
+    figures["zarr blosc-zstd 2s"] = _better(1.5)
+    write_csv(_rows(figures, code_hash=""), tmp_path / "r.csv")
+    # results without a reader hash are stale for the staleness check ...
+    assert main(["recommend", "--results", str(tmp_path / "r.csv")]) == 1
+    assert "no hash of the reader sources" in capsys.readouterr().err
+    # ... unless the user accepts them
+    assert main(["recommend", "--results", str(tmp_path / "r.csv"), "--allow-stale", "-w", "training",
+                 "--weights", "cold=2", "--markdown", str(tmp_path / "r.md")]) == 0
+    out = capsys.readouterr()
+    assert "winner: zarr blosc-zstd 2s" in out.out and "cold=2" in out.out and "warning:" in out.err
+    assert "| training | zarr blosc-zstd 2s |" in (tmp_path / "r.md").read_text()
+    assert main(["recommend", "--results", str(tmp_path / "nothing")]) == 1
+    assert "no results at" in capsys.readouterr().err
+    assert main(["recommend", "--results", str(tmp_path / "r.csv"), "--weights", "speed=1"]) == 1
+    assert "unknown weight 'speed'" in capsys.readouterr().err
