@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.eegbench-installed
-PROFILE ?= standard
+PROFILE ?= quick
 
-.PHONY: setup test lint bench bench-quick bench-compare clean
+.PHONY: setup chromium test lint bench bench-reference bench-smoke publish read-speed bench-compare clean
 
 # CPU torch first: a bare torch requirement would pull several GB of CUDA wheels.
 $(STAMP): pyproject.toml
@@ -14,42 +14,59 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[torch,test,bench]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The dashboard's scripts (asv's index.html names them on CDNs) come from npm, into .asv/ (git-ignored);
+# the dashboard test renders it in headless Chromium (Debian packages, installed when missing).
+NPM_ASSETS := jquery@3.3.1 flot@0.8.3 flot-orderbars@1.0.0 stupid-table-plugin@1.1.3 blueimp-md5@2.19.0 bootstrap@3.1.1
+ASSETS := .asv/www-vendor/node_modules/jquery/dist/jquery.min.js
+$(ASSETS):
+	mkdir -p .asv/www-vendor
+	npm install --no-save --no-audit --no-fund --prefix .asv/www-vendor $(NPM_ASSETS)
+
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
+
+setup: $(STAMP) $(ASSETS)
 
 lint: setup
 	$(BIN)/ruff check eegbench tests benchmarks
 
-test: setup lint
+test: setup chromium lint
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf .asv results/scratch .pytest_cache
+	rm -rf .asv results/scratch results/local .pytest_cache
 
 # --- benchmarks -----------------------------------------------------------------------------
 ASV := $(BIN)/asv
 HASH = $(shell git rev-parse HEAD)
 
-# The main job: benchmark every format/codec/chunking + baselines on the synthetic HBN-like
-# profile, store the results under results/asv, build the dashboard and print the summary.
+# The main job (README): every format x codec x chunk span + baselines on PROFILE (default quick:
+# 4 x 150 s of the HBN-like generator, one round; `PROFILE=standard` is the 43-minute run), this
+# machine's own results in results/local/ (never the committed reference), the dashboard, the
+# flattened table, the plots and RECOMMENDATION.md; prints where they are.
 bench: setup
-	$(ASV) machine --yes
-	EEGBENCH_PROFILE=$(PROFILE) $(ASV) run --python=same --set-commit-hash $(HASH) --launch-method spawn --show-stderr
-	$(ASV) publish
-	EEGBENCH_PROFILE=$(PROFILE) $(BIN)/python -m benchmarks.summary --commit $(HASH)
-	@echo "dashboard: $(ASV) preview  (serves results/html; file:// does not work)"
+	$(BIN)/python -m benchmarks.mainjob --profile $(PROFILE)
+
+# The committed reference (coordinator, on a clean tree at the commit to publish): results/asv
+# (machine vm-quick), results/results.csv, results/plots/, results/RECOMMENDATION.md, results/html.
+bench-reference: setup
+	$(BIN)/python -m benchmarks.mainjob --profile quick --reference
+
+# Regenerate the table, plots and recommendation from the committed results (no benchmarking).
+publish: setup
+	$(BIN)/python -m benchmarks.publish
 
 # Read-speed table of the lazy readers against np.memmap and MNE, one run side by side.
 read-speed: setup
 	$(BIN)/python -m benchmarks.read_speed --profile $(PROFILE)
 
-# Every benchmark once on tiny data (CI): fails if any benchmark errors.
+# Every benchmark once on tiny data (CI): fails if any benchmark errors; writes only under results/local.
 bench-smoke: setup
-	$(ASV) machine --yes --machine ci-smoke
-	EEGBENCH_PROFILE=smoke $(ASV) run --python=same --quick --dry-run --show-stderr --machine ci-smoke
+	$(BIN)/python -m benchmarks.mainjob --profile smoke --check
 
 # Regression gate: build BASE and HEAD in pinned virtualenvs and fail on a >FACTOR slowdown.
 FACTOR ?= 1.5
 bench-compare: setup
 	test -n "$(BASE)" || (echo "usage: make bench-compare BASE=<git rev>"; exit 2)
-	$(ASV) machine --yes
-	EEGBENCH_PROFILE=$(PROFILE) $(ASV) continuous --factor $(FACTOR) --split --show-stderr $(BASE) HEAD
+	EEGBENCH_PROFILE=$(PROFILE) $(ASV) continuous --config $$($(BIN)/python -m benchmarks.mainjob --write-config) \
+		--factor $(FACTOR) --split --show-stderr $(BASE) HEAD

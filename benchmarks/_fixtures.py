@@ -4,8 +4,9 @@ Profiles (environment variable ``EEGBENCH_PROFILE``, default ``smoke``):
 
 * ``smoke``: a few seconds of tiny synthetic data, for CI.
 * ``quick``: the main job's profile (``make bench``): the standard generator (129 ch x 500 Hz, 16-bit
-  quantized) with 6 recordings x 4 min (about 370 MB as float32): enough 2-s windows for the
-  DataLoader benchmark's 11 batches of 64, same format x codec x chunk matrix as ``standard``.
+  quantized) with 4 recordings x 150 s (about 155 MB as float32, 300 2-s windows), the same
+  format x codec x chunk matrix as ``standard``; the DataLoader benchmark times 3 batches of 64
+  instead of 10 and the main job runs every benchmark in one round (see ``benchmarks/mainjob.py``).
 * ``standard``: synthetic HBN-like data, 20 recordings x 129 ch x 500 Hz x 5 min, 16-bit quantized
   (about 1.5 GB as float32).
 * ``real``: the 12 EEGBCI EDF+ recordings of ``../shared/data/eeg`` (64 ch, 160 Hz, 125 s).
@@ -75,7 +76,7 @@ def source_dataset(profile: str | None = None):
     from eegbench.sources.synthetic import make_profile
 
     if profile == "quick":  # the standard generator, less data (see the module docstring)
-        ds = make_profile("standard", seed=0, n_recordings=6, duration_s=240.0)
+        ds = make_profile("standard", seed=0, n_recordings=4, duration_s=150.0)
         ds.attrs["profile"] = "quick"
         return ds
     return make_profile(profile, seed=0)

@@ -169,7 +169,8 @@ def measure_loader(path: Path, window: int, n_batches: int) -> dict:
 
 
 def throughput(loader, n_batches: int) -> float:
-    """Windows per second over ``n_batches`` batches, after the first (worker start-up) batch."""
+    """Windows per second over ``n_batches`` batches, after the first (worker start-up) batch; NaN
+    when the loader has no batch after the first."""
     it = iter(loader)
     next(it)
     count, t0 = 0, time.perf_counter()
@@ -179,7 +180,8 @@ def throughput(loader, n_batches: int) -> float:
         except StopIteration:
             break
         count += len(x)
-    return count / (time.perf_counter() - t0)
+    elapsed = time.perf_counter() - t0
+    return count / elapsed if count else float("nan")  # nothing timed: n/a, never 0 windows/s
 
 
 def _fmt(value, spec: str = ".3f") -> str:

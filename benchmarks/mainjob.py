@@ -1,0 +1,134 @@
+"""The main job: benchmark, publish the dashboard, write the table, plots and recommendation.
+
+    python -m benchmarks.mainjob                      # `make bench`: profile quick, this machine's own results
+    python -m benchmarks.mainjob --profile standard   # the 43-minute profile (20 x 129 ch x 500 Hz x 5 min)
+    python -m benchmarks.mainjob --reference          # `make bench-reference`: the committed reference results
+    python -m benchmarks.mainjob --check              # `make bench-smoke` (CI): every benchmark once, nothing saved
+
+Where things go:
+
+* a user's run (default): ``results/local/`` (git-ignored): ``asv/`` (asv results, machine
+  ``<hostname>-<profile>``), ``html/`` (dashboard), ``results.csv``, ``plots/``, ``RECOMMENDATION.md``.
+  The committed reference (``results/asv``, ``results/*.md``) is never touched.
+* ``--reference``: ``results/asv`` (machine ``vm-<profile>``), ``results/results.csv``,
+  ``results/plots/``, ``results/RECOMMENDATION.md``; the dashboard in ``results/html`` (git-ignored).
+  Run it on a clean tree at the commit to publish, then commit ``results/``.
+
+asv runs from a configuration generated from ``asv.conf.json`` with the results and html
+directories replaced (``.asv/asv-<name>.conf.json``), so asv's own ``benchmarks.json`` and
+``machine.json`` are written only there. The profile and the hash of the reader sources are
+recorded next to the results (``<machine>/eegbench-runs.jsonl``), which ``eegbench recommend``
+checks against the installed readers.
+
+The ``quick`` profile (the default) is the standard generator with 4 recordings x 150 s instead of
+20 x 5 min, the same format x codec x chunk matrix, every benchmark in one round (asv's default
+is two) and without the three ``time_*`` benchmarks whose figures the ``track_*`` ones already give
+(``time_open``, ``time_open_and_read``, ``time_read_recording``), each benchmark forked from asv's
+forkserver instead of a freshly spawned interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks._fixtures import REPO
+
+QUICK_SKIP = r"^(?!.*\.(time_open|time_open_and_read|time_read_recording)$)"
+REFERENCE_MACHINE = "vm"
+
+
+def write_config(results_root: Path, name: str) -> Path:
+    """asv.conf.json with absolute paths and results/html under ``results_root``."""
+    text = (REPO / "asv.conf.json").read_text(encoding="utf-8")
+    conf = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.M))
+    conf.update(repo=str(REPO), benchmark_dir=str(REPO / conf["benchmark_dir"]), env_dir=str(REPO / conf["env_dir"]),
+                results_dir=str(results_root / "asv"), html_dir=str(results_root / "html"))
+    path = REPO / ".asv" / f"asv-{name}.conf.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(conf, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def _run(cmd: list[str], env: dict | None = None, check: bool = True) -> int:
+    print("+", " ".join(cmd), flush=True)
+    rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
+    if check and rc != 0:
+        raise SystemExit(f"command failed ({rc}): {' '.join(cmd)}")
+    return rc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=os.environ.get("PROFILE") or "quick",
+                        help="quick (default), standard, real or smoke")
+    parser.add_argument("--reference", action="store_true", help="write the committed reference results")
+    parser.add_argument("--machine", default=None, help="asv machine name (default <hostname>-<profile>, "
+                                                        f"--reference: {REFERENCE_MACHINE}-<profile>)")
+    parser.add_argument("--check", action="store_true", help="run every benchmark once without saving (CI)")
+    parser.add_argument("--write-config", action="store_true", help="only write the local asv config, print its path")
+    parser.add_argument("--bench", default=None, help="asv --bench regex (default: all; quick skips duplicates)")
+    args = parser.parse_args(argv)
+    t0 = time.time()
+    bin_dir = Path(sys.executable).parent
+    asv = [str(bin_dir / "asv")]
+    root = REPO / "results" if args.reference else REPO / "results" / "local"
+    name = "reference" if args.reference else "local"
+    conf = write_config(root, name)
+    if args.write_config:
+        print(conf)
+        return 0
+    machine = args.machine or (f"{REFERENCE_MACHINE}-{args.profile}" if args.reference
+                               else f"{socket.gethostname()}-{args.profile}")
+    env = dict(os.environ, EEGBENCH_PROFILE=args.profile)
+    if args.check:
+        _run([*asv, "machine", "--config", str(conf), "--yes", "--machine", "ci-smoke"])
+        return _run([*asv, "run", "--config", str(conf), "--python=same", "--quick", "--dry-run", "--show-stderr",
+                     "--machine", "ci-smoke"], env=env, check=False)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "eegbench", "benchmarks"], cwd=REPO,
+                           capture_output=True, text=True).stdout.strip()
+    if dirty:
+        print(f"warning: uncommitted changes under eegbench/ or benchmarks/; results are labelled {commit[:10]} and "
+              "carry the hash of the sources actually measured", flush=True)
+    from eegbench.results_table import reader_code_hash, record_run
+
+    code_hash = reader_code_hash()
+    _run([*asv, "machine", "--config", str(conf), "--yes", "--machine", machine])
+    # forkserver: the suite is imported once and every benchmark runs in a fork of that clean server
+    # (no Blosc/zarr threads ran there); spawn re-imports everything per benchmark (~2-5 s each here)
+    launch = "forkserver" if args.profile in ("quick", "smoke") else "spawn"
+    cmd = [*asv, "run", "--config", str(conf), "--python=same", "--set-commit-hash", commit, "--machine", machine,
+           "--launch-method", launch, "--show-stderr"]
+    bench = args.bench or (QUICK_SKIP if args.profile == "quick" else None)
+    if args.profile in ("quick", "smoke"):
+        cmd += ["-a", "rounds=1"]
+    if bench:
+        cmd += ["--bench", bench]
+    rc = _run(cmd, env=env, check=False)
+    record_run(root / "asv", machine, commit, args.profile, code_hash)
+    _run([*asv, "publish", "--config", str(conf)])
+    from benchmarks import publish
+
+    prc = publish.main(["--results", str(root / "asv"), "--out", str(root), "--machine", machine,
+                        "--html", str(root / "html")])
+    rc = rc or prc
+    minutes = (time.time() - t0) / 60
+    print(f"\nmain job done in {minutes:.1f} min (profile {args.profile}, machine {machine}, commit {commit[:10]})")
+    print(f"dashboard: .venv/bin/python -m http.server -d {root / 'html'} 8080  -> http://127.0.0.1:8080/ "
+          f"(or .venv/bin/asv preview --config {conf})")
+    if rc != 0:
+        print(f"warning: asv run exited with {rc}: some benchmarks failed (n/a in the results)", file=sys.stderr)
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
