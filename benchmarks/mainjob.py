@@ -51,6 +51,12 @@ def write_config(results_root: Path, name: str) -> Path:
     conf = json.loads(re.sub(r"^\s*//.*$", "", text, flags=re.M))
     conf.update(repo=str(REPO), benchmark_dir=str(REPO / conf["benchmark_dir"]), env_dir=str(REPO / conf["env_dir"]),
                 results_dir=str(results_root / "asv"), html_dir=str(results_root / "html"))
+    for branch in conf.get("branches", []):  # a clone without a local `main`: publish the checked-out branch
+        if subprocess.run(["git", "rev-parse", "--verify", "-q", branch], cwd=REPO, capture_output=True).returncode:
+            head = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=REPO, capture_output=True,
+                                  text=True).stdout.strip()
+            conf["branches"] = [head] if head and head != "HEAD" else conf["branches"]
+            break
     path = REPO / ".asv" / f"asv-{name}.conf.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(conf, indent=1) + "\n", encoding="utf-8")
