@@ -11,7 +11,7 @@ PROFILE ?= quick
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[torch,test,bench]"
+	$(BIN)/pip install -q -e ".[torch,test,bench,hub]"
 	touch $(STAMP)
 
 # The dashboard's scripts (asv's index.html names them on CDNs) come from npm, into .asv/ (git-ignored);

@@ -27,9 +27,23 @@ __version__ = "0.1.0"
 __all__ = [
     "COMPRESSIONS", "Annotations", "CodecSpec", "Dataset", "Quantization", "Recording",
     "available_formats", "eegbci_description", "errors", "from_bids", "synthetic", "from_files", "from_mne", "info",
-    "open", "save",
-    "verify", "__version__",
+    "open", "save", "verify", "__version__", "from_pretrained", "push_to_hub",
 ]
+
+
+def push_to_hub(path_or_dataset: Any, repo_id: str, **kwargs: Any) -> Any:
+    """Upload a store or dataset to the Hugging Face Hub (see :func:`eegbench.hub.push_to_hub`)."""
+    from .hub import push_to_hub as _push
+
+    return _push(path_or_dataset, repo_id, **kwargs)
+
+
+def from_pretrained(repo_id: str, **kwargs: Any) -> Dataset:
+    """Open a Hub dataset (or part of it, by description filters), online or from the cache
+    (see :func:`eegbench.hub.from_pretrained`)."""
+    from .hub import from_pretrained as _from_pretrained
+
+    return _from_pretrained(repo_id, **kwargs)
 
 
 def from_mne(raws: Any, description: Any = None) -> Dataset:

@@ -119,7 +119,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 
     ver = sub.add_parser("verify", help="check every file of a store against its SHA-256 manifest",
                          description="Re-hash every file of the store; exit status 1 if any differs.")
-    ver.add_argument("path", metavar="PATH")
+    ver.add_argument("path", metavar="PATH_OR_REPO", help="a store folder, or a Hub repository id (owner/name) "
+                     "checked in the local cache")
+    ver.add_argument("--cache-dir", default=None, help="cache holding the repository (default EEGBENCH_CACHE_DIR)")
+    ver.add_argument("--revision", default=None, help="revision of a cached repository (default main)")
 
     syn = sub.add_parser("synthetic", help="write a realistic synthetic EEG dataset as a store",
                          description="Generate quantized synthetic EEG (1/f background, alpha bursts, line "
@@ -137,6 +140,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     from . import recommend_cli
 
     recommend_cli.add_parser(sub)
+
+    from .hub_cli import add_parser as _add_hub
+
+    _add_hub(sub)
     return parser, dict(sub.choices)
 
 
@@ -213,11 +220,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from .store import verify
+    from .hub_cli import run_verify
 
-    verify(args.path)
-    print(f"{args.path}: every file matches its SHA-256")
-    return 0
+    return run_verify(args.path, cache_dir=args.cache_dir, revision=args.revision)
 
 
 def _cmd_synthetic(args: argparse.Namespace) -> int:

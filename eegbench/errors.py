@@ -117,3 +117,20 @@ class ForeignVersionError(ResultsError):
 
 class StaleResultsError(ResultsError):
     """Results were measured on reader code other than the installed one: rerun the benchmarks."""
+
+
+# --- Hugging Face Hub and the local cache ---------------------------------------------------
+class HubError(EegbenchError):
+    """Pushing to or pulling from the Hugging Face Hub failed (the message never holds a token)."""
+
+
+class HubLimitError(HubError, ValueError):
+    """A store would exceed the Hub's repository limits (files per repo / per folder, file size)."""
+
+
+class CacheMissError(HubError, FileNotFoundError):
+    """Offline (or after a failed pull), the local cache lacks the repository, revision or files asked for."""
+
+
+class UnsafeRepoError(CorruptStoreError):
+    """A downloaded repository names paths outside itself, links out of the cache or holds pickled objects."""

@@ -317,18 +317,23 @@ def _version() -> str:
 # ---------------------------------------------------------------------------------------------
 # open
 # ---------------------------------------------------------------------------------------------
-def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False) -> Dataset:  # noqa: A001
+def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False,  # noqa: A001
+         recordings: list[str] | None = None) -> Dataset:
     """Open a store written by :func:`save`, whatever its format (read from ``eegbench.json``).
 
     Lazy by default: reads the header and metadata tables only (a ``stat`` per file checks the
     manifest sizes, so a truncated file is reported here); samples are read on demand, only the
     chunks a request overlaps. ``lazy=False`` loads every sample into memory. ``verify=True``
-    re-hashes every file against the SHA-256 manifest first.
+    re-hashes every file against the SHA-256 manifest first. ``recordings`` (a list of recording
+    keys such as ``"rec-00003"``) opens a partial copy holding only those recordings' files plus
+    the metadata (a partial Hub pull): only those files are checked, only those recordings returned.
     """
     root = Path(path)
     header = _manifest.read_header(root)
     backend = get_backend(header["format"])
     files = header.get("files", {})
+    if recordings is not None:
+        files = _partial_manifest(root, backend, files, recordings)
     _manifest.check_sizes(root, files)
     if verify:
         _manifest.verify(root, files)
@@ -341,14 +346,32 @@ def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False) ->
         raise
     except Exception as exc:  # a damaged table is a damaged store
         raise CorruptStoreError(f"{root}: cannot read metadata table ({exc}); run `eegbench verify {root}`") from exc
-    recordings = _build_recordings(root, backend, tables)
+    built = _build_recordings(root, backend, tables)
     windows, description = tables["windows"], tables["description"]
     if description is None:
-        description = pd.DataFrame(index=pd.RangeIndex(len(recordings)))
-    dataset = Dataset(recordings, description, from_json(header.get("attrs", "{}")), windows)
+        description = pd.DataFrame(index=pd.RangeIndex(len(built)))
+    dataset = Dataset(built, description, from_json(header.get("attrs", "{}")), windows)
+    if recordings is not None and len(tables["recordings"]):
+        position = {k: i for i, k in enumerate(tables["recordings"]["key"])}
+        dataset = dataset.take([position[k] for k in recordings])
     if not lazy:
         dataset = Dataset([r.load() for r in dataset], dataset.description, dataset.attrs, dataset.windows)
     return dataset
+
+
+def _partial_manifest(root: Path, backend: FormatBackend, files: dict[str, Any],
+                      keys: list[str]) -> dict[str, Any]:
+    """The manifest entries a partial copy holding only ``keys`` must have (metadata + their files)."""
+    from .layout import files_by_recording
+
+    data = backend.read_table(root, "recordings")
+    known = [] if data is None else list(frame_from_parquet(data)["key"])
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise CorruptStoreError(f"{root}: no recording with key(s) {unknown[:5]} in this store")
+    by_key, meta = files_by_recording(files, known)
+    wanted = set(meta).union(*(by_key[k] for k in keys))
+    return {rel: entry for rel, entry in files.items() if rel in wanted}
 
 
 def _groups(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
