@@ -189,7 +189,7 @@ def _refuse_pickles(root: Path, files: Iterable[str], where: str) -> None:
             head = fh.read(8)
             if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
                 raise UnsafeRepoError(f"{where}: {rel} holds a pickled object; eegbench never loads pickles")
-            if low.endswith(".npy") and head[:6] == b"\x93NUMPY":
+            if head[:6] == b"\x93NUMPY":  # any .npy payload, whatever the file is called
                 fh.seek(0)
                 try:
                     version = np.lib.format.read_magic(fh)

@@ -429,8 +429,9 @@ def test_repositories_naming_outside_paths_or_pickles_are_refused(endpoint, stor
         (folder / rel).write_bytes(b"\x80\x04\x95" + b"\x00" * 64)
 
     def object_npy(folder, plan):
-        rel = next(f for f in plan.format_info["recordings"][0]["files"] if f.endswith(".npy"))
-        np.save(folder / rel, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+        rel = plan.format_info["recordings"][0]["files"][0]
+        with open(folder / rel, "wb") as fh:
+            np.save(fh, np.array([{"a": 1}], dtype=object), allow_pickle=True)
 
     for name, edit, pattern in (("escape", escape_info, "leaves the store"),
                                 ("absolute", absolute_manifest, "not a relative path"),
