@@ -45,7 +45,8 @@ def main() -> None:
     try:
         sources = []
         if Path(args.eegbci).is_dir():
-            sources.append(("EEGBCI S001 (4 EDF runs)", eegbench.from_files(args.eegbci)))
+            eegbci = eegbench.from_files(args.eegbci)
+            sources.append((f"EEGBCI S001 ({len(eegbci)} EDF runs)", eegbci))
         t0 = time.perf_counter()
         sources.append((f"synthetic {args.profile}", make_profile(args.profile)))
         print(f"# built {args.profile} dataset in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
