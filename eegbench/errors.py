@@ -42,6 +42,11 @@ class ResourceLimitError(EegbenchError, OSError):
     The store is fine: raise the limit (``ulimit -n``) or lower ``EEGBENCH_MAX_OPEN_FILES``."""
 
 
+class StoreChangedError(StoreError):
+    """The store was replaced (e.g. ``convert --overwrite``) after this dataset was opened: its
+    files now belong to another store, so reading on would mix two stores. Open it again."""
+
+
 # --- options --------------------------------------------------------------------------------
 class OptionError(EegbenchError, ValueError):
     """An option value is invalid."""

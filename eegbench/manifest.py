@@ -1,8 +1,12 @@
 """Store header (``eegbench.json``): schema version, format, options, and a SHA-256 manifest.
 
-The manifest lists every file of the store with its size and SHA-256, written at save time.
-:func:`check_sizes` (a ``stat`` per file, done by every ``open``) catches truncated or missing
-files; :func:`verify` re-hashes everything and catches any modified byte.
+The manifest lists every file of the store with its size and SHA-256, written at save time; the
+header itself is covered by ``header_sha256`` (the digest of its canonical JSON without that
+field, see :mod:`eegbench.validate`) and names the store by a random ``store_id``.
+:func:`check_sizes` (an ``lstat`` per file, done by every ``open``) catches truncated, missing,
+symlinked or special files; :func:`verify` re-hashes everything and also reports files that are
+not in the manifest, never following a path out of the store and never blocking on a FIFO or
+device.
 """
 
 from __future__ import annotations
@@ -10,16 +14,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
-from .errors import CorruptStoreError, NotAStoreError, SchemaVersionError, StoreNotFoundError
+from . import validate as _validate
+from .errors import CorruptStoreError, EegbenchError
 
 HEADER = "eegbench.json"
 SCHEMA_VERSION = 2
 #: oldest schema this version reads; older stores must be converted again (nothing was published)
 MIN_SCHEMA_VERSION = 2
 _CHUNK = 1 << 20
+#: files a Hub repository holds beside the store; not part of it (verify ignores them)
+HUB_FILES = ("README.md", ".gitattributes")
 
 
 def sha256_file(path: Path) -> str:
@@ -58,7 +66,9 @@ def build(root: Path, fsync: bool = True) -> dict[str, dict[str, Any]]:
 
 
 def write_header(root: Path, header: dict[str, Any]) -> None:
-    """Write ``eegbench.json`` (fsynced)."""
+    """Write ``eegbench.json`` (fsynced), sealed with ``header_sha256``."""
+    header = dict(header)
+    header["header_sha256"] = _validate.header_digest(header)
     path = root / HEADER
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(header, fh, indent=1, ensure_ascii=False, sort_keys=True)
@@ -67,51 +77,124 @@ def write_header(root: Path, header: dict[str, Any]) -> None:
 
 
 def read_header(root: Path) -> dict[str, Any]:
-    """Read and validate ``eegbench.json``; raises a typed error saying what to do."""
+    """Read and validate ``eegbench.json`` (typed, bounded, digest checked); raises a typed error
+    saying what to do. Returns the header as a plain dict (``parse`` gives typed values)."""
+    return parse(root).raw
+
+
+def parse(root: Path) -> _validate.Header:
+    """The typed header of the store at ``root`` (see :mod:`eegbench.validate`)."""
     root = Path(root)
-    if not root.exists():
-        raise StoreNotFoundError(f"{root}: no such file or directory")
-    path = root / HEADER
-    if not root.is_dir() or not path.is_file():
-        raise NotAStoreError(f"{root} is not an eegbench store (no {HEADER}); convert recordings "
-                             "with `eegbench convert SRC... DEST.zarr` (or DEST.h5, DEST.parquet) first")
     try:
-        header = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptStoreError(f"{path}: unreadable store header ({exc})") from exc
-    if not isinstance(header, dict) or "schema_version" not in header or "format" not in header:
-        raise CorruptStoreError(f"{path}: store header lacks schema_version/format")
-    version = header["schema_version"]
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise SchemaVersionError(f"{root} uses store schema {version}, newer than this eegbench reads "
-                                 f"({SCHEMA_VERSION}); upgrade eegbench (pip install -U eegbench)")
-    if version < MIN_SCHEMA_VERSION:
-        raise SchemaVersionError(f"{root} uses store schema {version}, older than this eegbench reads "
-                                 f"({MIN_SCHEMA_VERSION}..{SCHEMA_VERSION}); convert the original recordings "
-                                 "again (eegbench convert SRC... DEST)")
-    return header
+        data = _validate.read_header_bytes(root)
+    except EegbenchError:
+        raise
+    except OSError as exc:
+        raise CorruptStoreError(f"{root / HEADER}: unreadable store header ({exc})") from exc
+    return _validate.parse_header(root, data, SCHEMA_VERSION)
 
 
-def check_sizes(root: Path, manifest: dict[str, dict[str, Any]]) -> None:
-    """Cheap integrity check: every manifest file exists with its recorded size."""
-    for rel, entry in manifest.items():
-        path = root / rel
+def check_sizes(root: Path, manifest: dict[str, Any]) -> None:
+    """Cheap integrity check: every manifest file a regular file (no symlink) of its recorded size."""
+    _validate.check_tree(Path(root), _entries(root, manifest))
+
+
+def _entries(root: Path, manifest: dict[str, Any]) -> dict[str, _validate.FileEntry]:
+    out = {}
+    for rel, e in manifest.items():
+        if isinstance(e, _validate.FileEntry):
+            out[rel] = e
+        else:
+            rel = _validate.relpath(rel, root, "files")
+            out[rel] = _validate.FileEntry(int(e["size"]), str(e["sha256"]))
+    return out
+
+
+def _sha256_regular(path: Path) -> str | None:
+    """SHA-256 of a regular file opened without following symlinks or blocking; None otherwise."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        digest = hashlib.sha256()
+        while block := os.read(fd, _CHUNK):
+            digest.update(block)
+        return digest.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def audit(root: Path, manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """Compare the store's tree with its manifest: ``missing``, ``extra``, ``changed`` (size or
+    SHA-256) and ``special`` (symlinks, FIFOs, devices, sockets) paths. Walks without following
+    symlinks and opens only regular files, non-blocking."""
+    root = Path(root)
+    entries = _entries(root, manifest)
+    found: dict[str, str] = {}  # rel -> "file" | "special"
+    stack = [""]
+    while stack:
+        sub = stack.pop()
         try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise CorruptStoreError(f"{root}: file {rel} is missing; the store is incomplete — "
-                                    "re-download or re-convert it") from None
-        if size != entry["size"]:
-            raise CorruptStoreError(f"{root}: file {rel} has {size} bytes, the manifest says "
-                                    f"{entry['size']} (truncated or modified); re-download or re-convert it")
+            with os.scandir(root / sub if sub else root) as it:
+                items = list(it)
+        except OSError:
+            found[sub] = "special"
+            continue
+        for e in items:
+            rel = f"{sub}/{e.name}" if sub else e.name
+            if e.is_symlink():
+                found[rel] = "link" if _validate.blob_link(root, root / rel) else "special"
+            elif e.is_dir(follow_symlinks=False):
+                stack.append(rel)
+            elif e.is_file(follow_symlinks=False):
+                found[rel] = "file"
+            else:
+                found[rel] = "special"
+    found.pop(HEADER, None)
+    for name in HUB_FILES:  # a Hugging Face repository's card and attributes beside the store
+        found.pop(name, None)
+    report: dict[str, list[str]] = {"missing": [], "extra": [], "changed": [], "special": []}
+    for rel, kind in sorted(found.items()):
+        if kind == "special":
+            report["special"].append(rel)
+        elif rel not in entries:
+            report["extra"].append(rel)
+    for rel, entry in sorted(entries.items()):
+        kind = found.get(rel)
+        if kind is None:
+            report["missing"].append(rel)
+        elif kind in ("file", "link"):
+            real = Path(os.path.realpath(root / rel)) if kind == "link" else root / rel
+            try:
+                size = os.lstat(real).st_size
+            except OSError:
+                report["missing"].append(rel)
+                continue
+            if size != entry.size or _sha256_regular(real) != entry.sha256:
+                report["changed"].append(rel)
+    return report
 
 
-def verify(root: Path, manifest: dict[str, dict[str, Any]], files: list[str] | None = None) -> None:
-    """Full integrity check: sizes and SHA-256 of every (or the given) manifest file."""
-    check_sizes(root, manifest)
-    for rel in files if files is not None else manifest:
-        if rel not in manifest:
-            raise CorruptStoreError(f"{root}: {rel} is not in the manifest")
-        if sha256_file(root / rel) != manifest[rel]["sha256"]:
-            raise CorruptStoreError(f"{root}: file {rel} does not match its SHA-256 in the manifest "
-                                    "(modified or corrupted); re-download or re-convert it")
+def verify(root: Path, manifest: dict[str, Any], files: list[str] | None = None) -> None:
+    """Full integrity check: every file present, regular and matching its SHA-256, and nothing
+    else in the store; raises :class:`CorruptStoreError` listing what is wrong."""
+    root = Path(root)
+    if files is not None:
+        entries = _entries(root, manifest)
+        _validate.check_tree(root, {r: entries[r] for r in files if r in entries})
+        for rel in files:
+            if rel not in entries:
+                raise CorruptStoreError(f"{root}: {rel} is not in the manifest")
+            if _sha256_regular(root / rel) != entries[rel].sha256:
+                raise CorruptStoreError(f"{root}: file {rel} does not match its SHA-256 in the manifest "
+                                        "(modified or corrupted); re-download or re-convert it")
+        return
+    report = audit(root, manifest)
+    problems = [f"{kind} {', '.join(paths[:5])}{' ...' if len(paths) > 5 else ''} ({len(paths)})"
+                for kind, paths in report.items() if paths]
+    if problems:
+        raise CorruptStoreError(f"{root}: the store does not match its manifest: {'; '.join(problems)}; "
+                                "re-download or re-convert it")

@@ -11,8 +11,8 @@ lazy recordings whose samples are read on demand.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
-import shutil
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -21,9 +21,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import atomic as _atomic
 from . import manifest as _manifest
+from . import validate as _validate
 from .codecs import DEFAULT, CodecSpec, resolve
-from .errors import CorruptStoreError, EegbenchError, IntegerStorageError, OptionError, StoreExistsError
+from .errors import (
+    CorruptStoreError,
+    EegbenchError,
+    IntegerStorageError,
+    OptionError,
+    StoreChangedError,
+    StoreExistsError,
+)
 from .formats import DEFAULT_FORMAT, FormatBackend, SignalLayout, get_backend, resolve_format  # noqa: F401
 from .model import Annotations, Dataset, Recording
 from .quantization import Quantization, QuantizationMismatch
@@ -31,8 +40,6 @@ from .tables import frame_from_parquet, frame_to_parquet, from_json, to_json
 
 DEFAULT_CHUNK_SECONDS = 1.0
 _BLOCK_BYTES = 32 << 20  # raw bytes per block streamed to a backend while writing
-_TMP_TAG = ".eegbench-tmp-"
-_OLD_TAG = ".eegbench-old-"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,27 +153,6 @@ def _tables(dataset: Dataset, keys: list[str], layouts: list[SignalLayout],
 # ---------------------------------------------------------------------------------------------
 # save
 # ---------------------------------------------------------------------------------------------
-def _cleanup_stale(path: Path) -> None:
-    """Remove temporary siblings left by a save that was killed (its process is gone)."""
-    for sibling in path.parent.glob(f".{path.name}{_TMP_TAG}*"):
-        try:
-            pid = int(sibling.name.rsplit("-", 1)[-1])
-        except ValueError:
-            continue
-        if pid == os.getpid() or not _pid_alive(pid):
-            shutil.rmtree(sibling, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | None = None, *,
          compression: str | None = DEFAULT, level: int | None = None, chunk_seconds: float | None = None,
          overwrite: bool = False, integer: bool | str = "auto", delta: bool = False,
@@ -199,7 +185,10 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
     jobs
         Recordings converted in parallel (joblib processes).
     overwrite
-        Replace an existing store. The old store stays intact until the new one is complete.
+        Replace an existing eegbench store (anything else at ``path`` is refused with
+        :class:`~eegbench.errors.StoreExistsError` and left untouched). The old store stays intact
+        until the new one is complete; at every instant ``path`` is the old store or the new one
+        (see :mod:`eegbench.atomic`).
 
     The write is atomic: everything goes to a hidden temporary sibling that is renamed into
     place at the end; on any error (or Ctrl-C) it is removed and ``path`` is untouched.
@@ -221,22 +210,24 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         raise OptionError(f"chunk_seconds must be a positive number of seconds, got {chunk_seconds!r}")
     if integer not in (True, False, "auto"):
         raise OptionError(f"integer must be True, False or 'auto', got {integer!r}")
-    if path.exists() and not overwrite:
+    _atomic.recover(path)
+    if os.path.lexists(path) and not overwrite:
         raise StoreExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
+    _atomic.check_replaceable(path)
     if not path.parent.is_dir():
         raise OptionError(f"parent folder {path.parent} does not exist; create it first")
     layouts = [plan_layout(r, codec, chunk_seconds, integer, delta, backend) for r in dataset]
     keys = [f"rec-{i:05d}" for i in range(len(dataset))]
 
-    _cleanup_stale(path)
-    tmp = path.parent / f".{path.name}{_TMP_TAG}{uuid.uuid4().hex[:8]}-{os.getpid()}"
-    tmp.mkdir()
-    try:
+    with _atomic.temporary(path) as tmp:
         results = _run_writes(backend.name, tmp, keys, dataset, layouts, jobs, progress, strict=integer is True)
         layouts = [r[0] for r in results]
         storages = [r[1] for r in results]
+        sealed = {}
         for name, frame in _tables(dataset, keys, layouts, storages).items():
-            backend.write_table(tmp, name, frame_to_parquet(frame))
+            data = frame_to_parquet(frame)
+            backend.write_table(tmp, name, data)
+            sealed[name] = hashlib.sha256(data).hexdigest()
         backend.finalize(tmp, keys)
         header = {
             "schema_version": _manifest.SCHEMA_VERSION,
@@ -246,14 +237,13 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
             "options": {"compression": codec.compression, "level": codec.level,
                         "chunk_seconds": chunk_seconds, "integer": integer, "delta": delta},
             "n_recordings": len(dataset),
+            "store_id": uuid.uuid4().hex,
+            "tables_sha256": sealed,
             "attrs": to_json(dataset.attrs),
             "files": _manifest.build(tmp),
         }
         _manifest.write_header(tmp, header)
-        _publish(tmp, path, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _atomic.publish(tmp, path, overwrite)
     return path
 
 
@@ -283,31 +273,6 @@ def _run_writes(format_name: str, root: Path, keys: list[str], dataset: Dataset,
         bar.close()
 
 
-def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
-    """Atomically move the finished store into place (old store kept until the rename)."""
-    if path.exists():
-        if not overwrite:
-            raise StoreExistsError(f"{path} appeared while writing; pass overwrite=True (CLI: --overwrite) to replace it")
-        old = path.parent / f".{path.name}{_OLD_TAG}{uuid.uuid4().hex[:8]}"
-        os.rename(path, old)
-        try:
-            os.rename(tmp, path)
-        except BaseException:
-            os.rename(old, path)
-            raise
-        if old.is_dir():
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            old.unlink()
-    else:
-        os.rename(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _version() -> str:
     from . import __version__
 
@@ -329,28 +294,74 @@ def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False,  #
     the metadata (a partial Hub pull): only those files are checked, only those recordings returned.
     """
     root = Path(path)
-    header = _manifest.read_header(root)
-    backend = get_backend(header["format"])
-    files = header.get("files", {})
+    _atomic.recover(root)
+    _atomic.wait_published(root)
+    return _typed(root, _open, root, lazy, verify, recordings)
+
+
+def _typed(root: Path, fn: Any, *args: Any) -> Any:
+    """Run ``fn``; anything untyped that a damaged store provokes becomes a CorruptStoreError."""
+    try:
+        return fn(*args)
+    except EegbenchError:
+        raise
+    except RecursionError as exc:
+        raise CorruptStoreError(f"{root}: a metadata value is nested too deeply ({exc}); the store is damaged — "
+                                f"run `eegbench verify {root}`") from None
+    except Exception as exc:  # whatever else a damaged store provokes is still a damaged store
+        raise CorruptStoreError(f"{root}: cannot open the store ({type(exc).__name__}: {str(exc)[:300]}); "
+                                f"run `eegbench verify {root}` and re-convert or re-download it") from exc
+
+
+def _open(root: Path, lazy: bool, verify: bool, recordings: list[str] | None = None) -> Dataset:
+    for _attempt in range(3):  # replaced while we read its metadata: read the new store whole
+        before = _folder_id(root)
+        dataset = _open_once(root, lazy, verify, recordings)
+        if _folder_id(root) == before:
+            return dataset
+    raise StoreChangedError(f"{root} keeps being replaced while it is opened; try again")
+
+
+def _folder_id(root: Path) -> tuple[int, int]:
+    st = os.stat(root)
+    return st.st_dev, st.st_ino
+
+
+def _open_once(root: Path, lazy: bool, verify: bool, recordings: list[str] | None) -> Dataset:
+    header = _manifest.parse(root)
+    backend = get_backend(header.format)
+    files = header.files
     if recordings is not None:
         files = _partial_manifest(root, backend, files, recordings)
     _manifest.check_sizes(root, files)
     if verify:
         _manifest.verify(root, files)
-    try:
-        tables = {}
-        for name in ("recordings", "channels", "annotations", "history", "description", "windows"):
-            data = backend.read_table(root, name)
+    sealed = header.raw.get("tables_sha256")
+    if not isinstance(sealed, dict):
+        raise _validate.corrupt(root / _manifest.HEADER, "tables_sha256", "missing")
+    tables = {}
+    for name in ("recordings", "channels", "annotations", "history", "description", "windows"):
+        data = backend.read_table(root, name)
+        # every table's bytes are bound to the (digest-sealed) header: a flipped byte, or a table
+        # or header taken from another store, is an error in every format
+        if (None if data is None else hashlib.sha256(data).hexdigest()) != sealed.get(name):
+            raise CorruptStoreError(f"{root}: metadata table {name} does not match the SHA-256 the store header "
+                                    f"records for it (modified, corrupted or from another store); "
+                                    f"run `eegbench verify {root}`")
+        try:
             tables[name] = None if data is None else frame_from_parquet(data)
-    except EegbenchError:
-        raise
-    except Exception as exc:  # a damaged table is a damaged store
-        raise CorruptStoreError(f"{root}: cannot read metadata table ({exc}); run `eegbench verify {root}`") from exc
-    built = _build_recordings(root, backend, tables)
+        except Exception as exc:  # a damaged table is a damaged store
+            raise CorruptStoreError(f"{root}: cannot read metadata table {name} ({type(exc).__name__}: "
+                                    f"{str(exc)[:300]}); run `eegbench verify {root}`") from exc
+    recordings = _build_recordings(root, backend, tables, header)
     windows, description = tables["windows"], tables["description"]
     if description is None:
-        description = pd.DataFrame(index=pd.RangeIndex(len(built)))
-    dataset = Dataset(built, description, from_json(header.get("attrs", "{}")), windows)
+        description = pd.DataFrame(index=pd.RangeIndex(len(recordings)))
+    elif len(description) != len(recordings):
+        raise CorruptStoreError(f"{root}: the description table has {len(description)} rows for "
+                                f"{len(recordings)} recordings")
+    dataset = Dataset(recordings, description, _validate.cell_json(header.attrs, root / _manifest.HEADER, "attrs"),
+                      windows)
     if recordings is not None and len(tables["recordings"]):
         position = {k: i for i, k in enumerate(tables["recordings"]["key"])}
         dataset = dataset.take([position[k] for k in recordings])
@@ -374,41 +385,28 @@ def _partial_manifest(root: Path, backend: FormatBackend, files: dict[str, Any],
     return {rel: entry for rel, entry in files.items() if rel in wanted}
 
 
-def _groups(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
-    if frame is None or frame.empty:
-        return [frame.iloc[0:0] if frame is not None else None] * n
-    order = np.argsort(frame["recording"].to_numpy(), kind="stable")
-    frame = frame.iloc[order]
-    bounds = np.searchsorted(frame["recording"].to_numpy(), np.arange(n + 1))
-    return [frame.iloc[bounds[i]:bounds[i + 1]] for i in range(n)]
-
-
-def _build_recordings(root: Path, backend: FormatBackend, tables: dict[str, Any]) -> list[Recording]:
-    recs = tables["recordings"]
-    if recs is None:
-        raise CorruptStoreError(f"{root}: the recordings table is missing")
-    n = len(recs)
-    chan_groups = _groups(tables["channels"], n)
-    ann_groups = _groups(tables["annotations"], n)
-    hist_groups = _groups(tables["history"], n)
+def _build_recordings(root: Path, backend: FormatBackend, tables: dict[str, Any],
+                      header: _validate.Header) -> list[Recording]:
+    rows = _validate.parse_recordings(tables["recordings"], root, header.n_recordings)
+    n = len(rows)
+    pin = _folder_id(root)
+    channels = _validate.parse_channels(_validate.group_rows(tables["channels"], n, root, "channels"), rows, root)
+    ann_groups = _validate.group_rows(tables["annotations"], n, root, "annotations")
+    hist_groups = _validate.group_rows(tables["history"], n, root, "history")
     out = []
-    for i, row in enumerate(recs.itertuples(index=False)):
-        ch = chan_groups[i].sort_values("index")
-        q = None
-        if row.dtype != "float32":
-            q = Quantization(ch["q_scale"].to_numpy(), ch["q_offset"].to_numpy(), ch["q_gain"].to_numpy(), row.dtype)
-        layout = SignalLayout(int(row.n_channels), int(row.n_times), row.dtype, int(row.chunk_samples),
-                              CodecSpec.from_json(from_json(row.codec)), q)
-        source = backend.open_signals(root, row.key, layout, from_json(row.storage))
-        ann = ann_groups[i]
-        annotations = Annotations(ann["onset"].to_numpy(), ann["duration"].to_numpy(),
-                                  list(ann["description"]), [tuple(from_json(c)) for c in ann["ch_names"]])
-        history = [from_json(e) for e in hist_groups[i].sort_values("step")["entry"]]
-        meas_date = None if not isinstance(row.meas_date, str) else _dt.datetime.fromisoformat(row.meas_date)
-        out.append(Recording(source, row.sfreq, list(ch["name"]), ch_types=list(ch["type"]),
-                             units=list(ch["unit"]), meas_date=meas_date, first_samp=int(row.first_samp),
-                             annotations=annotations, description=from_json(row.description),
-                             history=history, provenance=from_json(row.provenance), name=row.name))
+    for i, (row, ch) in enumerate(zip(rows, channels)):
+        q = None if ch.q is None else Quantization(*ch.q, row.dtype)
+        layout = SignalLayout(row.n_channels, row.n_times, row.dtype, row.chunk_samples, row.codec, q)
+        storage = _validate.check_storage(backend.name, row, header.files, root)
+        source = backend.open_signals(root, row.key, layout, storage)
+        if hasattr(source, "check_pin"):
+            source.pin = pin  # a read after the store was replaced raises StoreChangedError
+        onset, duration, desc, ch_names = _validate.parse_annotations(ann_groups[i], i, root)
+        out.append(Recording(source, row.sfreq, ch.names, ch_types=ch.types, units=ch.units,
+                             meas_date=row.meas_date, first_samp=row.first_samp,
+                             annotations=Annotations(onset, duration, desc, ch_names),
+                             description=row.description, history=_validate.parse_history(hist_groups[i], i, root),
+                             provenance=row.provenance, name=row.name))
     return out
 
 
@@ -419,16 +417,20 @@ def verify(path: str | os.PathLike) -> None:
     """Re-hash every file of the store against its SHA-256 manifest; raises
     :class:`~eegbench.errors.CorruptStoreError` naming the first bad file."""
     root = Path(path)
-    header = _manifest.read_header(root)
-    _manifest.verify(root, header.get("files", {}))
+    _atomic.recover(root)
+    header = _manifest.parse(root)
+    _manifest.verify(root, header.files)
 
 
 def info(path: str | os.PathLike) -> dict[str, Any]:
     """Summary of a store: format, codec, chunking, recordings, channels, sampling rates, duration,
     size on disk, file count, compression ratio (float32 bytes / bytes on disk), schema version."""
-    root = Path(path)
-    header = _manifest.read_header(root)
+    return _typed(Path(path), _info, Path(path))
+
+
+def _info(root: Path) -> dict[str, Any]:
     dataset = open(root)
+    header = _manifest.read_header(root)
     tables_recs = frame_from_parquet(get_backend(header["format"]).read_table(root, "recordings"))
     files = header.get("files", {})
     size = sum(e["size"] for e in files.values()) + (root / _manifest.HEADER).stat().st_size

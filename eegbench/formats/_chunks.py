@@ -30,7 +30,7 @@ from typing import Any
 import google_crc32c
 import numpy as np
 
-from ..errors import CorruptStoreError, ResourceLimitError
+from ..errors import CorruptStoreError, ResourceLimitError, StoreChangedError
 from ..io import ByteSource, is_exhausted, source_for
 from . import SignalLayout
 
@@ -118,7 +118,37 @@ class ChunkedSource:
     def _ensure_ready(self) -> None:
         if not self.__dict__.get("_h_ready"):
             self._prepare()
+            self.check_pin()
             self._h_ready = True
+
+    #: (st_dev, st_ino) of the local store folder when it was opened (set by ``eegbench.open``)
+    pin: tuple[int, int] | None = None
+
+    def check_pin(self) -> None:
+        """Call *after* reading metadata: raises StoreChangedError if the store folder was replaced
+        since ``open`` (what was just read may then belong to the new store)."""
+        if self.pin is None or not isinstance(self.root, Path):
+            return
+        try:
+            st = os.stat(self.root)
+            same = (st.st_dev, st.st_ino) == tuple(self.pin)
+        except OSError:
+            same = False
+        if not same:
+            raise StoreChangedError(f"{self.root} was replaced or removed after it was opened (recording "
+                                    f"{self.key}); reading on would mix two stores — open it again")
+
+    def ready(self) -> None:
+        """Load (and validate) per-process metadata before a read allocates anything."""
+        if not self.__dict__.get("_h_ready"):
+            with self._lock:
+                try:
+                    self._ensure_ready()
+                except Exception as exc:
+                    err = self._wrap(exc, "metadata")
+                    if err is exc:
+                        raise
+                    raise err from exc
 
     def close(self) -> None:
         """Forget per-process state and release this source's files (reopened on the next read)."""
@@ -160,7 +190,7 @@ class ChunkedSource:
 
     def _wrap(self, exc: Exception, index: Any) -> Exception:
         """The typed error for a failure while loading chunk(s) ``index``."""
-        if isinstance(exc, (CorruptStoreError, ResourceLimitError)):
+        if isinstance(exc, (CorruptStoreError, ResourceLimitError, StoreChangedError)):
             return exc
         if is_exhausted(exc):  # out of descriptors: the store is fine
             return ResourceLimitError(f"{self.root}: recording {self.key}: chunk {index}: the process has no "
@@ -238,6 +268,7 @@ class ChunkedSource:
 
     def read_counts(self, start: int, stop: int) -> np.ndarray:
         """Stored samples ``[start, stop)`` of every channel in the stored dtype (counts or float32)."""
+        self.ready()
         out = np.empty((self.n_channels, stop - start), dtype=self.dtype)
         if stop > start:
             self._raw(start, stop, out)
@@ -256,6 +287,7 @@ class ChunkedSource:
     def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None) -> np.ndarray:
         """Equal-length windows at ``starts``; each chunk is decoded at most once per call (with or
         without the decoded-chunk cache) and the bytes of all missing chunks are fetched together."""
+        self.ready()
         n_ch = self.n_channels if channels is None else len(channels)
         starts = np.asarray(starts, dtype=np.int64)
         out = np.empty((len(starts), n_ch, length), dtype=np.float32)

@@ -144,8 +144,26 @@ class NpySource(_Source):
         if size != offset + nbytes:
             raise self.corrupt(f"signal file {rel} has {size} bytes, expected {offset + nbytes}")
         self._h_offset, self._h_size = offset, size
+        crcs = self.storage.get("chunk_crc32c")
+        if not isinstance(crcs, list) or len(crcs) != self.layout.n_chunks:
+            raise self.corrupt(f"storage info of {rel} lacks its {self.layout.n_chunks} chunk checksums")
+        self._h_crcs, self._h_verified = crcs, bytearray(self.layout.n_chunks)
 
-    def _with_window(self, start: int, stop: int, channels: np.ndarray | None, fn, prefetch: bool = True):
+    def _check_chunks(self, arr: np.ndarray, start: int, stop: int) -> None:
+        """CRC32C of every chunk of [start, stop), checked once per process (recorded by the writer
+        in the storage info, which the header's digest seals): a flipped byte, or a same-size file
+        of another recording or store, is an error, never data."""
+        cs, done = self.chunk_samples, self._h_verified
+        for ci in range(start // cs, (stop - 1) // cs + 1):
+            if not done[ci]:
+                block = np.ascontiguousarray(arr[:, ci * cs:min((ci + 1) * cs, self.n_times)])
+                if google_crc32c.value(block.view(np.uint8).reshape(-1)) != self._h_crcs[ci]:
+                    raise self.corrupt(f"chunk {ci} of {self._rel('npy')} fails its CRC32C check "
+                                       "(modified, corrupted, or a file of another recording or store)")
+                done[ci] = 1
+
+    def _with_window(self, start: int, stop: int, channels: np.ndarray | None, fn, prefetch: bool = True,
+                     check: bool = True):
         """``fn(arr, base)`` where ``arr[:, t - base]`` is sample ``t`` for ``t`` in [start, stop):
         a view of the pinned map (``fn`` must copy what it returns), or fetched rows."""
         with self._lock:
@@ -162,6 +180,8 @@ class NpySource(_Source):
                 try:
                     if prefetch:
                         self._prefetch(mm, start, stop, channels)
+                    if check:
+                        self._check_chunks(arr, start, stop)
                     return fn(arr, 0)
                 finally:
                     del arr  # no view of the map may outlive the loan
@@ -225,6 +245,7 @@ class NpySource(_Source):
         return self._with_window(start, stop, channels, take)
 
     def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None) -> np.ndarray:
+        self.ready()
         starts = np.asarray(starts, dtype=np.int64)
         n_ch = self.n_channels if channels is None else len(channels)
         out = np.empty((len(starts), n_ch, length), dtype=np.float32)
@@ -238,6 +259,8 @@ class NpySource(_Source):
             return out
 
         def fill(arr: np.ndarray, base: int) -> np.ndarray:
+            for s in starts.tolist():
+                self._check_chunks(arr, s, s + length)
             for i, s in enumerate(starts.tolist()):
                 if q is not None:
                     q.reconstruct(arr[rows, s:s + length], channels, out=out[i])
@@ -245,7 +268,8 @@ class NpySource(_Source):
                     out[i] = arr[rows, s:s + length]
             return out
 
-        return self._with_window(int(starts.min()), int(starts.max()) + length, None, fill, prefetch=False)
+        return self._with_window(int(starts.min()), int(starts.max()) + length, None, fill, prefetch=False,
+                                 check=False)
 
 
 class ChunkFileSource(_Source):
@@ -312,6 +336,7 @@ class ChunkFileSource(_Source):
         if first == last:  # one chunk: convert straight from the cached chunk
             c0 = first * cs
             return self._to_float(self.chunk(first)[:, start - c0:stop - c0], channels)
+        self.ready()
         rows = slice(None) if channels is None else channels
         n_ch = self.n_channels if channels is None else len(channels)
         # assemble straight into the result's dtype: float32 samples, or float64 counts that the
@@ -358,8 +383,11 @@ def _blocks_checked(blocks: Iterable[tuple[int, np.ndarray]], layout: SignalLayo
         raise ValueError(f"blocks cover {pos} samples, the layout has {layout.n_times}")
 
 
-def _write_npy(path: Path, blocks: Iterable[tuple[int, np.ndarray]], layout: SignalLayout, dtype: np.dtype) -> None:
-    """A standard .npy written block by block: each block's channel rows land at their offsets."""
+def _write_npy(path: Path, blocks: Iterable[tuple[int, np.ndarray]], layout: SignalLayout,
+               dtype: np.dtype) -> list[int]:
+    """A standard .npy written block by block: each block's channel rows land at their offsets.
+    Returns the CRC32C of every chunk's samples (all channels, C order)."""
+    crcs: list[int] = []
     shape = (layout.n_channels, layout.n_times)
     with open(path, "wb") as fh:
         np.lib.format.write_array_header_1_0(
@@ -372,6 +400,10 @@ def _write_npy(path: Path, blocks: Iterable[tuple[int, np.ndarray]], layout: Sig
         for start, block in _blocks_checked(blocks, layout, dtype):
             for c in range(layout.n_channels):
                 _pwrite_all(fd, block[c], header + c * row_bytes + start * dtype.itemsize)
+            for a in range(0, block.shape[1], layout.chunk_samples):
+                chunk = np.ascontiguousarray(block[:, a:a + layout.chunk_samples])
+                crcs.append(google_crc32c.value(chunk.view(np.uint8).reshape(-1)))
+    return crcs
 
 
 INDEX_COLUMNS = ("offset", "size", "crc32c", "first_sample")
@@ -461,7 +493,7 @@ class ParquetBackend:
             path.unlink(missing_ok=True)
         dtype = np.dtype(layout.dtype).newbyteorder("<")
         if layout.codec.compression == "none":
-            _write_npy(paths["npy"], blocks, layout, dtype)
+            crcs = _write_npy(paths["npy"], blocks, layout, dtype)
             files = {"npy": paths["npy"]}
         else:
             _write_chunks(paths, blocks, layout, dtype)
@@ -470,6 +502,8 @@ class ParquetBackend:
                                    "files": {k: p.relative_to(root).as_posix() for k, p in files.items()}}
         if "chunks" in files:
             storage["checksum"] = "crc32c"
+        else:
+            storage["chunk_crc32c"] = crcs
         return storage
 
     def write_table(self, root: Path, name: str, data: bytes) -> None:

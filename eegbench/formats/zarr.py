@@ -416,6 +416,11 @@ class ZarrSource(ChunkedSource):
         return [self._rel(s) for s in range(self.n_shards)]
 
     def _prepare(self) -> None:
+        if isinstance(self.root, Path):  # the array's own metadata agrees with the tables
+            from ..validate import check_zarr_array
+
+            check_zarr_array(self.root, self.storage["array"], (self.n_channels, self.n_times),
+                             self.layout.dtype, f"recording {self.key}")
         self._h_index: dict[int, tuple[list[list[int]], str]] = {}
 
     def _index(self, shard: int) -> tuple[list[list[int]], str]:

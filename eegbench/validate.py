@@ -1,0 +1,508 @@
+"""One validation layer between the bytes of a store and everything that trusts them.
+
+The header (``eegbench.json``) and every metadata table are parsed here, once, into typed and
+bounded values: types, ranges, sizes consistent with the manifest (so nothing is allocated from a
+size the files cannot hold), channel indices a permutation, paths relative and inside the store,
+no symlinks or special files. Any violation is a :class:`~eegbench.errors.CorruptStoreError`
+naming the file and the field. :mod:`eegbench.store` builds recordings only from these values.
+
+The header carries ``header_sha256``: the SHA-256 of its own canonical JSON without that field,
+so an edit of ``format``, ``files``, ``options``... is detected at open and by ``verify``. (Someone
+who edits the header *and* recomputes the digest makes a valid store with other contents: no
+self-contained check can tell, see the README's Reliability section.)
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from .errors import CorruptStoreError, EegbenchError, NotAStoreError, SchemaVersionError, StoreNotFoundError
+
+HEADER = "eegbench.json"
+MAX_HEADER_BYTES = 256 << 20
+MAX_JSON_DEPTH = 100
+MAX_N_TIMES = 1 << 40  # samples per recording (~70 years at 500 Hz)
+MAX_N_CHANNELS = 1 << 16
+MAX_RECORDINGS = 1 << 24
+STORED_DTYPES = frozenset({"float32", "int16", "int32"})
+KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def corrupt(where: str | os.PathLike, field: str, problem: str) -> CorruptStoreError:
+    """The one error template: ``<file>: field <field>: <problem>; what to do``."""
+    return CorruptStoreError(f"{where}: field {field}: {problem}; the store is damaged or was edited — "
+                             f"run `eegbench verify` on it and re-convert or re-download it")
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON and scalars
+# ---------------------------------------------------------------------------------------------
+def _depth(value: Any) -> int:
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, (dict, list)):
+            depth = max(depth, d)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return depth
+
+
+def load_json(text: str | bytes, where: str | os.PathLike, field: str = "(document)") -> Any:
+    """``json.loads`` with bounds: size, nesting depth, integer digits; errors are typed."""
+    if len(text) > MAX_HEADER_BYTES:
+        raise corrupt(where, field, f"{len(text)} bytes of JSON exceed the {MAX_HEADER_BYTES}-byte bound")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError, TypeError, UnicodeDecodeError) as exc:
+        raise corrupt(where, field, f"not valid JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise corrupt(where, field, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def as_int(value: Any, where: Any, field: str, lo: int = 0, hi: int = 1 << 62) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise corrupt(where, field, f"expected an integer, got {type(value).__name__} {str(value)[:40]!r}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise corrupt(where, field, f"{value} is outside {lo}..{hi}")
+    return value
+
+
+def as_float(value: Any, where: Any, field: str, positive: bool = False, finite: bool = True) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise corrupt(where, field, f"expected a number, got {type(value).__name__}")
+    value = float(value)
+    if (finite and not math.isfinite(value)) or (positive and not value > 0):
+        raise corrupt(where, field, f"{value} is not a {'positive ' if positive else ''}finite number")
+    return value
+
+
+def as_str(value: Any, where: Any, field: str) -> str:
+    if not isinstance(value, str):
+        raise corrupt(where, field, f"expected text, got {type(value).__name__}")
+    return value
+
+
+def relpath(value: Any, where: Any, field: str) -> str:
+    """A relative POSIX path that stays inside the store (no ``..``, no absolute, no NUL)."""
+    text = as_str(value, where, field)
+    p = PurePosixPath(text)
+    if (not text or "\x00" in text or "\\" in text or p.is_absolute() or text.startswith("/")
+            or any(part in ("..", ".", "") for part in text.split("/"))):
+        raise corrupt(where, field, f"path {text[:200]!r} is not a relative path inside the store")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# header
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileEntry:
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Header:
+    schema_version: int
+    format: str
+    files: dict[str, FileEntry]
+    n_recordings: int
+    attrs: str
+    options: dict[str, Any]
+    store_id: str | None
+    raw: dict[str, Any]
+
+
+def header_digest(header: dict[str, Any]) -> str:
+    """SHA-256 of the header's canonical JSON without its ``header_sha256`` field."""
+    body = {k: v for k, v in header.items() if k != "header_sha256"}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_header_bytes(root: Path) -> bytes:
+    """The header's bytes: a regular file (no symlink, FIFO, device), bounded in size, read without blocking."""
+    root = Path(root)
+    try:
+        st_root = os.lstat(root)
+    except FileNotFoundError:
+        raise StoreNotFoundError(f"{root}: no such file or directory") from None
+    path = root / HEADER
+    hint = "convert recordings with `eegbench convert SRC... DEST --format F` first"
+    if stat.S_ISLNK(st_root.st_mode) and root.is_dir():
+        st_root = os.stat(root)  # a symlink to a store is fine; links inside a store are not
+    if not stat.S_ISDIR(st_root.st_mode):
+        raise NotAStoreError(f"{root} is not an eegbench store (not a folder); {hint}")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise NotAStoreError(f"{root} is not an eegbench store (no {HEADER}); {hint}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CorruptStoreError(f"{path}: the store header is not a regular file (symlink or special file)")
+    if st.st_size > MAX_HEADER_BYTES:
+        raise CorruptStoreError(f"{path}: the store header has {st.st_size} bytes (bound {MAX_HEADER_BYTES})")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        chunks, left = [], st.st_size + 1
+        while left > 0:
+            block = os.read(fd, min(left, 1 << 20))
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def parse_header(root: Path, data: bytes, max_schema: int) -> Header:
+    """Typed, bounded header; checks the digest of schema >= 2 headers."""
+    where = Path(root) / HEADER
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptStoreError(f"{where}: unreadable store header ({exc})") from None
+    h = load_json(text, where)
+    if not isinstance(h, dict) or "schema_version" not in h or "format" not in h:
+        raise CorruptStoreError(f"{where}: store header lacks schema_version/format")
+    version = h["schema_version"]
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise corrupt(where, "schema_version", f"{str(version)[:40]!r} is not a schema version")
+    if version > max_schema:
+        raise SchemaVersionError(f"{root} uses store schema {version}, newer than this eegbench reads "
+                                 f"({max_schema}); upgrade eegbench (pip install -U eegbench)")
+    if version < max_schema:
+        raise SchemaVersionError(f"{root} uses store schema {version}, written by an older eegbench; "
+                                 "this version reads schema {max_schema} only: re-convert the store "
+                                 "with the current eegbench")
+    digest = h.get("header_sha256")
+    if not isinstance(digest, str) or digest != header_digest(h):
+        raise corrupt(where, "header_sha256", "the header does not match its own SHA-256 (edited or damaged)")
+    fmt = as_str(h["format"], where, "format")
+    raw_files = h.get("files")
+    if not isinstance(raw_files, dict):
+        raise corrupt(where, "files", "expected an object {path: {size, sha256}}")
+    files = {}
+    for rel, entry in raw_files.items():
+        rel = relpath(rel, where, "files")
+        if rel == HEADER or not isinstance(entry, dict):
+            raise corrupt(where, f"files[{rel!r}]", "not a {size, sha256} entry")
+        sha = entry.get("sha256")
+        if not isinstance(sha, str) or not _HEX64.match(sha):
+            raise corrupt(where, f"files[{rel!r}].sha256", "not a SHA-256 hex digest")
+        files[rel] = FileEntry(as_int(entry.get("size"), where, f"files[{rel!r}].size"), sha)
+    options = h.get("options", {})
+    if not isinstance(options, dict):
+        raise corrupt(where, "options", "expected an object")
+    attrs = h.get("attrs", "{}")
+    store_id = h.get("store_id")
+    return Header(version, fmt, files, as_int(h.get("n_recordings", 0), where, "n_recordings", 0, MAX_RECORDINGS),
+                  as_str(attrs, where, "attrs"), options,
+                  None if store_id is None else as_str(store_id, where, "store_id"), h)
+
+
+def blob_link(root: Path, path: Path) -> bool:
+    """Whether ``path`` is a Hugging Face cache symlink: a file of a ``snapshots/<rev>/`` folder
+    pointing to a regular file in that repository's ``blobs/`` (the only links a store may hold)."""
+    here = Path(os.path.abspath(root))
+    for anc in (here, *here.parents):
+        if anc.name == "snapshots":
+            target = Path(os.path.realpath(path))
+            return target.parent == anc.parent / "blobs" and target.is_file()
+    return False
+
+
+def check_tree(root: Path, files: dict[str, FileEntry]) -> None:
+    """Every manifest file a regular file of its recorded size, reached through no symlink."""
+    root = Path(root)
+    dirs: set[str] = set()
+    for rel in {str(PurePosixPath(rel).parent) for rel in files}:  # few distinct folders
+        parts = PurePosixPath(rel).parts if rel != "." else ()
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    for sub in sorted(dirs):
+        try:
+            st = os.lstat(root / sub)
+        except FileNotFoundError:
+            raise CorruptStoreError(f"{root}: folder {sub} is missing; the store is incomplete — "
+                                    "re-download or re-convert it") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise CorruptStoreError(f"{root}: {sub} is a symlink or not a folder; a store holds only "
+                                    "regular files and folders — re-download or re-convert it")
+    for rel, entry in files.items():
+        try:
+            st = os.lstat(root / rel)
+            if stat.S_ISLNK(st.st_mode) and blob_link(root, root / rel):
+                st = os.stat(root / rel)
+        except FileNotFoundError:
+            raise CorruptStoreError(f"{root}: file {rel} is missing; the store is incomplete — "
+                                    "re-download or re-convert it") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptStoreError(f"{root}: {rel} is a symlink or special file, not a regular file; "
+                                    "re-download or re-convert the store")
+        if st.st_size != entry.size:
+            raise CorruptStoreError(f"{root}: file {rel} has {st.st_size} bytes, the manifest says "
+                                    f"{entry.size} (truncated or modified); re-download or re-convert it")
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RecordingRow:
+    key: str
+    name: str
+    sfreq: float
+    n_times: int
+    n_channels: int
+    first_samp: int
+    meas_date: _dt.datetime | None
+    dtype: str
+    chunk_samples: int
+    codec: Any  # CodecSpec
+    storage: dict[str, Any]
+    description: Any
+    provenance: Any
+
+
+def cell_json(text: Any, where: Any, field: str) -> Any:
+    """A JSON cell of a table decoded with :func:`eegbench.tables.from_json`, bounded and typed."""
+    from .tables import _decode
+
+    if not isinstance(text, str):
+        raise corrupt(where, field, f"expected JSON text, got {type(text).__name__}")
+    try:
+        return _decode(load_json(text, where, field))
+    except EegbenchError:
+        raise
+    except Exception as exc:
+        raise corrupt(where, field, f"undecodable value ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def _columns(frame: Any, where: str, needed: tuple[str, ...]) -> None:
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise corrupt(where, ",".join(missing), "missing column(s)")
+
+
+def parse_recordings(frame: Any, root: Path, n_recordings: int | None = None) -> list[RecordingRow]:
+    from .codecs import COMPRESSIONS, CodecSpec
+
+    where = f"{root}: table recordings"
+    if frame is None:
+        raise CorruptStoreError(f"{root}: the recordings table is missing")
+    _columns(frame, where, ("key", "name", "sfreq", "n_times", "n_channels", "first_samp", "meas_date",
+                            "dtype", "chunk_samples", "codec", "storage", "description", "provenance"))
+    if n_recordings is not None and len(frame) != n_recordings:
+        raise corrupt(where, "rows", f"{len(frame)} recordings, the header says {n_recordings}")
+    out, keys = [], set()
+    for i, row in enumerate(frame.to_dict("records")):
+        f = f"[{i}]."
+        key = as_str(row["key"], where, f + "key")
+        if not KEY.match(key) or key in keys:
+            raise corrupt(where, f + "key", f"{key[:80]!r} is not a valid unique recording key")
+        keys.add(key)
+        n_times = as_int(row["n_times"], where, f + "n_times", 0, MAX_N_TIMES)
+        n_channels = as_int(row["n_channels"], where, f + "n_channels", 0, MAX_N_CHANNELS)
+        chunk = as_int(row["chunk_samples"], where, f + "chunk_samples", 1, max(n_times, 1))
+        dtype = as_str(row["dtype"], where, f + "dtype")
+        if dtype not in STORED_DTYPES:
+            raise corrupt(where, f + "dtype", f"{dtype[:40]!r} is not one of {sorted(STORED_DTYPES)}")
+        codec_obj = cell_json(row["codec"], where, f + "codec")
+        try:
+            codec = CodecSpec.from_json(codec_obj)
+        except Exception:
+            raise corrupt(where, f + "codec", f"{str(codec_obj)[:80]!r} is not a codec description") from None
+        if codec.compression not in COMPRESSIONS:
+            raise corrupt(where, f + "codec", f"unknown compression {str(codec.compression)[:40]!r}")
+        storage = cell_json(row["storage"], where, f + "storage")
+        if not isinstance(storage, dict):
+            raise corrupt(where, f + "storage", "expected an object")
+        meas = row["meas_date"]
+        if isinstance(meas, str):
+            try:
+                meas = _dt.datetime.fromisoformat(meas)
+            except ValueError:
+                raise corrupt(where, f + "meas_date", f"{meas[:40]!r} is not an ISO date") from None
+        elif meas is not None and not (isinstance(meas, float) and math.isnan(meas)):
+            raise corrupt(where, f + "meas_date", "expected an ISO date or null")
+        else:
+            meas = None
+        name = row["name"]
+        out.append(RecordingRow(key, as_str(name, where, f + "name"),
+                                as_float(row["sfreq"], where, f + "sfreq", positive=True), n_times, n_channels,
+                                as_int(row["first_samp"], where, f + "first_samp", -(1 << 62)), meas, dtype, chunk,
+                                codec, storage, cell_json(row["description"], where, f + "description"),
+                                cell_json(row["provenance"], where, f + "provenance")))
+    return out
+
+
+@dataclass(frozen=True)
+class Channels:
+    names: list[str]
+    types: list[str]
+    units: list[str]
+    q: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+
+
+def parse_channels(groups: list[Any], rows: list[RecordingRow], root: Path) -> list[Channels]:
+    where = f"{root}: table channels"
+    out = []
+    for i, (g, row) in enumerate(zip(groups, rows)):
+        if g is None:
+            raise CorruptStoreError(f"{root}: the channels table is missing")
+        _columns(g, where, ("recording", "index", "name", "type", "unit", "q_scale", "q_offset", "q_gain"))
+        idx = g["index"].to_numpy()
+        if len(g) != row.n_channels or not np.issubdtype(idx.dtype, np.integer) \
+                or not np.array_equal(np.sort(idx), np.arange(row.n_channels)):
+            raise corrupt(where, f"recording {i} index",
+                          f"channel indices are not a permutation of 0..{row.n_channels - 1}")
+        g = g.iloc[np.argsort(idx, kind="stable")]
+        names = [as_str(v, where, f"recording {i} name") for v in g["name"]]
+        types = [as_str(v, where, f"recording {i} type") for v in g["type"]]
+        units = [as_str(v, where, f"recording {i} unit") for v in g["unit"]]
+        q = None
+        if row.dtype != "float32":
+            try:
+                q = tuple(np.asarray(g[c].to_numpy(), dtype=np.float64) for c in ("q_scale", "q_offset", "q_gain"))
+            except (TypeError, ValueError):
+                raise corrupt(where, f"recording {i} q_*", "calibration is not numeric") from None
+            if not all(np.isfinite(a).all() for a in q):
+                raise corrupt(where, f"recording {i} q_*", "calibration is not finite for an integer recording")
+        out.append(Channels(names, types, units, q))
+    return out
+
+
+def parse_annotations(g: Any, i: int, root: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[tuple]]:
+    where = f"{root}: table annotations"
+    _columns(g, where, ("onset", "duration", "description", "ch_names"))
+    try:
+        onset = np.asarray(g["onset"].to_numpy(), dtype=np.float64)
+        duration = np.asarray(g["duration"].to_numpy(), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise corrupt(where, f"recording {i} onset/duration", "not numeric") from None
+    desc = [as_str(v, where, f"recording {i} description") for v in g["description"]]
+    chs = []
+    for v in g["ch_names"]:
+        names = cell_json(v, where, f"recording {i} ch_names")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise corrupt(where, f"recording {i} ch_names", "expected a list of channel names")
+        chs.append(tuple(names))
+    return onset, duration, desc, chs
+
+
+def parse_history(g: Any, i: int, root: Path) -> list[Any]:
+    where = f"{root}: table history"
+    _columns(g, where, ("step", "entry"))
+    return [cell_json(e, where, f"recording {i} entry") for e in g.sort_values("step")["entry"]]
+
+
+def group_rows(frame: Any, n: int, root: Path, table: str) -> list[Any]:
+    """Rows of ``frame`` per recording 0..n-1 (``recording`` column checked to be in range)."""
+    if frame is None or frame.empty:
+        return [frame.iloc[0:0] if frame is not None else None] * n
+    if "recording" not in frame.columns:
+        raise corrupt(f"{root}: table {table}", "recording", "missing column")
+    rec = frame["recording"].to_numpy()
+    if not np.issubdtype(rec.dtype, np.integer) or rec.min() < 0 or rec.max() >= n:
+        raise corrupt(f"{root}: table {table}", "recording", f"values outside 0..{n - 1}")
+    order = np.argsort(rec, kind="stable")
+    frame = frame.iloc[order]
+    bounds = np.searchsorted(frame["recording"].to_numpy(), np.arange(n + 1))
+    return [frame.iloc[bounds[i]:bounds[i + 1]] for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------
+# storage descriptions against the manifest (no I/O: sizes come from the hashed header)
+# ---------------------------------------------------------------------------------------------
+def check_storage(fmt: str, row: RecordingRow, files: dict[str, FileEntry], root: Path) -> dict[str, Any]:
+    """Check a recording's storage description against the manifest; return it (paths checked)."""
+    where = f"{root}: table recordings [{row.key}].storage"
+    s = row.storage
+    itemsize = np.dtype(row.dtype).itemsize
+    raw_bytes = row.n_channels * row.n_times * itemsize
+    n_chunks = -(-row.n_times // row.chunk_samples)
+
+    def entry(rel: Any, field: str) -> FileEntry:
+        rel = relpath(rel, where, field)
+        if rel not in files:
+            raise corrupt(where, field, f"{rel!r} is not a file of the store's manifest")
+        return files[rel]
+
+    if fmt == "parquet":
+        fl = s.get("files")
+        if not isinstance(fl, dict) or not fl:
+            raise corrupt(where, "files", "expected an object of file paths")
+        for k, rel in fl.items():
+            e = entry(rel, f"files.{k}")
+            if k == "npy" and not 0 < e.size - raw_bytes <= 1 << 16:
+                raise corrupt(where, "n_times/n_channels",
+                              f"{rel} has {e.size} bytes, which cannot hold {row.n_channels} x {row.n_times} "
+                              f"{row.dtype} samples")
+            if k == "npy" and (not isinstance(s.get("chunk_crc32c"), list) or len(s["chunk_crc32c"]) != n_chunks):
+                raise corrupt(where, "chunk_crc32c", f"expected the {n_chunks} chunk checksums")
+    elif fmt == "hdf5":
+        e = entry(s.get("file"), "file")
+        need = n_chunks * 32 + (raw_bytes if row.codec.compression == "none" else 0)
+        if e.size < need:
+            raise corrupt(where, "n_times/n_channels", f"{s.get('file')} ({e.size} bytes) cannot hold "
+                          f"{row.n_channels} x {row.n_times} {row.dtype} samples in {n_chunks} chunks")
+        ds = s.get("dataset", "signals")
+        if not isinstance(ds, str) or not KEY.match(ds.lstrip("/")):
+            raise corrupt(where, "dataset", f"{str(ds)[:80]!r} is not a dataset name")
+    elif fmt == "zarr":
+        array = relpath(s.get("array"), where, "array")
+        entry(f"{array}/zarr.json", "array")
+        shard_path = relpath(s.get("shard_path"), where, "shard_path")
+        if shard_path.count("{shard}") != 1 or not shard_path.startswith(array + "/"):
+            raise corrupt(where, "shard_path", f"{shard_path[:80]!r} is not a shard path of array {array!r}")
+        shard = as_int(s.get("shard_samples"), where, "shard_samples", 1, MAX_N_TIMES)
+        if shard % row.chunk_samples:
+            raise corrupt(where, "shard_samples", f"{shard} is not a multiple of chunk_samples {row.chunk_samples}")
+        n_shards = -(-row.n_times // shard)
+        if "n_shards" in s and as_int(s["n_shards"], where, "n_shards") != n_shards:
+            raise corrupt(where, "n_shards", f"{s['n_shards']} shards cannot hold {row.n_times} samples")
+        if s.get("index_location", "end") not in ("end", "start"):
+            raise corrupt(where, "index_location", "expected 'end' or 'start'")
+        if not isinstance(s.get("codecs"), list):
+            raise corrupt(where, "codecs", "expected a list of codec descriptions")
+        per_shard = shard // row.chunk_samples
+        for j in {0, n_shards - 1} if n_shards else ():
+            e = entry(shard_path.replace("{shard}", str(j)), "shard_path")
+            if e.size < per_shard * 16 + 4:
+                raise corrupt(where, "shard_samples", f"shard {j} is too small to index {per_shard} chunks")
+        if shard_path.replace("{shard}", str(n_shards)) in files:
+            raise corrupt(where, "n_times", f"the store holds more than the {n_shards} shards of {row.n_times} samples")
+    return s
+
+
+def check_zarr_array(root: Path, array: str, shape: tuple[int, int], dtype: str, where: str) -> None:
+    """The array's own ``zarr.json`` agrees with the tables (shape and data type)."""
+    path = Path(root) / array / "zarr.json"
+    try:
+        meta = load_json(path.read_bytes()[: MAX_HEADER_BYTES + 1], path)
+    except OSError as exc:
+        raise CorruptStoreError(f"{path}: unreadable ({exc}); re-download or re-convert the store") from None
+    if not isinstance(meta, dict) or meta.get("shape") != list(shape):
+        raise corrupt(path, "shape", f"{str(meta.get('shape') if isinstance(meta, dict) else meta)[:80]} "
+                      f"differs from the recordings table's {list(shape)} ({where})")
+    if meta.get("data_type") != dtype:
+        raise corrupt(path, "data_type", f"{str(meta.get('data_type'))[:40]!r} differs from the table's {dtype!r}")

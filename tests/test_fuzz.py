@@ -1,0 +1,106 @@
+"""A representative subset of the fuzz corpus (tests/fuzz), run in-process on every test run.
+
+The full run (>= 3,000 cases per format, each in a worker subprocess with a timeout and a memory
+limit) is ``python -m tests.fuzz.run --full``; its figures are in the README's Reliability section.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import numpy as np
+import pytest
+from fuzz import corpus
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import eegbench
+from eegbench.errors import CorruptStoreError, EegbenchError
+
+BASES = ["parquet-none-f32", "parquet-zstd-int", "zarr-blosc-zstd-int", "zarr-none-f32", "hdf5-zstd-f32",
+         "hdf5-none-int"]
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bases")
+    for name in BASES:
+        fmt, codec, mode = corpus._split(name)
+        for seed, suffix in ((0, ""), (1, "-foreign")):
+            eegbench.save(corpus.dataset(seed, mode == "int"), folder / f"{name}{suffix}", fmt, compression=codec,
+                          integer=mode == "int", chunk_seconds=1.0)
+    return folder
+
+
+@pytest.mark.parametrize("name", BASES)
+def test_damaged_stores_are_typed_errors_never_wrong_data(bases, tmp_path, name):
+    rng = random.Random(name)
+    all_cases = corpus.cases(name, bases / name, rng, 0)
+    picked = all_cases[rng.randrange(9)::9]  # ~1 in 9 of every kind, a different slice per base
+    ref = corpus.dataset(0, name.endswith("-int"))
+    failures = []
+    for i, case in enumerate(picked):
+        store = tmp_path / f"c{i}" / "store"
+        shutil.copytree(bases / name, store, symlinks=True)
+        before = corpus.tree_digest(store)
+        try:
+            corpus.apply(case, store, bases / f"{name}-foreign")
+        except Exception:
+            continue  # the edit does not apply to this layout
+        if corpus.tree_digest(store) == before:
+            continue
+        res = corpus.check(store, ref, measure_memory=False)
+        ok = res["outcome"] in ("correct", "typed") or (res["outcome"] == "wrong" and case.get("recompute"))
+        flagged = res["verify"] == 1 or case.get("recompute")
+        if not (ok and flagged):
+            failures.append((case, res))
+    assert not failures, failures[:5]
+    assert len(picked) > 15
+
+
+def test_header_edit_without_digest_is_detected(tmp_path):
+    path = tmp_path / "s"
+    eegbench.save(corpus.dataset(0, True), path, "parquet")
+    text = (path / "eegbench.json").read_text().replace('"chunk_seconds": 1.0', '"chunk_seconds": 2.0')
+    (path / "eegbench.json").write_text(text)
+    with pytest.raises(CorruptStoreError, match="header_sha256"):
+        eegbench.open(path)
+    with pytest.raises(CorruptStoreError):
+        eegbench.verify(path)
+
+
+def test_verify_reports_extra_and_special_files_without_blocking(tmp_path):
+    import os
+
+    path = tmp_path / "s"
+    eegbench.save(corpus.dataset(0, True), path, "zarr")
+    (path / "extra.bin").write_bytes(b"x")
+    os.mkfifo(path / "fifo")
+    (path / "zero").symlink_to("/dev/zero")
+    with pytest.raises(CorruptStoreError) as info:
+        eegbench.verify(path)
+    text = str(info.value)
+    assert "extra extra.bin" in text and "fifo" in text and "zero" in text
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n_ch=st.integers(1, 5), n_times=st.integers(1, 400), sfreq=st.sampled_from([1.0, 128.0, 250.0, 512.5]),
+       fmt=st.sampled_from(["hdf5", "zarr", "parquet"]), codec=st.sampled_from(["none", "zstd"]),
+       names=st.lists(st.text(min_size=1, max_size=8), min_size=5, max_size=5, unique=True),
+       desc=st.dictionaries(st.text(max_size=5), st.one_of(st.none(), st.integers(-10**6, 10**6), st.text(max_size=5),
+                                                           st.floats(allow_nan=False)), max_size=3))
+def test_round_trip_property(tmp_path, n_ch, n_times, sfreq, fmt, codec, names, desc):
+    rng = np.random.default_rng(n_ch * 1000 + n_times)
+    data = rng.standard_normal((n_ch, n_times)).astype(np.float32)
+    rec = eegbench.Recording(data, sfreq, names[:n_ch], description=desc, name="r")
+    path = tmp_path / f"p{rng.integers(1 << 30)}"
+    eegbench.save(rec, path, fmt, compression=codec, chunk_seconds=max(1.0 / sfreq, 0.37))
+    with eegbench.open(path) as ds:
+        got = ds[0]
+        np.testing.assert_array_equal(got.get_data().view(np.uint32), data.view(np.uint32))
+        assert got.ch_names == names[:n_ch] and got.sfreq == sfreq and got.description == desc
+    try:
+        eegbench.verify(path)
+    except EegbenchError as exc:  # pragma: no cover - a failure message
+        raise AssertionError(exc) from exc
