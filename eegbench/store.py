@@ -323,7 +323,10 @@ def _open(root: Path, lazy: bool, verify: bool, recordings: list[str] | None = N
 
 
 def _folder_id(root: Path) -> tuple[int, int]:
-    st = os.stat(root)
+    try:
+        st = os.stat(root)
+    except OSError:
+        return (-1, -1)  # the header read reports what is wrong
     return st.st_dev, st.st_ino
 
 
