@@ -208,3 +208,31 @@ def test_age_limit_only_when_locks_do_not_work(tmp_path, monkeypatch):
         os.close(fd)
     atomic.recover(dest)
     assert not tmp.exists() and not lock.exists()
+
+
+# --- readers against a concurrent overwrite ----------------------------------------------------
+@pytest.mark.parametrize("fmt", ["hdf5", "zarr", "parquet"])
+@pytest.mark.parametrize("codec", ["none", "zstd"])
+def test_reader_never_mixes_two_generations(tmp_path, fmt, codec):
+    from eegbench.errors import StoreChangedError
+
+    old = eegbench.Dataset([eegbench.Recording(np.full((2, 300), i + 1, np.float32), 100.0, ["a", "b"])
+                            for i in range(3)])
+    new = eegbench.Dataset([eegbench.Recording(np.full((2, 300), -(i + 1), np.float32), 100.0, ["a", "b"])
+                            for i in range(3)])
+    dest = tmp_path / "s"
+    eegbench.save(old, dest, fmt, compression=codec)
+    ds = eegbench.open(dest)
+    np.testing.assert_array_equal(ds[0].get_data(), old[0].get_data())  # recording 0's files are open
+    eegbench.save(new, dest, fmt, compression=codec, overwrite=True)
+    mixed = 0
+    for i in range(3):
+        try:
+            got = ds[i].get_data()
+        except StoreChangedError:
+            continue
+        mixed += not np.array_equal(got, old[i].get_data())
+    assert mixed == 0
+    with pytest.raises(StoreChangedError):
+        ds[2].get_data(0, 10)
+    np.testing.assert_array_equal(eegbench.open(dest)[2].get_data(), new[2].get_data())
