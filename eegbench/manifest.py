@@ -27,7 +27,7 @@ SCHEMA_VERSION = 2
 MIN_SCHEMA_VERSION = 2
 _CHUNK = 1 << 20
 #: files a Hub repository holds beside the store; not part of it (verify ignores them)
-HUB_FILES = ("README.md", ".gitattributes")
+HUB_FILES = ("README.md", ".gitattributes", "format_info.json", "croissant.json", "description.parquet")
 
 
 def sha256_file(path: Path) -> str:
@@ -79,7 +79,14 @@ def write_header(root: Path, header: dict[str, Any]) -> None:
 def read_header(root: Path) -> dict[str, Any]:
     """Read and validate ``eegbench.json`` (typed, bounded, digest checked); raises a typed error
     saying what to do. Returns the header as a plain dict (``parse`` gives typed values)."""
-    return parse(root).raw
+    root = Path(root)
+    try:
+        data = _validate.read_header_bytes(root)
+    except EegbenchError:
+        raise
+    except OSError as exc:
+        raise CorruptStoreError(f"{root / HEADER}: unreadable store header ({exc})") from exc
+    return _validate.parse_header(root, data, SCHEMA_VERSION, full=False).raw
 
 
 def parse(root: Path) -> _validate.Header:

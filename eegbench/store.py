@@ -356,14 +356,14 @@ def _open_once(root: Path, lazy: bool, verify: bool, recordings: list[str] | Non
         except Exception as exc:  # a damaged table is a damaged store
             raise CorruptStoreError(f"{root}: cannot read metadata table {name} ({type(exc).__name__}: "
                                     f"{str(exc)[:300]}); run `eegbench verify {root}`") from exc
-    recordings = _build_recordings(root, backend, tables, header)
+    built = _build_recordings(root, backend, tables, header)
     windows, description = tables["windows"], tables["description"]
     if description is None:
-        description = pd.DataFrame(index=pd.RangeIndex(len(recordings)))
-    elif len(description) != len(recordings):
+        description = pd.DataFrame(index=pd.RangeIndex(len(built)))
+    elif len(description) != len(built):
         raise CorruptStoreError(f"{root}: the description table has {len(description)} rows for "
-                                f"{len(recordings)} recordings")
-    dataset = Dataset(recordings, description, _validate.cell_json(header.attrs, root / _manifest.HEADER, "attrs"),
+                                f"{len(built)} recordings")
+    dataset = Dataset(built, description, _validate.cell_json(header.attrs, root / _manifest.HEADER, "attrs"),
                       windows)
     if recordings is not None and len(tables["recordings"]):
         position = {k: i for i, k in enumerate(tables["recordings"]["key"])}
