@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from . import manifest as _manifest
-from .codecs import DEFAULT, CodecSpec, resolve
+from .codecs import DEFAULT, CodecSpec, check_counts_range, check_integer_storage, resolve
 from .errors import CorruptStoreError, EegbenchError, IntegerStorageError, OptionError, StoreExistsError
 from .formats import DEFAULT_FORMAT, FormatBackend, SignalLayout, get_backend, resolve_format  # noqa: F401
 from .model import Annotations, Dataset, Recording
@@ -55,6 +55,9 @@ def plan_layout(recording: Recording, codec: CodecSpec, chunk_seconds: float, in
                                   "known ADC grid (they were not read from an integer file, or were processed); "
                                   "use integer='auto' (CLI: --integer auto)")
     use_delta = bool(delta) and q is not None and codec.compression != "none"
+    if codec.integer_only:  # archive codecs: integer counts of a width they hold, before anything is written
+        check_integer_storage(replace(codec, delta=use_delta), q.dtype if q is not None else "float32",
+                              recording.name)
     chunk = chunk_samples_for(recording.sfreq, recording.n_times, chunk_seconds)
     return SignalLayout(recording.n_channels, recording.n_times, q.dtype if q is not None else "float32",
                         chunk, replace(codec, delta=use_delta), q, ch_names=tuple(recording.ch_names),
@@ -81,14 +84,26 @@ def stored_blocks(recording: Recording, layout: SignalLayout):
             yield start, q.to_counts(src.read(start, stop, None))
 
 
+def _range_checked(blocks, codec: CodecSpec):
+    """``blocks``, each checked to fit the archive codec's count width (OpenJPEG truncates silently)."""
+    for start, block in blocks:
+        check_counts_range(codec, block)
+        yield start, block
+
+
 def _write_recording(format_name: str, root: Path, key: str, recording: Recording,
                      layout: SignalLayout, strict: bool = False) -> tuple[SignalLayout, dict[str, Any]]:
     """Write one recording (runs in joblib workers too). Falls back to float32 off the grid,
     unless ``strict`` (``integer=True``): then an off-grid block is an error."""
     backend = get_backend(format_name)
     try:
-        return layout, backend.write_recording(root, key, stored_blocks(recording, layout), layout)
+        blocks = stored_blocks(recording, layout)
+        if layout.codec.integer_only:
+            blocks = _range_checked(blocks, layout.codec)
+        return layout, backend.write_recording(root, key, blocks, layout)
     except QuantizationMismatch as exc:
+        if layout.codec.integer_only:  # no float32 fallback for the archive codecs
+            check_integer_storage(layout.codec, "float32", recording.name)
         if strict:
             raise IntegerStorageError(
                 f"{recording.name}: integer=True (CLI: --integer yes) but its samples do not reproduce "

@@ -83,6 +83,10 @@ _DECODERS: dict[int, Callable[[Any], Any]] = {
     h5py.h5z.FILTER_DEFLATE: zlib.decompress,
     hdf5plugin.Zstd.filter_id: numcodecs.Zstd().decode,
     hdf5plugin.Blosc.filter_id: numcodecs.Blosc().decode,
+    # archive codecs: FCIDECOMP stores a plain JPEG-LS stream and HTJ2K a plain J2K codestream per
+    # chunk (16-bit samples of the chunk's bytes), which imagecodecs decodes as they are
+    hdf5plugin.FciDecomp.filter_id: lambda b: _imagecodecs().jpegls_decode(b),
+    hdf5plugin.Htj2k.filter_id: lambda b: _imagecodecs().htj2k_decode(b),
 }
 _FAST_FILTERS = set(_DECODERS) | {h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32}
 
@@ -101,6 +105,12 @@ def h5_open(path: Path | str, **kwargs: Any) -> h5py.File:
     return h5py.File(path, "r", locking=False, **kwargs)
 
 
+def _imagecodecs() -> Any:
+    import imagecodecs
+
+    return imagecodecs
+
+
 def _filter_kwargs(codec: CodecSpec) -> dict[str, Any]:
     """``create_dataset`` keywords for ``codec`` (meanings from :mod:`eegbench.codecs`)."""
     name, level = codec.compression, codec.level
@@ -116,6 +126,10 @@ def _filter_kwargs(codec: CodecSpec) -> dict[str, Any]:
         return {"shuffle": True, **hdf5plugin.Zstd(clevel=level)}
     if name in ("blosc-zstd", "blosc-lz4"):
         return dict(hdf5plugin.Blosc(cname=name.split("-")[1], clevel=level, shuffle=hdf5plugin.Blosc.SHUFFLE))
+    if name == "jpegls":  # EUMETSAT's FCIDECOMP: CharLS JPEG-LS, lossless, 8/16-bit samples (no options)
+        return dict(hdf5plugin.FciDecomp())
+    if name == "htj2k":  # OpenJPH High-Throughput JPEG 2000, reversible, (u)int8/(u)int16 (no options)
+        return dict(hdf5plugin.Htj2k())
     raise UnsupportedCodecError(f"the hdf5 format cannot store compression {name!r}")
 
 
@@ -305,7 +319,8 @@ class HDF5Backend:
     """Stores recordings as HDF5 files; see the module docstring."""
 
     name: ClassVar[str] = "hdf5"
-    compressions: ClassVar[frozenset[str]] = frozenset({"none", "gzip", "lzf", "zstd", "blosc-zstd", "blosc-lz4"})
+    compressions: ClassVar[frozenset[str]] = frozenset({"none", "gzip", "lzf", "zstd", "blosc-zstd", "blosc-lz4",
+                                                        "jpegls", "htj2k"})
     supports_delta: ClassVar[bool] = False
 
     def write_recording(self, root: Path, key: str, blocks: Iterable[tuple[int, np.ndarray]],

@@ -448,7 +448,8 @@ class ParquetBackend:
     """NumPy signals (memmap-able ``.npy`` or CRC-checked chunk files) + Parquet tables."""
 
     name: ClassVar[str] = "parquet"
-    compressions: ClassVar[frozenset[str]] = frozenset({"none", "zstd", "blosc-zstd", "blosc-lz4", "gzip"})
+    compressions: ClassVar[frozenset[str]] = frozenset({"none", "zstd", "blosc-zstd", "blosc-lz4", "gzip",
+                                                        "jpegls", "jpeg2k", "jpegxl", "htj2k"})
     supports_delta: ClassVar[bool] = True
 
     def write_recording(self, root: Path, key: str, blocks: Iterable[tuple[int, np.ndarray]],

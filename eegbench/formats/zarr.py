@@ -70,7 +70,7 @@ import numcodecs.blosc
 import numcodecs.zstd
 import numpy as np
 
-from ..codecs import undelta
+from ..codecs import IMAGE_CODEC_BITS, OFFSET_FILTER, check_integer_storage, needs_offset, undelta, unoffset
 from ..errors import CorruptStoreError
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes, time_attributes, time_index_dtype
@@ -122,6 +122,15 @@ def _inner_codecs(layout: SignalLayout) -> tuple[list[Any], Any, list[Any]]:
                                       typesize=dtype.itemsize, blocksize=0)]
         elif name == "gzip":
             compressors = [GzipCodec(level=spec.level)]
+        elif name in IMAGE_CODEC_BITS:  # archive codec: the image coder is the array->bytes step
+            from zarr.codecs.numcodecs import FixedScaleOffset
+
+            from . import _zarr_imagecodecs
+
+            check_integer_storage(spec, dtype)
+            offset = {k: v for k, v in OFFSET_FILTER.items() if k != "id"}
+            filters = [FixedScaleOffset(**offset)] if needs_offset(name, dtype) else []
+            return filters, _zarr_imagecodecs.codec(name), [Crc32cCodec()]
         else:  # the core validates against ZarrBackend.compressions first
             raise ValueError(f"zarr backend cannot store compression {name!r}")
     # the checksum is last so it covers the exact bytes on disk: corruption is caught before decoding
@@ -341,15 +350,26 @@ class _DecodePlan:
         self.shape = shape
         self.nbytes = shape[0] * shape[1] * self.dtype.itemsize
         names = [c["name"] for c in codecs]
-        if names.count("bytes") != 1:
+        serializers = [i for i, n in enumerate(names) if n == "bytes" or n.startswith("imagecodecs_")]
+        if len(serializers) != 1:
             raise ValueError(f"unsupported codec chain {names}")
-        split = names.index("bytes")
-        endian = (codecs[split].get("configuration") or {}).get("endian", "little")
+        split = serializers[0]
+        self.image: Callable[[Any], Any] | None = None  # archive codec: bytes -> 2-D array
+        if names[split] != "bytes":
+            from . import _zarr_imagecodecs
+
+            name = _zarr_imagecodecs.lossless_config(names[split], codecs[split].get("configuration"))
+            self.image = _zarr_imagecodecs.decoder(name)
+        endian = (codecs[split].get("configuration") or {}).get("endian", "little") if self.image is None else "little"
         if endian != "little" and self.dtype.itemsize > 1:
             raise ValueError(f"unsupported byte order {endian!r}")
-        self.delta = False
+        self.delta = self.offset = False
         for codec in codecs[:split]:
             cfg = codec.get("configuration") or {}
+            if codec["name"] == "numcodecs.fixedscaleoffset" and self.image is not None \
+                    and {"id": "fixedscaleoffset", **cfg} == OFFSET_FILTER and self.dtype == np.dtype("<i2"):
+                self.offset = True  # int16 counts stored as uint16 image samples (+32768)
+                continue
             if codec["name"] != "numcodecs.delta" or np.dtype(cfg.get("dtype")) != self.dtype \
                     or cfg.get("astype") not in (None, cfg.get("dtype")):
                 raise ValueError(f"unsupported array filter {codec}")
@@ -378,6 +398,10 @@ class _DecodePlan:
         buf = data
         for step in self.steps:
             buf = step(buf)
+        if self.image is not None:
+            buf = np.ascontiguousarray(self.image(buf)).reshape(-1)
+            if self.offset:
+                buf = unoffset(buf)
         arr = buf.view(self.dtype) if isinstance(buf, np.ndarray) else np.frombuffer(buf, dtype=self.dtype)
         if arr.nbytes != self.nbytes:
             raise ValueError(f"decoded {arr.nbytes} bytes, expected {self.nbytes}")
@@ -510,7 +534,8 @@ class ZarrBackend:
     """Zarr v3 format: sharded signal arrays + Parquet tables in uint8 arrays."""
 
     name: ClassVar[str] = "zarr"
-    compressions: ClassVar[frozenset[str]] = frozenset({"none", "zstd", "blosc-zstd", "blosc-lz4", "gzip"})
+    compressions: ClassVar[frozenset[str]] = frozenset({"none", "zstd", "blosc-zstd", "blosc-lz4", "gzip",
+                                                        "jpegls", "jpeg2k", "jpegxl", "htj2k"})
     supports_delta: ClassVar[bool] = True
 
     def write_recording(self, root: Path, key: str, blocks: Iterable[tuple[int, np.ndarray]],
