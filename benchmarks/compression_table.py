@@ -76,9 +76,14 @@ def main(argv: list[str] | None = None) -> None:
     import eegbench
     from eegbench.formats import get_backend
 
-    source = eegbench.open(fx.source_store(args.profile))
-    if args.recordings:
-        source = source.take(range(min(args.recordings, len(source))))
+    if args.recordings:  # a quick look: the first N recordings, straight from the profile's source
+        from eegbench.sources.synthetic import make_profile
+
+        full = fx.source_dataset(args.profile) if args.profile == "real" else make_profile(
+            args.profile, seed=0, n_recordings=args.recordings)
+        source = full.take(range(min(args.recordings, len(full))))
+    else:
+        source = eegbench.open(fx.source_store(args.profile))
     mne_ref = mne_reference(args.profile)
     reference = mne_ref[:len(source)] if mne_ref is not None else [rec.get_data() for rec in source]
     against = "MNE's float32 reading" if mne_ref is not None else "the source"

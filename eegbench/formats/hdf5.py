@@ -16,8 +16,10 @@ engine="h5netcdf")`` (after ``import hdf5plugin``) gives float volts with channe
 ``/signals`` is chunked ``(n_channels, chunk_samples)`` (all channels x a time span: per-channel
 chunks cost ~48 ms per all-channel window) with the filters of :mod:`eegbench.codecs`: ``gzip`` =
 HDF5 shuffle + deflate, ``lzf`` = shuffle + LZF, ``zstd`` = shuffle + ``hdf5plugin.Zstd``,
-``blosc-*`` = ``hdf5plugin.Blosc`` with its own byte-shuffle, then **fletcher32**. Attributes
-describe it for plain h5py users (``import hdf5plugin`` first for zstd/blosc): ``chunk_samples``,
+``blosc-*`` = ``hdf5plugin.Blosc`` with its own byte-shuffle, archive codecs ``jpegls`` =
+``hdf5plugin.FciDecomp`` (JPEG-LS) and ``htj2k`` = ``hdf5plugin.Htj2k`` (integer counts only, no
+shuffle), then **fletcher32**. Attributes
+describe it for plain h5py users (``import hdf5plugin`` first for zstd/blosc/jpegls/htj2k): ``chunk_samples``,
 ``stored_dtype``, ``codec``, ``values`` and, for ADC counts, per-channel ``q_scale``/``q_offset``/
 ``q_gain`` with the formula in ``to_volts``. Plain h5py reads everything; ``/chunk_index`` is
 eegbench's own addition.
