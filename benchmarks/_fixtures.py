@@ -91,7 +91,10 @@ def source_store(profile: str | None = None) -> Path:
     import eegbench
 
     profile = profile or profile_name()
-    path = CACHE / f"source-{profile}-g{_generator_version()}"
+    from eegbench.manifest import SCHEMA_VERSION
+
+    # keyed by the store schema too: a cached source of an older schema cannot be opened any more
+    path = CACHE / f"source-{profile}-g{_generator_version()}-s{SCHEMA_VERSION}"
     if not (path / "eegbench.json").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         # integer=True keeps the ADC grid, so every store converted from this one can use it
