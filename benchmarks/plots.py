@@ -143,6 +143,7 @@ def dataloader(rows, header: str, path: Path) -> Path:
                 ax.text(0, y + offset, " n/a", va="center", fontsize=7)
     ax.set_yticks(ys, stores, fontsize=7)
     ax.invert_yaxis()
+    ax.set_xlim(left=0)
     ax.set_xlabel("windows/s (batch 64, shuffle; dark = 0 workers, light = 2 workers)")
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title(f"DataLoader throughput — {header}", fontsize=9)
