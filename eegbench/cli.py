@@ -106,6 +106,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                            "blosc-lz4 (3.0x -> 2.5x), and ~2x slower reads; zarr readers other than "
                            "zarr-python cannot decode it")
     conv.add_argument("--jobs", "-j", type=int, default=1, help="recordings converted in parallel (processes)")
+    conv.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                      help="convert on a dask.distributed cluster (e.g. tcp://HOST:8786); workers must "
+                           "see DEST's file system")
     conv.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     conv.add_argument("--skip-errors", action="store_true",
                       help="skip source files MNE cannot read (with a warning) instead of stopping")
@@ -187,6 +190,14 @@ def _print_info(summary: dict[str, Any], recordings: Any = None) -> None:
         print(recordings.to_string(index=False))
 
 
+def _client(scheduler: str | None) -> Any:
+    if scheduler is None:
+        return None
+    from .cluster import connect
+
+    return connect(scheduler)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .formats import resolve_format
     from .sources import load
@@ -198,7 +209,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     integer = {"auto": "auto", "yes": True, "no": False}[args.integer]
     save(dataset, args.dest, format=args.format, compression=args.compression, level=args.level,
          chunk_seconds=args.chunk_seconds, overwrite=args.overwrite, integer=integer, delta=args.delta,
-         jobs=args.jobs,
+         jobs=args.jobs, client=_client(args.scheduler),
          progress=not args.quiet)
     if not args.quiet:
         summary = info(args.dest)

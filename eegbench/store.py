@@ -185,7 +185,7 @@ def _pid_alive(pid: int) -> bool:
 def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | None = None, *,
          compression: str | None = DEFAULT, level: int | None = None, chunk_seconds: float | None = None,
          overwrite: bool = False, integer: bool | str = "auto", delta: bool = False,
-         jobs: int = 1, progress: bool = False) -> Path:
+         jobs: int = 1, progress: bool = False, client: Any = None) -> Path:
     """Store ``dataset`` at ``path`` in ``format`` (``"hdf5"``, ``"zarr"`` or ``"parquet"``).
 
     Parameters
@@ -213,6 +213,9 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         the Zarr v3 specification (only zarr-python with numcodecs reads such a Zarr store).
     jobs
         Recordings converted in parallel (joblib processes).
+    client
+        A ``distributed.Client`` (or scheduler address): convert the recordings on that dask
+        cluster instead (see :mod:`eegbench.cluster`); workers must see ``path``'s file system.
     overwrite
         Replace an existing store. The old store stays intact until the new one is complete.
 
@@ -247,7 +250,12 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
     tmp = path.parent / f".{path.name}{_TMP_TAG}{uuid.uuid4().hex[:8]}-{os.getpid()}"
     tmp.mkdir()
     try:
-        results = _run_writes(backend.name, tmp, keys, dataset, layouts, jobs, progress, strict=integer is True)
+        if client is not None:
+            from .cluster import run_writes
+
+            results = run_writes(client, backend.name, tmp, keys, dataset, layouts, progress, strict=integer is True)
+        else:
+            results = _run_writes(backend.name, tmp, keys, dataset, layouts, jobs, progress, strict=integer is True)
         layouts = [r[0] for r in results]
         storages = [r[1] for r in results]
         for name, frame in _tables(dataset, keys, layouts, storages).items():
