@@ -211,7 +211,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
          chunk_seconds=args.chunk_seconds, overwrite=args.overwrite, integer=integer, delta=args.delta,
          jobs=args.jobs, client=_client(args.scheduler),
          progress=not args.quiet)
-    if not args.quiet:
+    if not args.quiet and "://" not in args.dest:
         summary = info(args.dest)
         print(f"wrote {args.dest}: {summary['n_recordings']} recordings, {_human(summary['size_bytes'])} "
               f"({summary['compression_ratio']:.2f}x vs float32), {summary['codec']}, "

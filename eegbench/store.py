@@ -185,7 +185,8 @@ def _pid_alive(pid: int) -> bool:
 def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | None = None, *,
          compression: str | None = DEFAULT, level: int | None = None, chunk_seconds: float | None = None,
          overwrite: bool = False, integer: bool | str = "auto", delta: bool = False,
-         jobs: int = 1, progress: bool = False, client: Any = None) -> Path:
+         jobs: int = 1, progress: bool = False, client: Any = None,
+         storage_options: dict[str, Any] | None = None) -> Path:
     """Store ``dataset`` at ``path`` in ``format`` (``"hdf5"``, ``"zarr"`` or ``"parquet"``).
 
     Parameters
@@ -218,6 +219,9 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         cluster instead (see :mod:`eegbench.cluster`); workers must see ``path``'s file system.
     overwrite
         Replace an existing store. The old store stays intact until the new one is complete.
+    storage_options
+        For a URL ``path`` (``s3://bucket/ds.zarr``): options of the object store (s3fs:
+        ``endpoint_url``, ``key``, ``secret``, ``anon``...). See :mod:`eegbench.remote`.
 
     The write is atomic: everything goes to a hidden temporary sibling that is renamed into
     place at the end; on any error (or Ctrl-C) it is removed and ``path`` is untouched.
@@ -226,6 +230,12 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
     if isinstance(dataset, Recording):
         dataset = Dataset([dataset])
     dataset.require_nonempty()
+    if isinstance(path, str) and "://" in path:  # object storage: written locally, uploaded header last
+        from .remote import save_store
+
+        return save_store(dataset, path, storage_options=storage_options, overwrite=overwrite, format=format,
+                          compression=compression, level=level, chunk_seconds=chunk_seconds, integer=integer,
+                          delta=delta, jobs=jobs, progress=progress, client=client)
     path = Path(path)
     backend = get_backend(resolve_format(path, format))
     if delta and not backend.supports_delta:
@@ -341,7 +351,7 @@ def _version() -> str:
 # open
 # ---------------------------------------------------------------------------------------------
 def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False,  # noqa: A001
-         recordings: list[str] | None = None) -> Dataset:
+         recordings: list[str] | None = None, storage_options: dict[str, Any] | None = None) -> Dataset:
     """Open a store written by :func:`save`, whatever its format (read from ``eegbench.json``).
 
     Lazy by default: reads the header and metadata tables only (a ``stat`` per file checks the
@@ -350,7 +360,15 @@ def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False,  #
     re-hashes every file against the SHA-256 manifest first. ``recordings`` (a list of recording
     keys such as ``"rec-00003"``) opens a partial copy holding only those recordings' files plus
     the metadata (a partial Hub pull): only those files are checked, only those recordings returned.
+
+    ``path`` may be a URL: ``https://host/ds.zarr`` (range requests), ``s3://bucket/ds.zarr``
+    (``storage_options`` for s3fs: ``endpoint_url``, ``anon``...), ``hf://datasets/org/name/ds.zarr``;
+    the same lazy dataset, reading byte ranges (see :mod:`eegbench.remote`).
     """
+    if isinstance(path, str) and "://" in path:
+        from .remote import open_store
+
+        return open_store(path, storage_options=storage_options, lazy=lazy, verify=verify)
     root = Path(path)
     header = _manifest.read_header(root)
     backend = get_backend(header["format"])
@@ -438,9 +456,13 @@ def _build_recordings(root: Path, backend: FormatBackend, tables: dict[str, Any]
 # ---------------------------------------------------------------------------------------------
 # info / verify
 # ---------------------------------------------------------------------------------------------
-def verify(path: str | os.PathLike) -> None:
+def verify(path: str | os.PathLike, *, storage_options: dict[str, Any] | None = None) -> None:
     """Re-hash every file of the store against its SHA-256 manifest; raises
     :class:`~eegbench.errors.CorruptStoreError` naming the first bad file."""
+    if isinstance(path, str) and "://" in path:
+        from .remote import verify_store
+
+        return verify_store(path, storage_options=storage_options)
     root = Path(path)
     header = _manifest.read_header(root)
     _manifest.verify(root, header.get("files", {}))

@@ -224,10 +224,13 @@ class ChunkedSource:
     def _raw(self, start: int, stop: int, out: np.ndarray) -> None:
         """Fill ``out`` (n_channels x (stop-start), stored dtype) from the overlapping chunks."""
         cs = self.chunk_samples
-        for ci in range(start // cs, (stop - 1) // cs + 1):
+        first, last = start // cs, (stop - 1) // cs
+        # several chunks: the missing ones are fetched together (one coalesced range request remotely)
+        loaded = self.chunks(range(first, last + 1)) if last > first else {first: self.chunk(first)}
+        for ci in range(first, last + 1):
             c0 = ci * cs
             a, b = max(start, c0), min(stop, c0 + cs)
-            out[:, a - start:b - start] = self.chunk(ci)[:, a - c0:b - c0]
+            out[:, a - start:b - start] = loaded[ci][:, a - c0:b - c0]
 
     def _to_float(self, raw: np.ndarray, channels: np.ndarray | None) -> np.ndarray:
         if channels is not None:
