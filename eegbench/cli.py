@@ -207,10 +207,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     resolve_format(args.dest, args.format)  # a misnamed DEST fails before any source is read
     dataset = load([Path(p) for p in args.src], skip_errors=args.skip_errors)
     integer = {"auto": "auto", "yes": True, "no": False}[args.integer]
-    save(dataset, args.dest, format=args.format, compression=args.compression, level=args.level,
-         chunk_seconds=args.chunk_seconds, overwrite=args.overwrite, integer=integer, delta=args.delta,
-         jobs=args.jobs, client=_client(args.scheduler),
-         progress=not args.quiet)
+    client = _client(args.scheduler)
+    try:
+        save(dataset, args.dest, format=args.format, compression=args.compression, level=args.level,
+             chunk_seconds=args.chunk_seconds, overwrite=args.overwrite, integer=integer, delta=args.delta,
+             jobs=args.jobs, client=client,
+             progress=not args.quiet)
+    finally:
+        if client is not None:
+            client.close()
     if not args.quiet and "://" not in args.dest:
         summary = info(args.dest)
         print(f"wrote {args.dest}: {summary['n_recordings']} recordings, {_human(summary['size_bytes'])} "
