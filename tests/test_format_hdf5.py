@@ -173,7 +173,11 @@ def test_file_layout_is_documented_and_plain_h5py_reads_it(tmp_path, compression
         assert table.dtype == np.uint8 and table.ndim == 1 and table.fletcher32
         recordings = frame_from_parquet(table[()].tobytes())
     assert list(recordings["key"]) == ["rec-00000"]
-    assert eegbench.tables.from_json(recordings["storage"][0]) == {"file": SIGNALS, "dataset": "/signals"}
+    storage = eegbench.tables.from_json(recordings["storage"][0])
+    assert {k: storage[k] for k in ("file", "dataset")} == {"file": SIGNALS, "dataset": "/signals"}
+    with h5py.File(path / SIGNALS, "r") as f:  # where /chunk_index's bytes are (remote readers fetch them directly)
+        info = f["chunk_index"].id.get_chunk_info(0)
+        assert storage["index_at"][:3] == [info.byte_offset, info.size, info.filter_mask]
 
 
 def test_float32_attributes_and_no_delta(tmp_path):
@@ -196,7 +200,7 @@ def test_write_recording_overwrites_and_accepts_unaligned_blocks(tmp_path):
     backend.write_recording(tmp_path, "k", ((s, old[:, s:s + 300]) for s in range(0, 1000, 300)), layout)
     # blocks that split chunks: a chunk's CRC must still be taken only once it is complete
     storage = backend.write_recording(tmp_path, "k", ((s, new[:, s:s + 250]) for s in range(0, 1000, 250)), layout)
-    assert storage == {"file": "signals/k.h5", "dataset": "/signals"}
+    assert {k: storage[k] for k in ("file", "dataset")} == {"file": "signals/k.h5", "dataset": "/signals"}
     src = backend.open_signals(tmp_path, "k", layout, storage)
     np.testing.assert_array_equal(src.read_counts(0, 1000), new)
     with pytest.raises(ValueError, match="ended at sample 300"):

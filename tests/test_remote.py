@@ -85,7 +85,7 @@ def test_remote_windows_bitwise_and_counted(stores, http, s3, kind, fmt):
         requests, nbytes = server.traffic.snapshot()
         first_touch = (rec_i, start) in ((1, 250), (2, 2750))
         # the window's chunks in one coalesced request, plus the recording's chunk index once
-        assert requests <= (2 if first_touch else 1) + (fmt == "hdf5" and first_touch) * 2, server.traffic.log
+        assert requests <= (2 if first_touch else 1), server.traffic.log
         assert nbytes == src.stats.bytes  # the client received exactly what the server sent
         if not first_touch:
             # only chunk bytes: at most 3 chunks of 8 x 100 int16 (1600 raw bytes each, compressed)

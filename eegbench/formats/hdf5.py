@@ -113,6 +113,16 @@ def _imagecodecs() -> Any:
     return imagecodecs
 
 
+def _file_space() -> dict[str, Any]:
+    """HDF5 file-space strategy of signal files: ``EEGBENCH_HDF5_PAGE_SIZE=N`` (bytes, e.g. 65536)
+    writes them with paged aggregation (``fs_strategy="page"``), so plain HDF5 readers streaming
+    the file (h5py over fsspec, remfile, ros3 with a page buffer) fetch metadata in a few pages;
+    default 0: HDF5's default layout. eegbench's own remote reader needs neither (it fetches the
+    chunk index by its recorded byte range); see ``benchmarks/hdf5_paging.py`` for the counts."""
+    page = int(os.environ.get("EEGBENCH_HDF5_PAGE_SIZE", "0") or 0)
+    return {"fs_strategy": "page", "fs_page_size": page, "fs_persist": True} if page > 0 else {}
+
+
 def _filter_kwargs(codec: CodecSpec) -> dict[str, Any]:
     """``create_dataset`` keywords for ``codec`` (meanings from :mod:`eegbench.codecs`)."""
     name, level = codec.compression, codec.level
@@ -178,6 +188,8 @@ class HDF5Source(ChunkedSource):
     def _prepare(self) -> None:
         """Check /signals against the layout; load the chunk index, or keep h5py open for LZF."""
         rel = self._rel()
+        if getattr(self.bytes, "mapped", None) is None and self._prepare_direct(rel):
+            return  # remote: the index in one range request, no HDF5 metadata walk
         f = self._h5()
         try:
             ds = f[self.storage.get("dataset", SIGNALS)]
@@ -209,6 +221,28 @@ class HDF5Source(ChunkedSource):
                                f"({size} bytes): the file is truncated")
         self._h_index = index.tolist()  # plain ints: per-chunk lookups are list indexing
         self._h_filters = filters
+
+    def _prepare_direct(self, rel: str) -> bool:
+        """Load /chunk_index from the byte range the writer recorded (``storage["index_at"]``),
+        CRC32C-checked; False when the store predates it or the codec needs HDF5 (LZF)."""
+        at, filters = self.storage.get("index_at"), self.storage.get("filters")
+        if not (isinstance(at, list) and len(at) == 4 and isinstance(filters, list)
+                and set(filters) <= _FAST_FILTERS and at[2] == 0):
+            return False
+        offset, nbytes, _mask, crc = (int(v) for v in at)
+        n = self.layout.n_chunks
+        if nbytes != n * 4 * 8 + 4:  # (n, 4) uint64 + fletcher32
+            raise self.corrupt(f"{rel}: the recorded {INDEX} location holds {nbytes} bytes, expected {n * 32 + 4}")
+        raw = self.check_bytes(self.bytes.get(rel, offset, offset + nbytes), nbytes, crc, rel, -1, offset)
+        index = np.frombuffer(raw[:-4].tobytes(), dtype="<u8").reshape(n, 4)
+        size = self.bytes.size(rel)
+        beyond = np.flatnonzero(index[:, 0] + index[:, 1] > size)
+        if beyond.size:
+            raise self.corrupt(f"{rel}: chunk {int(beyond[0])} lies beyond the end of the file "
+                               f"({size} bytes): the file is truncated")
+        self._h_index = index.tolist()
+        self._h_filters = [int(f) for f in filters]
+        return True
 
     def _lzf_dataset(self) -> h5py.Dataset:
         if self._h_pid != os.getpid():  # an h5py handle inherited through fork: never read through it
@@ -333,7 +367,7 @@ class HDF5Backend:
         shape, cs = (layout.n_channels, layout.n_times), layout.chunk_samples
         index = np.zeros((layout.n_chunks, 4), dtype=np.uint64)
         # chunk cache off: blocks cover whole chunks, so each chunk is filtered and written once
-        with h5py.File(path, "w", rdcc_nbytes=0) as f:
+        with h5py.File(path, "w", rdcc_nbytes=0, **_file_space()) as f:
             ds = f.create_dataset(SIGNALS, shape=shape, dtype=layout.dtype, chunks=layout.chunk_shape,
                                   fletcher32=True, **_filter_kwargs(layout.codec))
             self._describe(ds, layout)
@@ -364,7 +398,15 @@ class HDF5Backend:
                 "one row per /signals chunk in time order: where its stored bytes (after all filters, "
                 "as H5Dread_chunk returns them) lie in this file, HDF5's filter mask, and their CRC32C "
                 "(Castagnoli); eegbench reads chunks through it with pread and verifies the CRC")
-        return {"file": rel, "dataset": SIGNALS}
+            # where /chunk_index's own bytes lie (one chunk, fletcher32 appended) and the filter
+            # pipeline of /signals: a remote reader fetches the index with one range request
+            # instead of walking HDF5's metadata through many small reads
+            dcpl = ds.id.get_create_plist()
+            filters = [int(dcpl.get_filter(i)[0]) for i in range(dcpl.get_nfilters())]
+            info = idx.id.get_chunk_info(0)
+            _, raw = idx.id.read_direct_chunk((0, 0))
+            index_at = [int(info.byte_offset), int(info.size), int(info.filter_mask), google_crc32c.value(raw)]
+        return {"file": rel, "dataset": SIGNALS, "index_at": index_at, "filters": filters}
 
     @staticmethod
     def _describe(ds: h5py.Dataset, layout: SignalLayout) -> None:
