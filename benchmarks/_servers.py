@@ -75,6 +75,9 @@ class _Shaping:
 # ---------------------------------------------------------------------------------------------
 class _RangeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like real servers and CDNs
+    # TCP_NODELAY, as production servers set it: headers and body go out as separate writes, and
+    # with Nagle's algorithm a small body then waits for the client's delayed ACK (~40-60 ms)
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
@@ -246,6 +249,8 @@ class S3Server(_Running):
         from werkzeug.serving import WSGIRequestHandler, make_server
 
         class _Quiet(WSGIRequestHandler):
+            disable_nagle_algorithm = True  # see _RangeHandler
+
             def log(self, *args: Any, **kwargs: Any) -> None:
                 pass
 

@@ -115,14 +115,14 @@ def measure(served: Served, store: str, n_windows: int = N_WINDOWS) -> dict[str,
     out["open_ms"], out["open_requests"] = 1000 * statistics.median(opens), requests
     window = int(round(fx.WINDOW_SECONDS * ds[0].sfreq))
     for r in range(len(ds)):  # every recording touched once: its chunk index is fetched (and cached)
-        ds[r].get_data(0, 1)
+        ds[r].get_data(start=0, stop=1)
     CHUNK_CACHE.max_bytes, saved = 0, CHUNK_CACHE.max_bytes  # every window fetches its chunks
     try:
         times, reqs, nbytes, ratio = [], [], [], []
         for r, s in fx.random_windows([rec.n_times for rec in ds], window, n_windows, seed=5):
             traffic.reset()
             t0 = time.perf_counter()
-            ds[r].get_data(s, s + window)
+            ds[r].get_data(start=s, stop=s + window)
             times.append(time.perf_counter() - t0)
             reqs.append(traffic.requests)
             nbytes.append(traffic.bytes)
@@ -135,7 +135,7 @@ def measure(served: Served, store: str, n_windows: int = N_WINDOWS) -> dict[str,
         block = int(10 * rec.sfreq)
         t0 = time.perf_counter()
         for s in range(0, rec.n_times, block):
-            rec.get_data(s, min(s + block, rec.n_times))
+            rec.get_data(start=s, stop=min(s + block, rec.n_times))
         out["sequential_mb_s"] = rec.n_channels * rec.n_times * 4 / 1e6 / (time.perf_counter() - t0)
     finally:
         CHUNK_CACHE.max_bytes = saved

@@ -223,6 +223,7 @@ def save_store(dataset: Any, url: str, *, storage_options: dict[str, Any] | None
 
     src = _source(url, storage_options)
     fs, header_url = src.fs, src.url(HEADER)
+    fs.invalidate_cache()  # the file system is shared per process: never trust an old listing
     if fs.exists(header_url) and not overwrite:
         raise StoreExistsError(f"{url} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
     work = Path(tempfile.mkdtemp(prefix="eegbench-upload-"))
@@ -245,6 +246,7 @@ def publish(local: str | os.PathLike, url: str, *, storage_options: dict[str, An
     local = Path(local)
     src = _src or _source(url, storage_options)
     fs = src.fs
+    fs.invalidate_cache()
     header = _manifest.read_header(local)
     files = sorted(header.get("files", {}))
     old: list[str] = []

@@ -224,7 +224,7 @@ class RemoteSource:
 
 
 def filesystem(protocol: str, storage_options: dict[str, Any] | None = None) -> Any:
-    """An fsspec file system for ``protocol`` with eegbench's defaults (a fresh instance)."""
+    """An fsspec file system for ``protocol`` with eegbench's defaults (shared per process)."""
     import fsspec
 
     opts = dict(storage_options or {})
@@ -237,7 +237,9 @@ def filesystem(protocol: str, storage_options: dict[str, Any] | None = None) -> 
         opts.setdefault("block_size", 0)  # never read ahead: ranges are exactly what readers ask for
     elif protocol == "hf":
         opts.setdefault("block_size", 0)  # HfFileSystem reads 5 MiB ahead by default
-    return fsspec.filesystem(protocol, skip_instance_cache=True, **opts)
+    # fsspec's instance cache (per process: it is cleared after fork) reuses one client per
+    # protocol + options: creating an s3fs/aiobotocore client costs ~1 s, more than a request
+    return fsspec.filesystem(protocol, **opts)
 
 
 def is_remote(path: Any) -> bool:
