@@ -179,6 +179,8 @@ def _print_info(summary: dict[str, Any], recordings: Any = None) -> None:
         ("annotations", summary["n_annotations"]),
         ("windows", summary["n_windows"] if summary["n_windows"] is not None else "none"),
         ("size on disk", f"{_human(summary['size_bytes'])} in {summary['n_files']} files"),
+        ("files", f"{summary['files_per_recording']:g} signal file(s) per recording; fullest folder "
+                  f"{summary['fullest_folder']} ({summary['max_folder_entries']} entries)"),
         ("float32 size", _human(summary["float32_bytes"])),
         ("compression ratio", f"{summary['compression_ratio']:.2f}x vs float32"),
     ]

@@ -25,7 +25,7 @@ from . import manifest as _manifest
 from .codecs import DEFAULT, CodecSpec, check_counts_range, check_integer_storage, resolve
 from .errors import CorruptStoreError, EegbenchError, IntegerStorageError, OptionError, StoreExistsError
 from .formats import DEFAULT_FORMAT, FormatBackend, SignalLayout, get_backend, resolve_format  # noqa: F401
-from .model import Annotations, Dataset, Recording
+from .model import Annotations, Dataset, LazyRecordings, Recording
 from .quantization import Quantization, QuantizationMismatch
 from .tables import frame_from_parquet, frame_to_parquet, from_json, to_json
 
@@ -415,42 +415,67 @@ def _partial_manifest(root: Path, backend: FormatBackend, files: dict[str, Any],
     return {rel: entry for rel, entry in files.items() if rel in wanted}
 
 
-def _groups(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
-    if frame is None or frame.empty:
-        return [frame.iloc[0:0] if frame is not None else None] * n
-    order = np.argsort(frame["recording"].to_numpy(), kind="stable")
-    frame = frame.iloc[order]
-    bounds = np.searchsorted(frame["recording"].to_numpy(), np.arange(n + 1))
-    return [frame.iloc[bounds[i]:bounds[i + 1]] for i in range(n)]
+class _RecordingBuilder:
+    """Builds recording ``i`` of an opened store on first access, from the metadata tables.
 
+    The tables are split per recording once, by vectorised sorts and ``searchsorted`` bounds
+    (no per-recording DataFrame), so opening a store of N recordings costs a few table reads
+    plus O(N) NumPy work, and each recording is built (a few tens of microseconds) only when
+    the caller touches it. Picklable (plain data), so lazily-built datasets cross processes."""
 
-def _build_recordings(root: Path, backend: FormatBackend, tables: dict[str, Any]) -> list[Recording]:
-    recs = tables["recordings"]
-    if recs is None:
-        raise CorruptStoreError(f"{root}: the recordings table is missing")
-    n = len(recs)
-    chan_groups = _groups(tables["channels"], n)
-    ann_groups = _groups(tables["annotations"], n)
-    hist_groups = _groups(tables["history"], n)
-    out = []
-    for i, row in enumerate(recs.itertuples(index=False)):
-        ch = chan_groups[i].sort_values("index")
+    def __init__(self, root: Path | str, backend_name: str, tables: dict[str, Any]) -> None:
+        recs = tables["recordings"]
+        if recs is None:
+            raise CorruptStoreError(f"{root}: the recordings table is missing")
+        self.root, self.backend_name, self.n = root, backend_name, len(recs)
+        self.recs = {c: recs[c].tolist() for c in recs.columns}
+        self.chans = self._split(tables["channels"], "index", ["name", "type", "unit", "q_scale", "q_offset",
+                                                                "q_gain"])
+        self.anns = self._split(tables["annotations"], None, ["onset", "duration", "description", "ch_names"])
+        self.hist = self._split(tables["history"], "step", ["entry"])
+
+    def _split(self, frame: pd.DataFrame | None, order: str | None, columns: list[str]) -> dict[str, Any]:
+        """Columns sorted by (recording, order) as arrays/lists + bounds of each recording's rows."""
+        if frame is None or frame.empty:
+            return {"bounds": np.zeros(self.n + 1, dtype=np.int64), **{c: [] for c in columns}}
+        rec = frame["recording"].to_numpy()
+        idx = (np.lexsort((frame[order].to_numpy(), rec)) if order is not None
+               else np.argsort(rec, kind="stable"))
+        out: dict[str, Any] = {"bounds": np.searchsorted(rec[idx], np.arange(self.n + 1))}
+        for c in columns:
+            col = frame[c].to_numpy()[idx]
+            out[c] = col if col.dtype.kind == "f" else col.tolist()
+        return out
+
+    def __call__(self, i: int) -> Recording:
+        r = {c: v[i] for c, v in self.recs.items()}
+        a, b = int(self.chans["bounds"][i]), int(self.chans["bounds"][i + 1])
+        ch = {c: v[a:b] for c, v in self.chans.items() if c != "bounds"}
         q = None
-        if row.dtype != "float32":
-            q = Quantization(ch["q_scale"].to_numpy(), ch["q_offset"].to_numpy(), ch["q_gain"].to_numpy(), row.dtype)
-        layout = SignalLayout(int(row.n_channels), int(row.n_times), row.dtype, int(row.chunk_samples),
-                              CodecSpec.from_json(from_json(row.codec)), q)
-        source = backend.open_signals(root, row.key, layout, from_json(row.storage))
-        ann = ann_groups[i]
-        annotations = Annotations(ann["onset"].to_numpy(), ann["duration"].to_numpy(),
-                                  list(ann["description"]), [tuple(from_json(c)) for c in ann["ch_names"]])
-        history = [from_json(e) for e in hist_groups[i].sort_values("step")["entry"]]
-        meas_date = None if not isinstance(row.meas_date, str) else _dt.datetime.fromisoformat(row.meas_date)
-        out.append(Recording(source, row.sfreq, list(ch["name"]), ch_types=list(ch["type"]),
-                             units=list(ch["unit"]), meas_date=meas_date, first_samp=int(row.first_samp),
-                             annotations=annotations, description=from_json(row.description),
-                             history=history, provenance=from_json(row.provenance), name=row.name))
-    return out
+        if r["dtype"] != "float32":
+            q = Quantization(np.asarray(ch["q_scale"]), np.asarray(ch["q_offset"]), np.asarray(ch["q_gain"]),
+                             r["dtype"])
+        layout = SignalLayout(int(r["n_channels"]), int(r["n_times"]), r["dtype"], int(r["chunk_samples"]),
+                              CodecSpec.from_json(from_json(r["codec"])), q)
+        source = get_backend(self.backend_name).open_signals(self.root, r["key"], layout, from_json(r["storage"]))
+        a2, b2 = int(self.anns["bounds"][i]), int(self.anns["bounds"][i + 1])
+        annotations = Annotations(np.asarray(self.anns["onset"][a2:b2], dtype=float),
+                                  np.asarray(self.anns["duration"][a2:b2], dtype=float),
+                                  list(self.anns["description"][a2:b2]),
+                                  [tuple(from_json(c)) for c in self.anns["ch_names"][a2:b2]])
+        a3, b3 = int(self.hist["bounds"][i]), int(self.hist["bounds"][i + 1])
+        history = [from_json(e) for e in self.hist["entry"][a3:b3]]
+        meas_date = None if not isinstance(r["meas_date"], str) else _dt.datetime.fromisoformat(r["meas_date"])
+        return Recording(source, r["sfreq"], list(ch["name"]), ch_types=list(ch["type"]), units=list(ch["unit"]),
+                         meas_date=meas_date, first_samp=int(r["first_samp"]), annotations=annotations,
+                         description=from_json(r["description"]), history=history,
+                         provenance=from_json(r["provenance"]), name=r["name"])
+
+
+def _build_recordings(root: Path, backend: FormatBackend, tables: dict[str, Any]) -> LazyRecordings:
+    """The store's recordings, each built on first access (see :class:`_RecordingBuilder`)."""
+    builder = _RecordingBuilder(root, backend.name, tables)
+    return LazyRecordings(builder.n, builder)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,6 +491,18 @@ def verify(path: str | os.PathLike, *, storage_options: dict[str, Any] | None = 
     root = Path(path)
     header = _manifest.read_header(root)
     _manifest.verify(root, header.get("files", {}))
+
+
+def _file_layout(files: dict[str, Any], n_recordings: int) -> dict[str, Any]:
+    """Signal files per recording and the fullest folder (the Hub allows 10,000 entries per folder)."""
+    from .io.layout import max_folder_entries
+
+    # files of recordings: under signals/<fan>/, not the (zarr) group metadata of a fan folder
+    signal_files = sum(1 for rel in files if rel.startswith("signals/") and rel.count("/") >= 2
+                       and not (rel.count("/") == 2 and rel.endswith("/zarr.json")))
+    folder, entries = max_folder_entries(list(files) + [_manifest.HEADER])
+    return {"files_per_recording": signal_files / n_recordings if n_recordings else 0.0,
+            "max_folder_entries": entries, "fullest_folder": folder or "."}
 
 
 def info(path: str | os.PathLike) -> dict[str, Any]:
@@ -497,6 +534,7 @@ def info(path: str | os.PathLike) -> dict[str, Any]:
         "heterogeneous": dataset.is_heterogeneous,
         "size_bytes": int(size),
         "n_files": len(files) + 1,
+        **_file_layout(files, len(dataset)),
         "float32_bytes": int(raw),
         "compression_ratio": raw / size if size else float("nan"),
     }

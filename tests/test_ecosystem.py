@@ -60,7 +60,7 @@ def test_xarray_opens_the_default_zarr_store_as_volts(eegbci, tmp_path):
     stores, volts, ch_names, sfreq = eegbci
     got = run_without_eegbench(f"""
         import numpy as np, xarray as xr
-        ds = xr.open_zarr({str(stores["zarr"])!r}, group="signals/rec-00000")
+        ds = xr.open_zarr({str(stores["zarr"])!r}, group="signals/000/rec-00000")
         x = ds["signals"]
         result = {{"volts": x.values.astype(np.float32), "channel": np.array(x["channel"].values.tolist()),
                   "time": x["time"].values, "dims": np.array(x.dims), "sfreq": ds.attrs["sampling_rate_hz"],
@@ -78,7 +78,7 @@ def test_xarray_h5netcdf_opens_an_hdf5_recording_as_volts(eegbci, tmp_path):
     got = run_without_eegbench(f"""
         import hdf5plugin  # the HDF5 filters (blosc, zstd) for h5py
         import numpy as np, xarray as xr
-        ds = xr.open_dataset({str(stores["hdf5"] / "signals" / "rec-00000.h5")!r}, engine="h5netcdf")
+        ds = xr.open_dataset({str(stores["hdf5"] / "signals" / "000" / "rec-00000.h5")!r}, engine="h5netcdf")
         x = ds["signals"]
         result = {{"volts": x.values.astype(np.float32), "channel": np.array(x["channel"].values.tolist()),
                   "time": x["time"].values, "dims": np.array(x.dims)}}
@@ -95,7 +95,7 @@ def test_tensorstore_reads_the_default_zarr_store(eegbci, tmp_path):
     got = run_without_eegbench(f"""
         import json
         import numpy as np, tensorstore as ts
-        path = {str(stores["zarr"] / "signals" / "rec-00000" / "signals")!r}
+        path = {str(stores["zarr"] / "signals" / "000" / "rec-00000" / "signals")!r}
         arr = ts.open({{"driver": "zarr3", "kvstore": {{"driver": "file", "path": path}}}}).result()
         attrs = json.load(open(path + "/zarr.json"))["attributes"]
         counts = arr.read().result()

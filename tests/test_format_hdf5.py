@@ -27,7 +27,7 @@ from eegbench.tables import frame_from_parquet
 SFREQ = 250.0
 N_CH, N_TIMES = 8, 1234  # 1234 is not a multiple of any chunk size used below
 CODECS = sorted(HDF5Backend.compressions)
-SIGNALS = "signals/rec-00000.h5"
+SIGNALS = "signals/000/rec-00000.h5"
 Z = h5py.h5z
 FILTERS = {  # codec -> HDF5 filter ids of /signals, in pipeline order
     "none": [Z.FILTER_FLETCHER32],

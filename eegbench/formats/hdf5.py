@@ -2,7 +2,7 @@
 
 Layout of a store (the core adds ``eegbench.json`` at the root)::
 
-    signals/<key>.h5   /signals       (n_channels, n_times) float32 | int16 | int32, chunked
+    signals/<fan>/<key>.h5  /signals       (n_channels, n_times) float32 | int16 | int32, chunked
                        /chunk_index   (n_chunks, 4) uint64: byte_offset, nbytes, filter_mask, crc32c
                        /channel, /time, /chunk, /chunk_field: dimension scales (netCDF coordinates)
     tables.h5          /tables/<name> 1-D uint8: one Parquet file per metadata table
@@ -70,6 +70,7 @@ import numpy as np
 from ..codecs import CodecSpec
 from ..errors import CorruptStoreError, UnsupportedCodecError
 from ..io import SourceFile, is_exhausted
+from ..io.layout import signal_prefix
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes, time_attributes, time_index_dtype
 from ._chunks import ChunkedSource
@@ -361,9 +362,9 @@ class HDF5Backend:
 
     def write_recording(self, root: Path, key: str, blocks: Iterable[tuple[int, np.ndarray]],
                         layout: SignalLayout) -> dict[str, Any]:
-        rel = f"signals/{key}.h5"
+        rel = f"{signal_prefix(key)}.h5"  # fanned out: no folder over 10,000 entries (eegbench.io.layout)
         path = Path(root) / rel
-        path.parent.mkdir(exist_ok=True)  # parallel workers may race to create it
+        path.parent.mkdir(parents=True, exist_ok=True)  # parallel workers may race to create it
         shape, cs = (layout.n_channels, layout.n_times), layout.chunk_samples
         index = np.zeros((layout.n_chunks, 4), dtype=np.uint64)
         # chunk cache off: blocks cover whole chunks, so each chunk is filtered and written once

@@ -3,10 +3,10 @@
 Layout inside a store directory (``eegbench.json`` is written by the core)::
 
     tables/<name>.parquet          one file per metadata table, the core's Parquet bytes as-is
-    signals/<key>.npy              compression "none": a standard .npy, (n_channels, n_times), C order,
+    signals/<fan>/<key>.npy        compression "none": a standard .npy, (n_channels, n_times), C order,
                                    little-endian stored dtype (float32 volts or int16/int32 ADC counts)
-    signals/<key>.chunks           compressed: the encoded chunks concatenated, nothing else
-    signals/<key>.index.parquet    its chunk index, one row per chunk: first_sample, offset, size, crc32c;
+    signals/<fan>/<key>.chunks     compressed: the encoded chunks concatenated, nothing else
+    signals/<fan>/<key>.index.parquet  its chunk index, one row per chunk: first_sample, offset, size, crc32c;
                                    the schema metadata ``eegbench`` (JSON) holds shape, dtype, chunk shape, the
                                    codec pipeline as numcodecs configs, channel names, sampling rate and, for
                                    counts with one calibration, CF scale_factor/add_offset
@@ -49,6 +49,7 @@ import numpy as np
 
 from ..codecs import decode_chunk, encode_chunk, numcodecs_pipeline, undelta
 from ..errors import CorruptStoreError
+from ..io.layout import fanout
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes
 from ._chunks import ChunkedSource
@@ -66,8 +67,12 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
-def _paths(root: Path, key: str) -> dict[str, Path]:
+def _paths(root: Path, key: str, fanned: bool = True) -> dict[str, Path]:
+    """The files of recording ``key``: under ``signals/<fan>/`` (:mod:`eegbench.io.layout`), or
+    directly under ``signals/`` (stores written before the fan-out)."""
     base = Path(root) / SIGNALS_DIR
+    if fanned:
+        base = base / fanout(key)
     return {"npy": base / f"{key}.npy", "chunks": base / f"{key}.chunks", "index": base / f"{key}.index.parquet"}
 
 
@@ -496,7 +501,11 @@ class ParquetBackend:
             raise CorruptStoreError(f"{root}: recording {key!r}: storage info {storage!r} is not a NumPy+Parquet "
                                     f"layout this version reads; run `eegbench verify {root}` or re-convert the store")
         # file names are derived from the validated key, never taken from the table (no path traversal)
-        files = {k: p for k, p in _paths(root, key).items() if k in storage.get("files", {})}
+        listed = storage.get("files", {})
+        flat = {k: p for k, p in _paths(root, key, fanned=False).items() if k in listed}
+        files = {k: p for k, p in _paths(root, key).items() if k in listed}
+        if flat and all(listed[k] == p.relative_to(root).as_posix() for k, p in flat.items()):
+            files = flat  # a store written before the fan-out
         if set(files) != ({"npy"} if kind == "npy" else {"chunks", "index"}):
             raise CorruptStoreError(f"{root}: recording {key!r}: storage info lists files {storage.get('files')!r}")
         cls = NpySource if kind == "npy" else ChunkFileSource

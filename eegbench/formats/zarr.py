@@ -4,18 +4,19 @@ Layout of a store (a Zarr v3 group hierarchy; the core adds ``eegbench.json`` at
 
     zarr.json                         root group + consolidated metadata of everything below
     signals/zarr.json                 group
-    signals/<key>/zarr.json           one group per recording (attributes: sampling_rate_hz, channel_names)
-    signals/<key>/signals/zarr.json   array (channel, time), dtype float32 | int16 | int32
-    signals/<key>/signals/c/0/<s>     shard s: encoded inner chunks, then the shard index
-    signals/<key>/channel/            coordinate: channel names (string)
-    signals/<key>/time/               coordinate: sample index, CF scale_factor = 1/sfreq -> seconds
+    signals/<fan>/zarr.json           group (fan-out: at most 1,000 recordings each, eegbench.io.layout)
+    signals/<fan>/<key>/zarr.json           one group per recording (attributes: sampling_rate_hz, channel_names)
+    signals/<fan>/<key>/signals/zarr.json   array (channel, time), dtype float32 | int16 | int32
+    signals/<fan>/<key>/signals/c/0/<s>     shard s: encoded inner chunks, then the shard index
+    signals/<fan>/<key>/channel/            coordinate: channel names (string)
+    signals/<fan>/<key>/time/               coordinate: sample index, CF scale_factor = 1/sfreq -> seconds
     tables/<name>/zarr.json           1-D uint8 array holding one Parquet file (bytes + crc32c)
     tables/<name>/c/0                 its single chunk
 
 Generic readers: the signal array has ``dimension_names`` ``["channel", "time"]`` and, when stored
 as counts with one calibration for every channel, CF ``scale_factor``/``add_offset`` (float64,
 proven bit-exact, see :mod:`._cf`) and ``units``, so ``xarray.open_zarr(store,
-group="signals/<key>")`` gives float volts with channel and time coordinates.
+group="signals/<fan>/<key>")`` gives float volts with channel and time coordinates.
 
 Each signal array uses the ``sharding_indexed`` codec. The inner chunk is
 ``(n_channels, chunk_samples)`` -- the unit a read decodes -- and a shard is a whole number of
@@ -72,6 +73,7 @@ import numpy as np
 
 from ..codecs import IMAGE_CODEC_BITS, OFFSET_FILTER, check_integer_storage, needs_offset, undelta, unoffset
 from ..errors import CorruptStoreError
+from ..io.layout import fanout, signal_prefix
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes, time_attributes, time_index_dtype
 from ._chunks import ChunkedSource
@@ -545,9 +547,9 @@ class ZarrBackend:
 
         n_ch, n_times, cs = layout.n_channels, layout.n_times, layout.chunk_samples
         shard = shard_samples_for(layout)
-        group_rel = f"{SIGNALS}/{key}"
+        group_rel = signal_prefix(key, SIGNALS)  # fanned out: no folder over 10,000 entries
         rel = f"{group_rel}/{DATA}"
-        group_folder = Path(root) / SIGNALS / key
+        group_folder = Path(root) / group_rel
         folder = group_folder / DATA
         _rmtree(group_folder)  # overwrite: no stale shard of an earlier attempt may survive
         filters, serializer, compressors = _inner_codecs(layout)
@@ -650,7 +652,7 @@ class ZarrBackend:
         from zarr.storage import LocalStore
 
         root = Path(root)
-        missing = [k for k in keys if not (root / SIGNALS / k / DATA / "zarr.json").is_file()]
+        missing = [k for k in keys if not (root / signal_prefix(k, SIGNALS) / DATA / "zarr.json").is_file()]
         if missing:
             raise CorruptStoreError(f"{root}: recordings {missing[:5]} were not written")
         with warnings.catch_warnings():  # "consolidated metadata is not in the v3 spec yet"
@@ -659,9 +661,11 @@ class ZarrBackend:
             for sub in (SIGNALS, TABLES):
                 if (root / sub).is_dir():
                     group.require_group(sub)
+            for fan in sorted({fanout(k) for k in keys}):
+                group.require_group(f"{SIGNALS}/{fan}")
             group.attrs.update({"eegbench": {
-                "layout": f"{SIGNALS}/<key>/{DATA}: (channel, time) samples, sharded, with CF scale_factor/"
-                          f"add_offset when stored as counts; {SIGNALS}/<key>/{CHANNEL_DIM}, /{TIME_DIM}: "
+                "layout": f"{SIGNALS}/<fan>/<key>/{DATA}: (channel, time) samples, sharded, with CF scale_factor/"
+                          f"add_offset when stored as counts; {SIGNALS}/<fan>/<key>/{CHANNEL_DIM}, /{TIME_DIM}: "
                           f"coordinates; {TABLES}/<name>: Parquet bytes as uint8; see each array's attributes"}})
             zarr.consolidate_metadata(LocalStore(root))
 
