@@ -21,6 +21,7 @@ from eegbench.formats import SignalLayout, get_backend
 from eegbench.formats._chunks import CHUNK_CACHE
 from eegbench.formats.hdf5 import HDF5Backend, HDF5Source
 from eegbench.io import FILES
+from eegbench.io.layout import fanout
 from eegbench.model import ArraySource
 from eegbench.tables import frame_from_parquet
 
@@ -200,7 +201,7 @@ def test_write_recording_overwrites_and_accepts_unaligned_blocks(tmp_path):
     backend.write_recording(tmp_path, "k", ((s, old[:, s:s + 300]) for s in range(0, 1000, 300)), layout)
     # blocks that split chunks: a chunk's CRC must still be taken only once it is complete
     storage = backend.write_recording(tmp_path, "k", ((s, new[:, s:s + 250]) for s in range(0, 1000, 250)), layout)
-    assert {k: storage[k] for k in ("file", "dataset")} == {"file": "signals/k.h5", "dataset": "/signals"}
+    assert {k: storage[k] for k in ("file", "dataset")} == {"file": f"signals/{fanout('k')}/k.h5", "dataset": "/signals"}
     src = backend.open_signals(tmp_path, "k", layout, storage)
     np.testing.assert_array_equal(src.read_counts(0, 1000), new)
     with pytest.raises(ValueError, match="ended at sample 300"):

@@ -69,7 +69,7 @@ import numpy as np
 
 from ..codecs import CodecSpec
 from ..errors import CorruptStoreError, UnsupportedCodecError
-from ..io import SourceFile, is_exhausted
+from ..io import FILES, SourceFile, is_exhausted
 from ..io.layout import signal_prefix
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes, time_attributes, time_index_dtype
@@ -174,24 +174,33 @@ class HDF5Source(ChunkedSource):
     def _store_files(self) -> list[str]:
         return [self._rel()]
 
-    def _h5(self) -> h5py.File:
-        """The signal file opened by h5py through the byte source (no descriptor of its own)."""
+    def _h5(self, by_path: bool = False) -> h5py.File:
+        """The signal file opened by h5py: through the byte source (no descriptor of its own), or
+        -- ``by_path``, local stores only, ~2x faster for the one-off structure read -- by its path
+        (a descriptor held only until :meth:`_prepare` closes it again)."""
         rel = self._rel()
-        try:
-            return h5py.File(SourceFile(self.bytes, rel), "r", rdcc_nbytes=0)  # the shared LRU caches
-        except FileNotFoundError as exc:
-            raise self.corrupt(f"signal file {rel} is missing", exc) from exc
-        except OSError as exc:
-            if is_exhausted(exc):
-                raise
-            raise self.corrupt(f"signal file {rel} is not a readable HDF5 file", exc) from exc
+        path = getattr(self.bytes, "path", None) if by_path else None
+        for attempt in range(2):
+            try:
+                if path is not None:
+                    return h5_open(path(rel), rdcc_nbytes=0)  # no HDF5 chunk cache: the shared LRU caches
+                return h5py.File(SourceFile(self.bytes, rel), "r", rdcc_nbytes=0)
+            except FileNotFoundError as exc:
+                raise self.corrupt(f"signal file {rel} is missing", exc) from exc
+            except OSError as exc:
+                if not is_exhausted(exc):
+                    raise self.corrupt(f"signal file {rel} is not a readable HDF5 file", exc) from exc
+                if attempt:
+                    raise
+                FILES.clear()  # out of descriptors: close the idle ones of the file manager, retry once
+        raise AssertionError("unreachable")
 
     def _prepare(self) -> None:
         """Check /signals against the layout; load the chunk index, or keep h5py open for LZF."""
         rel = self._rel()
         if getattr(self.bytes, "mapped", None) is None and self._prepare_direct(rel):
             return  # remote: the index in one range request, no HDF5 metadata walk
-        f = self._h5()
+        f = self._h5(by_path=True)
         try:
             ds = f[self.storage.get("dataset", SIGNALS)]
             expected = ((self.n_channels, self.n_times), self.dtype, self.layout.chunk_shape)
@@ -200,8 +209,10 @@ class HDF5Source(ChunkedSource):
                                    f"the store's tables say {expected[0]} {expected[1]} chunks {expected[2]}")
             dcpl = ds.id.get_create_plist()
             filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
-            if not set(filters) <= _FAST_FILTERS:  # LZF: decode through HDF5
-                self._h_file, self._h_ds, self._h_pid = f, ds, os.getpid()
+            if not set(filters) <= _FAST_FILTERS:  # LZF: decode through HDF5, over the byte source
+                f.close()
+                f = self._h5()
+                self._h_file, self._h_ds, self._h_pid = f, f[self.storage.get("dataset", SIGNALS)], os.getpid()
                 return
             index = f[INDEX][()]  # fletcher32-checked by HDF5
             n, size = self.layout.n_chunks, self.bytes.size(rel)

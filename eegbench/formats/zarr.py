@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterable
@@ -244,10 +245,56 @@ class _ChunkEncoder:
     def encode(self, data: np.ndarray) -> list[bytes | None]:
         """Encoded bytes of each chunk of ``data`` (None: equal to the fill value, not stored)."""
         n = -(-data.shape[1] // self.chunk_samples)
-        for k in self.keys:  # a partial last chunk must be merged into fill, not into old bytes
+        for k in self.keys[:n]:  # a partial last chunk must be merged into fill, not into old bytes
             self.store.pop(k, None)
         self.array[:, :data.shape[1]] = data
         return [None if (buf := self.store.get(k)) is None else buf.to_bytes() for k in self.keys[:n]]
+
+
+_CACHE = threading.local()  # per thread: an encoder is not safe to share between threads
+
+
+def _codec_key(layout: SignalLayout, shard: int, filters: list[Any], serializer: Any,
+               compressors: list[Any]) -> str:
+    return json.dumps([layout.n_channels, layout.chunk_samples, layout.dtype, shard,
+                       [c.to_dict() for c in (*filters, serializer, *compressors)]], sort_keys=True, default=str)
+
+
+def _array_template(layout: SignalLayout, shard: int, filters: list[Any], serializer: Any,
+                    compressors: list[Any]) -> dict[str, Any]:
+    """zarr.json of a sharded signal array with these codecs, as zarr-python writes it (cached)."""
+    import zarr
+    from zarr.storage import MemoryStore
+
+    cache = _CACHE.__dict__.setdefault("templates", {})
+    key = _codec_key(layout, shard, filters, serializer, compressors)
+    meta = cache.get(key)
+    if meta is None:
+        store: dict[str, Any] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            zarr.create_array(
+                MemoryStore(store), shape=(layout.n_channels, shard), dtype=layout.dtype,
+                chunks=layout.chunk_shape, shards={"shape": (layout.n_channels, shard), "index_location": "end"},
+                filters=filters, serializer=serializer, compressors=compressors, fill_value=0,
+                dimension_names=(CHANNEL_DIM, TIME_DIM), attributes={}, overwrite=True, config={"order": "C"})
+        meta = json.loads(store["zarr.json"].to_bytes())
+        if len(cache) > 16:
+            cache.clear()
+        cache[key] = meta
+    return meta
+
+
+def _encoder_for(layout: SignalLayout, filters: list[Any], serializer: Any, compressors: list[Any]) -> _ChunkEncoder:
+    """A :class:`_ChunkEncoder` for this chunk shape and codec chain, reused across recordings."""
+    cache = _CACHE.__dict__.setdefault("encoders", {})
+    key = _codec_key(layout, 0, filters, serializer, compressors)
+    enc = cache.get(key)
+    if enc is None:
+        if len(cache) > 16:
+            cache.clear()
+        enc = cache[key] = _ChunkEncoder(layout, filters, serializer, compressors)
+    return enc
 
 
 class _ShardWriter:
@@ -554,7 +601,7 @@ class ZarrBackend:
         _rmtree(group_folder)  # overwrite: no stale shard of an earlier attempt may survive
         filters, serializer, compressors = _inner_codecs(layout)
         cf = cf_scale_offset(layout.quantization)
-        encoder = _ChunkEncoder(layout, filters, serializer, compressors)
+        encoder = _encoder_for(layout, filters, serializer, compressors)  # reused across recordings
         with _ShardWriter(folder / "c" / "0", shard // cs, layout.n_chunks) as shards:
             pos = 0  # samples received
             carry: np.ndarray | None = None  # a partial chunk, only if blocks are not chunk-aligned
@@ -583,12 +630,13 @@ class ZarrBackend:
             # stores rooted at this recording's own folder: parallel workers never write a shared
             # parent zarr.json (finalize writes the upper groups); the data array's metadata last
             zarr.create_group(LocalStore(group_folder), attributes=_group_attributes(layout))
-            zarr.create_array(
-                LocalStore(folder), shape=(n_ch, n_times), dtype=layout.dtype, chunks=(n_ch, cs),
-                shards={"shape": (n_ch, shard), "index_location": "end"}, filters=filters,
-                serializer=serializer, compressors=compressors, fill_value=0,
-                dimension_names=(CHANNEL_DIM, TIME_DIM),
-                attributes=_attributes(layout, shard, cf), config={"order": "C"})
+            # the data array's zarr.json: zarr-python builds it once per (channels, chunking,
+            # shard, codecs); each recording only sets its shape and attributes (many short
+            # recordings would otherwise pay zarr-python's array creation each)
+            meta = dict(_array_template(layout, shard, filters, serializer, compressors))
+            meta["shape"] = [n_ch, n_times]
+            meta["attributes"] = _attributes(layout, shard, cf)
+            (folder / "zarr.json").write_text(json.dumps(meta, indent=2, allow_nan=False))
             _write_coordinates(group_folder, layout)
         return {
             "array": rel,
