@@ -203,22 +203,6 @@ def test_layout_of_20000_recordings_keeps_every_folder_under_the_hub_limit(tmp_p
         assert max_folder_entries(flat)[1] > MAX_FOLDER_ENTRIES
 
 
-def test_stores_written_before_the_fan_out_still_open(tmp_path):
-    """A NumPy+Parquet store whose storage info lists flat signals/<key>.* files (written before
-    the fan-out) reads through the paths it lists."""
-    rec = eegbench.synthetic.make_dataset(1, n_channels=2, sfreq=100.0, duration_s=2.0, seed=2)
-    path = eegbench.save(rec, tmp_path / "s", format="parquet", compression="zstd")
-    ds = eegbench.open(path)
-    src = ds[0].source
-    from eegbench.formats import get_backend
-
-    flat = {k: f"signals/rec-00000{Path(v).name[len('rec-00000'):]}" for k, v in src.storage["files"].items()}
-    for k, v in src.storage["files"].items():
-        os.rename(path / v, path / flat[k])
-    old = get_backend("parquet").open_signals(path, "rec-00000", src.layout, {**src.storage, "files": flat})
-    np.testing.assert_array_equal(old.read(0, 100, None), rec[0].get_data(0, 100))
-
-
 # --- open that scales ---------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["hdf5", "zarr", "parquet"])
 def test_open_reads_a_constant_number_of_files_and_builds_recordings_lazily(tmp_path, fmt, monkeypatch):

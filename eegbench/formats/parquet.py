@@ -67,12 +67,9 @@ def _check_name(name: str, what: str) -> str:
     return name
 
 
-def _paths(root: Path, key: str, fanned: bool = True) -> dict[str, Path]:
-    """The files of recording ``key``: under ``signals/<fan>/`` (:mod:`eegbench.io.layout`), or
-    directly under ``signals/`` (stores written before the fan-out)."""
-    base = Path(root) / SIGNALS_DIR
-    if fanned:
-        base = base / fanout(key)
+def _paths(root: Path, key: str) -> dict[str, Path]:
+    """The files of recording ``key``, under ``signals/<fan>/`` (:mod:`eegbench.io.layout`)."""
+    base = Path(root) / SIGNALS_DIR / fanout(key)
     return {"npy": base / f"{key}.npy", "chunks": base / f"{key}.chunks", "index": base / f"{key}.index.parquet"}
 
 
@@ -502,10 +499,7 @@ class ParquetBackend:
                                     f"layout this version reads; run `eegbench verify {root}` or re-convert the store")
         # file names are derived from the validated key, never taken from the table (no path traversal)
         listed = storage.get("files", {})
-        flat = {k: p for k, p in _paths(root, key, fanned=False).items() if k in listed}
         files = {k: p for k, p in _paths(root, key).items() if k in listed}
-        if flat and all(listed[k] == p.relative_to(root).as_posix() for k, p in flat.items()):
-            files = flat  # a store written before the fan-out
         if set(files) != ({"npy"} if kind == "npy" else {"chunks", "index"}):
             raise CorruptStoreError(f"{root}: recording {key!r}: storage info lists files {storage.get('files')!r}")
         cls = NpySource if kind == "npy" else ChunkFileSource
