@@ -55,7 +55,7 @@ for rep in range(3):
         rec = ds[i]
         nt = lens.get(i) or lens.setdefault(i, rec.n_times)
         s = int(rng.integers(0, max(1, nt - 100)))
-        rec.get_data(s, s + 100)
+        rec.get_data(start=s, stop=s + 100)
     per.append((time.perf_counter() - t) / reads * 1e3)
 print(json.dumps({"open_s": t_open, "open_rss_bytes": rss1 - rss0, "read_ms": sorted(per)[1],
                   "fds": len(os.listdir("/proc/self/fd")), "max_open_files": FILES.maxsize}))

@@ -230,7 +230,26 @@ def test_open_reads_a_constant_number_of_files_and_builds_recordings_lazily(tmp_
         assert not [f for f in opened if "/signals/" in f]
         assert opened_ds.recordings.built() == []  # nothing built until touched
         assert len(opened_ds) == n
-        np.testing.assert_array_equal(opened_ds[n - 1].get_data(0, 10), ds[n - 1].get_data(0, 10))
+        np.testing.assert_array_equal(opened_ds[n - 1].get_data(start=0, stop=10), ds[n - 1].get_data(start=0, stop=10))
         assert len(opened_ds.recordings.built()) == 1
         opened_ds.close()
     assert counts[3] == counts[30]
+
+
+# --- batches decode each chunk once -------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["hdf5", "zarr", "parquet"])
+def test_read_batch_decodes_each_chunk_once_without_the_cache(tmp_path, fmt, monkeypatch):
+    ds = eegbench.synthetic.make_dataset(1, n_channels=3, sfreq=100.0, duration_s=20.0, seed=4)
+    rec = eegbench.open(eegbench.save(ds, tmp_path / fmt, format=fmt, compression="zstd", chunk_seconds=1.0))[0]
+    src = rec.source
+    loaded: list[int] = []
+    one, many = type(src)._load_chunk, type(src)._load_chunks
+    monkeypatch.setattr(type(src), "_load_chunk", lambda self, i: loaded.append(i) or one(self, i))
+    monkeypatch.setattr(type(src), "_load_chunks", lambda self, ix: loaded.extend(ix) or many(self, ix))
+    monkeypatch.setattr(CHUNK_CACHE, "max_bytes", 0)  # decoded-chunk cache off
+    CHUNK_CACHE.clear()
+    starts = [50, 120, 130, 150, 1850, 60]  # overlapping 150-sample windows: chunks 0..2 and 18..19
+    got = rec.get_windows(starts, 150)
+    for i, s in enumerate(starts):
+        np.testing.assert_array_equal(got[i].view(np.uint32), ds[0].get_data(start=s, stop=s + 150).view(np.uint32))
+    assert sorted(loaded) == [0, 1, 2, 18, 19]  # each once, although windows share chunks
