@@ -142,11 +142,11 @@ def test_plain_zarr_python_and_h5py_read_the_stores(tmp_path):
         path = eegbench.save(rec, tmp_path / f"{codec}.zarr", format="zarr", compression=codec, chunk_seconds=0.7)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            arr = zarr.open_array(path / "signals" / "rec-00000" / "signals", mode="r")
+            arr = zarr.open_array(path / "signals" / "000" / "rec-00000" / "signals", mode="r")
             np.testing.assert_array_equal(arr[:], counts)
     for codec in ("jpegls", "htj2k"):
         path = eegbench.save(rec, tmp_path / f"{codec}.h5store", format="hdf5", compression=codec, chunk_seconds=0.7)
-        with h5py.File(path / "signals" / "rec-00000.h5", "r") as f:
+        with h5py.File(path / "signals" / "000" / "rec-00000.h5", "r") as f:
             np.testing.assert_array_equal(f["signals"][()], counts)
 
 
