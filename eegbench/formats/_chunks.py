@@ -246,22 +246,59 @@ class ChunkedSource:
             self._raw(start, stop, out)
         return out
 
-    def read(self, start: int, stop: int, channels: np.ndarray | None) -> np.ndarray:
-        if stop <= start:
-            n = self.n_channels if channels is None else len(channels)
-            return np.empty((n, 0), dtype=np.float32)
-        cs = self.chunk_samples
-        if start // cs == (stop - 1) // cs:  # inside one chunk: no assembly copy
-            c0 = (start // cs) * cs
-            return self._to_float(self.chunk(start // cs)[:, start - c0:stop - c0], channels)
-        return self._to_float(self.read_counts(start, stop), channels)
+    def _emit(self, src: np.ndarray, a: int, b: int, channels: np.ndarray | None, out: np.ndarray, o0: int) -> None:
+        """``out[:, o0:o0+b-a]`` = float32 volts of stored samples ``src[channels, a:b]`` (``src`` has
+        every channel as a row: a decoded chunk or a whole mapped recording). One pass, no
+        temporaries: a copy for float32 storage, the fused calibration for integer counts."""
+        q = self.quantization
+        if q is not None:
+            q.calibrate_into(src, a, b, channels, out, o0)
+        elif channels is None:
+            out[:, o0:o0 + b - a] = src[:, a:b]
+        else:
+            out[:, o0:o0 + b - a] = src[channels, a:b]  # fancy indexing: one picked temporary
 
-    def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None) -> np.ndarray:
-        """Equal-length windows at ``starts``; each chunk is decoded at most once per call (with or
-        without the decoded-chunk cache) and the bytes of all missing chunks are fetched together."""
-        n_ch = self.n_channels if channels is None else len(channels)
+    def _out(self, n_samples: int, channels: np.ndarray | None, out: np.ndarray | None) -> np.ndarray:
+        shape = (self.n_channels if channels is None else len(channels), n_samples)
+        if out is None:
+            return np.empty(shape, dtype=np.float32)
+        if out.shape != shape or out.dtype != np.float32:
+            raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
+        return out
+
+    #: ``read(start, stop, channels, out=)`` writes into a caller's float32 array
+    reads_into = True
+
+    def read(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+        """Float32 volts of samples ``[start, stop)`` of ``channels``, written straight into ``out``
+        (a new array when None): each overlapping chunk is decoded (or taken from the cache; the
+        bytes of several missing chunks in one coalesced fetch) and converted into its slice of
+        ``out``; nothing else is allocated."""
+        out = self._out(stop - start, channels, out)
+        if stop <= start:
+            return out
+        cs = self.chunk_samples
+        first, last = start // cs, (stop - 1) // cs
+        loaded = {first: self.chunk(first)} if first == last else self.chunks(range(first, last + 1))
+        for ci in range(first, last + 1):
+            c0 = ci * cs
+            a, b = max(start, c0), min(stop, c0 + cs)
+            self._emit(loaded[ci], a - c0, b - c0, channels, out, a - start)
+        return out
+
+    def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None,
+                   out: np.ndarray | None = None) -> np.ndarray:
+        """Equal-length windows at ``starts`` as one ``(n_windows, n_channels, length)`` float32
+        array (``out`` when given), each window converted straight into its slot; each chunk is
+        decoded at most once per call (with or without the decoded-chunk cache) and the bytes of
+        all missing chunks are fetched together."""
         starts = np.asarray(starts, dtype=np.int64)
-        out = np.empty((len(starts), n_ch, length), dtype=np.float32)
+        n_ch = self.n_channels if channels is None else len(channels)
+        shape = (len(starts), n_ch, length)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif out.shape != shape or out.dtype != np.float32:
+            raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
         if length <= 0 or not len(starts):
             return out
         cs = self.chunk_samples
@@ -269,12 +306,10 @@ class ChunkedSource:
         for s in starts.tolist():
             needed.update(range(s // cs, (s + length - 1) // cs + 1))
         loaded = self.chunks(needed)
-        raw = np.empty((self.n_channels, length), dtype=self.dtype)
         for i, s in enumerate(starts.tolist()):
             stop = s + length
             for ci in range(s // cs, (stop - 1) // cs + 1):
                 c0 = ci * cs
                 a, b = max(s, c0), min(stop, c0 + cs)
-                raw[:, a - s:b - s] = loaded[ci][:, a - c0:b - c0]
-            out[i] = self._to_float(raw, channels)
+                self._emit(loaded[ci], a - c0, b - c0, channels, out[i], a - s)
         return out

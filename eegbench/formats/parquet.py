@@ -91,14 +91,6 @@ class _Source(ChunkedSource):
     def _rel(self, kind: str) -> str:
         return self._files[kind].relative_to(self.root).as_posix()
 
-    def _to_float(self, raw: np.ndarray, channels: np.ndarray | None) -> np.ndarray:
-        # the base class may return ``raw`` itself (a cached chunk) for a float32 whole-chunk read
-        if self.quantization is not None:
-            return self.quantization.reconstruct(raw if channels is None else raw[channels], channels)
-        if channels is not None:
-            return raw.take(channels, axis=0)  # fancy take: always a copy
-        return np.array(raw, dtype=np.float32, order="C")
-
 
 class NpySource(_Source):
     """Uncompressed recording: slices of a read-only map of ``signals/<key>.npy``, copied.
@@ -210,41 +202,36 @@ class NpySource(_Source):
             aligned = first - first % mmap.PAGESIZE
             mm.madvise(mmap.MADV_WILLNEED, aligned, first + span - aligned)
 
-    def read(self, start: int, stop: int, channels: np.ndarray | None) -> np.ndarray:
+    def read(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+        out = self._out(stop - start, channels, out)
         if stop <= start:
-            return np.empty((self.n_channels if channels is None else len(channels), 0), dtype=np.float32)
-        q = self.quantization
+            return out
 
         def take(arr: np.ndarray, base: int) -> np.ndarray:
-            a, b = start - base, stop - base
-            if q is not None:
-                view = arr[:, a:b] if channels is None else arr[channels, a:b]
-                return q.reconstruct(view, channels)
-            if channels is None:
-                return np.array(arr[:, a:b])  # one copy straight out of the page cache
-            return arr[channels, a:b]  # fancy indexing copies
+            # one copy (or the fused calibration) straight out of the page cache into ``out``
+            self._emit(arr, start - base, stop - base, channels, out, 0)
+            return out
 
         return self._with_window(start, stop, channels, take)
 
-    def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None) -> np.ndarray:
+    def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None,
+                   out: np.ndarray | None = None) -> np.ndarray:
         starts = np.asarray(starts, dtype=np.int64)
-        n_ch = self.n_channels if channels is None else len(channels)
-        out = np.empty((len(starts), n_ch, length), dtype=np.float32)
+        shape = (len(starts), self.n_channels if channels is None else len(channels), length)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif out.shape != shape or out.dtype != np.float32:
+            raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
         if not len(starts) or length <= 0:
             return out
-        rows = slice(None) if channels is None else channels
-        q = self.quantization
         if getattr(self.bytes, "mapped", None) is None:  # remote: one fetch per window
             for i, s in enumerate(starts.tolist()):
-                out[i] = self.read(s, s + length, channels)
+                self.read(s, s + length, channels, out=out[i])
             return out
 
         def fill(arr: np.ndarray, base: int) -> np.ndarray:
             for i, s in enumerate(starts.tolist()):
-                if q is not None:
-                    q.reconstruct(arr[rows, s:s + length], channels, out=out[i])
-                else:
-                    out[i] = arr[rows, s:s + length]
+                self._emit(arr, s - base, s - base + length, channels, out[i], 0)
             return out
 
         return self._with_window(int(starts.min()), int(starts.max()) + length, None, fill, prefetch=False)
@@ -305,27 +292,6 @@ class ChunkFileSource(_Source):
             arr = undelta(arr)
         arr.flags.writeable = False  # cached and shared: nobody may modify it
         return arr
-
-    def read(self, start: int, stop: int, channels: np.ndarray | None) -> np.ndarray:
-        if stop <= start:
-            return np.empty((self.n_channels if channels is None else len(channels), 0), dtype=np.float32)
-        cs = self.chunk_samples
-        first, last = start // cs, (stop - 1) // cs
-        if first == last:  # one chunk: convert straight from the cached chunk
-            c0 = first * cs
-            return self._to_float(self.chunk(first)[:, start - c0:stop - c0], channels)
-        rows = slice(None) if channels is None else channels
-        n_ch = self.n_channels if channels is None else len(channels)
-        # assemble straight into the result's dtype: float32 samples, or float64 counts that the
-        # affine map then finishes in place (no intermediate window of counts)
-        quantized = self.quantization is not None
-        out = np.empty((n_ch, stop - start), dtype=np.float64 if quantized else np.float32)
-        loaded = self.chunks(range(first, last + 1))  # missing chunks fetched in one coalesced read
-        for ci in range(first, last + 1):
-            c0 = ci * cs
-            a, b = max(start, c0), min(stop, c0 + cs)
-            out[:, a - start:b - start] = loaded[ci][rows, a - c0:b - c0]
-        return self.quantization.finish(out, channels) if quantized else out
 
 
 # ---------------------------------------------------------------------------------------------
