@@ -21,6 +21,7 @@ from one source are serialised by a lock, so sharing a source across threads is 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -101,6 +102,13 @@ class ChunkedSource:
     def _load_chunk(self, index: int) -> np.ndarray:
         """Decoded chunk ``index`` as ``(n_channels, chunk_len)`` in the stored dtype."""
         raise NotImplementedError
+
+    def _raw_chunk_at(self, index: int) -> tuple[str, int, int, int | None] | None:
+        """Where chunk ``index`` lies *uncompressed* in a file, for reads through a map:
+        ``(rel, offset, crc_stop, crc)``: the C-ordered (n_channels, chunk_samples) samples start at
+        ``offset`` of file ``rel``; CRC32C over ``[offset, crc_stop)`` is ``crc`` (None: stored
+        little-endian in the 4 bytes at ``crc_stop``). None: read it through :meth:`_load_chunk`."""
+        return None
 
     def _load_chunks(self, indices: list[int]) -> list[np.ndarray]:
         """Decoded chunks ``indices`` (sorted, distinct); override to fetch their bytes together."""
@@ -269,6 +277,72 @@ class ChunkedSource:
     #: ``read(start, stop, channels, out=)`` writes into a caller's float32 array
     reads_into = True
 
+    @property
+    def _mappable(self) -> bool:
+        """Uncompressed little-endian storage: chunks may be read as views of a mapped file."""
+        return (self.layout.codec.compression == "none" and not self.layout.codec.delta
+                and self.dtype.byteorder in "=<|" and sys.byteorder == "little")
+
+    def _read_mapped(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray) -> bool:
+        """Uncompressed chunks copied (or calibrated) straight from a pinned map of their file into
+        ``out``: one copy per sample where ``pread`` + assembly make two, and no cache, lock or
+        decode step per chunk. Each chunk's CRC32C is checked on its first use in this process
+        (stores are replaced by rename, never rewritten in place), the file size on every read
+        (a file truncated while open would otherwise kill the process with SIGBUS). Returns
+        False (nothing done) when the chunks are not all raw in one mappable file."""
+        mapped = getattr(self.bytes, "mapped", None)
+        if mapped is None:
+            return False
+        if not self.__dict__.get("_h_ready"):
+            with self._lock:
+                try:
+                    self._ensure_ready()
+                except Exception as exc:
+                    err = self._wrap(exc, start // self.chunk_samples)
+                    if err is exc:
+                        raise
+                    raise err from exc
+        cs = self.chunk_samples
+        first, last = start // cs, (stop - 1) // cs
+        spots = [self._raw_chunk_at(ci) for ci in range(first, last + 1)]
+        if any(s is None for s in spots) or len({s[0] for s in spots}) != 1:
+            return False
+        rel = spots[0][0]
+        full = self.n_channels * cs * self.dtype.itemsize
+        verified = self.__dict__.get("_h_verified")
+        if verified is None:
+            verified = self._h_verified = set()
+        try:
+            with mapped(rel) as mm:
+                end = max(s[2] + (4 if s[3] is None else 0) for s in spots)
+                if mm.size() < end or len(mm) < end:
+                    raise self.corrupt(f"signal file {rel} is shorter than its chunks (truncated while open)")
+                for ci, (_rel, off, crc_stop, crc) in zip(range(first, last + 1), spots):
+                    if crc_stop < off + full:
+                        raise self.corrupt(f"chunk {ci} in {rel} holds {crc_stop - off} bytes, expected {full}")
+                    if ci not in verified:
+                        stored = crc if crc is not None else int.from_bytes(mm[crc_stop:crc_stop + 4], "little")
+                        raw = np.frombuffer(mm, dtype=np.uint8, count=crc_stop - off, offset=off)
+                        ok = google_crc32c.value(raw) == stored
+                        del raw
+                        if not ok:
+                            raise self.corrupt(f"chunk {ci} in {rel} fails its crc32c checksum "
+                                               f"(bytes {off}..{crc_stop}: modified or corrupted)")
+                        verified.add(ci)
+                    c0 = ci * cs
+                    a, b = max(start, c0), min(stop, c0 + cs)
+                    view = np.frombuffer(mm, dtype=self.dtype, count=self.n_channels * cs, offset=off)
+                    try:
+                        self._emit(view.reshape(self.n_channels, cs), a - c0, b - c0, channels, out, a - start)
+                    finally:
+                        del view  # no view of the map may outlive the loan
+        except Exception as exc:
+            err = self._wrap(exc, first if first == last else list(range(first, last + 1)))
+            if err is exc:
+                raise
+            raise err from exc
+        return True
+
     def read(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
         """Float32 volts of samples ``[start, stop)`` of ``channels``, written straight into ``out``
         (a new array when None): each overlapping chunk is decoded (or taken from the cache; the
@@ -276,6 +350,8 @@ class ChunkedSource:
         ``out``; nothing else is allocated."""
         out = self._out(stop - start, channels, out)
         if stop <= start:
+            return out
+        if self._mappable and self._read_mapped(start, stop, channels, out):
             return out
         cs = self.chunk_samples
         first, last = start // cs, (stop - 1) // cs
@@ -300,6 +376,10 @@ class ChunkedSource:
         elif out.shape != shape or out.dtype != np.float32:
             raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
         if length <= 0 or not len(starts):
+            return out
+        if self._mappable and getattr(self.bytes, "mapped", None) is not None:
+            for i, s in enumerate(starts.tolist()):  # uncompressed: one copy per window out of the map
+                self.read(s, s + length, channels, out=out[i])
             return out
         cs = self.chunk_samples
         needed = set()

@@ -281,6 +281,13 @@ class HDF5Source(ChunkedSource):
         offset, size, mask, crc = self._h_index[index]
         return self._finish(self.fetch_checked(self._rel(), offset, size, crc, index), mask, index)
 
+    def _raw_chunk_at(self, index: int) -> tuple[str, int, int, int | None] | None:
+        # uncompressed: the chunk's samples (full size, padded at the end) then fletcher32's 4 bytes
+        if self._h_index is None or self._h_filters != [h5py.h5z.FILTER_FLETCHER32]:
+            return None
+        offset, size, mask, crc = self._h_index[index]
+        return None if mask & 1 else (self._rel(), offset, offset + size, crc)
+
     def _load_chunks(self, indices: list[int]) -> list[np.ndarray]:
         if self._h_index is None or len(indices) == 1:
             return [self._load_chunk(i) for i in indices]

@@ -520,6 +520,14 @@ class ZarrSource(ChunkedSource):
         return entries, rel
 
     # --- decoding -------------------------------------------------------------------------
+    def _raw_chunk_at(self, index: int) -> tuple[str, int, int, int | None] | None:
+        # uncompressed: the inner chunk's samples (padded to full size) then its crc32c
+        if self.plan.steps or self.plan.delta or not self.plan.crc:
+            return None
+        entries, rel = self._index(index // self.chunks_per_shard)
+        off, nb = entries[index % self.chunks_per_shard]
+        return None if off == _EMPTY else (rel, off, off + nb - _CRC, None)
+
     def _load_chunk(self, index: int) -> np.ndarray:
         return self._load_chunks([index])[0]
 
