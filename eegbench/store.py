@@ -30,6 +30,9 @@ from .quantization import Quantization, QuantizationMismatch
 from .tables import frame_from_parquet, frame_to_parquet, from_json, to_json
 
 DEFAULT_CHUNK_SECONDS = 1.0
+#: a chunk chosen by default (no ``chunk_seconds``) holds at most this many raw bytes (all channels):
+#: 1 s unless many channels at a high rate make that bigger (e.g. 384 ch x 30 kHz int16 = 23 MB)
+MAX_DEFAULT_CHUNK_BYTES = 4 << 20
 _BLOCK_BYTES = 32 << 20  # raw bytes per block streamed to a backend while writing
 _TMP_TAG = ".eegbench-tmp-"
 _OLD_TAG = ".eegbench-old-"
@@ -43,8 +46,29 @@ def chunk_samples_for(sfreq: float, n_times: int, chunk_seconds: float) -> int:
     return int(min(max(1, round(chunk_seconds * sfreq)), max(n_times, 1)))
 
 
+def _bounded_chunk(recording: Recording, chunk: int, itemsize: int, bounded: bool) -> int:
+    """``chunk`` samples, cut to :data:`MAX_DEFAULT_CHUNK_BYTES` when chosen by default; a chunk the
+    user chose that the decoded-chunk cache cannot hold is warned about with the numbers."""
+    from .errors import ChunkSizeWarning
+    from .formats._chunks import CHUNK_CACHE
+
+    row = max(recording.n_channels * itemsize, 1)
+    if bounded and chunk * row > MAX_DEFAULT_CHUNK_BYTES:
+        return max(1, MAX_DEFAULT_CHUNK_BYTES // row)
+    if chunk * row > CHUNK_CACHE.max_bytes > 0:
+        import warnings
+
+        fit = CHUNK_CACHE.max_bytes // row / recording.sfreq
+        warnings.warn(ChunkSizeWarning(
+            f"{recording.name}: a chunk of {recording.n_channels} channels x {chunk} samples "
+            f"({chunk * row / 1e6:.3g} MB) is larger than the decoded-chunk cache ({CHUNK_CACHE.max_bytes / 1e6:.3g} MB, "
+            f"EEGBENCH_CHUNK_CACHE_MB): reads decode the whole chunk and only the latest such chunk stays cached; "
+            f"use chunk_seconds <= {fit:.3g} or a larger cache"), stacklevel=4)
+    return chunk
+
+
 def plan_layout(recording: Recording, codec: CodecSpec, chunk_seconds: float, integer: bool | str,
-                delta: bool | None, backend: FormatBackend) -> SignalLayout:
+                delta: bool | None, backend: FormatBackend, *, bounded: bool = False) -> SignalLayout:
     """Decide how ``recording`` is stored (dtype, chunking, codec, quantization)."""
     # "auto": counts when a codec compresses them (2.7x smaller than float32 on real EEG); an
     # uncompressed store keeps float32 so a read is a plain copy (the np.memmap limit)
@@ -58,7 +82,8 @@ def plan_layout(recording: Recording, codec: CodecSpec, chunk_seconds: float, in
     if codec.integer_only:  # archive codecs: integer counts of a width they hold, before anything is written
         check_integer_storage(replace(codec, delta=use_delta), q.dtype if q is not None else "float32",
                               recording.name)
-    chunk = chunk_samples_for(recording.sfreq, recording.n_times, chunk_seconds)
+    chunk = _bounded_chunk(recording, chunk_samples_for(recording.sfreq, recording.n_times, chunk_seconds),
+                           np.dtype(q.dtype if q is not None else "float32").itemsize, bounded)
     return SignalLayout(recording.n_channels, recording.n_times, q.dtype if q is not None else "float32",
                         chunk, replace(codec, delta=use_delta), q, ch_names=tuple(recording.ch_names),
                         sfreq=recording.sfreq, units=tuple(recording.units))
@@ -244,6 +269,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         raise UnsupportedCodecError(f"the {backend.name} format cannot store the delta filter portably; "
                                     "use zarr or parquet, or delta=False (CLI: leave out --delta)")
     codec = resolve(compression, level, supported=backend.compressions, format_name=backend.name)
+    bounded = chunk_seconds is None  # chosen by us: bounded in bytes (MAX_DEFAULT_CHUNK_BYTES)
     chunk_seconds = DEFAULT_CHUNK_SECONDS if chunk_seconds is None else float(chunk_seconds)
     if not np.isfinite(chunk_seconds) or chunk_seconds <= 0:
         raise OptionError(f"chunk_seconds must be a positive number of seconds, got {chunk_seconds!r}")
@@ -253,7 +279,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         raise StoreExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
     if not path.parent.is_dir():
         raise OptionError(f"parent folder {path.parent} does not exist; create it first")
-    layouts = [plan_layout(r, codec, chunk_seconds, integer, delta, backend) for r in dataset]
+    layouts = [plan_layout(r, codec, chunk_seconds, integer, delta, backend, bounded=bounded) for r in dataset]
     keys = [f"rec-{i:05d}" for i in range(len(dataset))]
 
     _cleanup_stale(path)

@@ -53,7 +53,15 @@ class ChunkCache:
             return arr
 
     def put(self, key: tuple[str, int], arr: np.ndarray) -> None:
+        if self.max_bytes <= 0:
+            return
         if arr.nbytes > self.max_bytes:
+            # a chunk bigger than the whole cache is kept alone (memory: one chunk), so the windows
+            # inside it do not each decode it again (85-150 ms per window for a 72 MB chunk)
+            with self._lock:
+                self._items.clear()
+                self._items[key] = arr
+                self._bytes = arr.nbytes
             return
         with self._lock:
             old = self._items.pop(key, None)
@@ -61,7 +69,7 @@ class ChunkCache:
                 self._bytes -= old.nbytes
             self._items[key] = arr
             self._bytes += arr.nbytes
-            while self._bytes > self.max_bytes:
+            while self._bytes > self.max_bytes and len(self._items) > 1:
                 _, dropped = self._items.popitem(last=False)
                 self._bytes -= dropped.nbytes
 
