@@ -161,13 +161,13 @@ def measure_loader(path: Path, window: int, n_batches: int) -> dict:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from eegbench.torch import WindowDataset, worker_init_fn
+    from eegbench.torch import WindowDataset, collate, worker_init_fn
 
     fx.warm(path)  # every variant starts from a warm page cache
     wds = WindowDataset(path, window_samples=window)
     out = {}
     for workers in (0, 2):
-        loader = DataLoader(wds, batch_size=64, shuffle=True, num_workers=workers,
+        loader = DataLoader(wds, batch_size=64, shuffle=True, num_workers=workers, collate_fn=collate,
                             worker_init_fn=worker_init_fn if workers else None,
                             generator=torch.Generator().manual_seed(0))
         out[f"loader_w{workers}"] = throughput(loader, n_batches)
