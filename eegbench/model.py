@@ -332,6 +332,13 @@ class Recording:
         unless ``pad`` is given: ``pad=True`` fills missing samples with 0, ``pad=<number>`` with that
         value. Reversed ranges always raise. Reads only the chunks overlapping the request.
         """
+        if isinstance(picks, (int, np.integer)) and not isinstance(picks, bool) and start != 0 and stop is None \
+                and tmax is None:
+            # get_data(a, b) meant samples [a, b) before this API followed MNE: refuse rather than
+            # silently read channel a from sample b to the end
+            raise SelectionError(f"{self.name}: get_data takes MNE's order (picks, start, stop); get_data({picks}, "
+                                 f"{start}) reads channel {picks} from sample {start} to the end. Write "
+                                 f"get_data(start={picks}, stop={start}) for samples, or picks=[{picks}] for the channel")
         if tmin is not None and start == 0:
             start = self._time_index(tmin, "tmin")
         if tmax is not None and stop is None:
