@@ -133,10 +133,10 @@ def test_numcodecs_and_pyarrow_alone_read_a_compressed_parquet_store(eegbci, tmp
         root = Path({str(stores["parquet"])!r})
         recordings = pq.read_table(root / "tables" / "recordings.parquet").to_pandas()
         key = recordings["key"][0]
-        index = pq.read_table(root / "signals" / f"{{key}}.index.parquet")
+        index = pq.read_table(root / "signals" / "000" / f"{{key}}.index.parquet")
         meta = json.loads(index.schema.metadata[b"eegbench"])
         codecs = [numcodecs.get_codec(c) for c in meta["codecs"]]
-        blob = (root / "signals" / meta["chunks_file"]).read_bytes()
+        blob = (root / "signals" / "000" / meta["chunks_file"]).read_bytes()
         parts = []
         for offset, size in zip(index["offset"].to_pylist(), index["size"].to_pylist()):
             buf = blob[offset:offset + size]
