@@ -41,6 +41,10 @@ WINDOW_SECONDS = 2.0
 FORMATS = ["hdf5", "zarr", "parquet"]
 CODECS = ["none", "blosc-lz4", "blosc-zstd", "zstd", "gzip"] if PROFILE != "smoke" else ["none", "blosc-zstd"]
 CHUNK_SECONDS = [0.5, 2.0] if PROFILE != "smoke" else [1.0]
+#: archive codecs (integer counts only, lossless image coders): measured at 2-s chunks, the span
+#: an archive uses and a 2-s window still reads whole (issue #13); not in the smoke matrix
+ARCHIVE_CODECS = ["jpegls", "jpegxl", "jpeg2k", "htj2k"] if PROFILE != "smoke" else []
+ARCHIVE_CHUNK_SECONDS = 2.0
 BASELINES = ["memmap-npy", "mne-fif"]  # + "mne-edf" on the real profile
 
 
@@ -87,7 +91,10 @@ def source_store(profile: str | None = None) -> Path:
     import eegbench
 
     profile = profile or profile_name()
-    path = CACHE / f"source-{profile}-g{_generator_version()}"
+    from eegbench.manifest import SCHEMA_VERSION
+
+    # keyed by the store schema too: a cached source of an older schema cannot be opened any more
+    path = CACHE / f"source-{profile}-g{_generator_version()}-s{SCHEMA_VERSION}"
     if not (path / "eegbench.json").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         # integer=True keeps the ADC grid, so every store converted from this one can use it
@@ -277,6 +284,7 @@ def remove(path: Path) -> None:
 def store_params() -> list[str]:
     """Parameter values naming every configuration under test, baselines last (same graphs)."""
     stores = [f"{f} {c} {s:g}s" for f in FORMATS for c in CODECS for s in CHUNK_SECONDS]
+    stores += [f"{f} {c} {ARCHIVE_CHUNK_SECONDS:g}s" for f in FORMATS for c in ARCHIVE_CODECS]
     return stores + BASELINES + ["mne-edf"]
 
 

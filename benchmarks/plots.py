@@ -143,6 +143,7 @@ def dataloader(rows, header: str, path: Path) -> Path:
                 ax.text(0, y + offset, " n/a", va="center", fontsize=7)
     ax.set_yticks(ys, stores, fontsize=7)
     ax.invert_yaxis()
+    ax.set_xlim(left=0)
     ax.set_xlabel("windows/s (batch 64, shuffle; dark = 0 workers, light = 2 workers)")
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title(f"DataLoader throughput — {header}", fontsize=9)
@@ -154,12 +155,19 @@ def real_ratios(path: Path) -> dict[tuple[str, str], float]:
     out: dict[tuple[str, str], float] = {}
     if not path.exists():
         return out
+    ratio_col = 3
     for line in path.read_text().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 4 and "+" not in cells[1]:
+        if "ratio vs float32" in cells:  # by name: the table gained a "chunk s" column
+            ratio_col = cells.index("ratio vs float32")
+            chunk_col = cells.index("chunk s") if "chunk s" in cells else None
+            continue
+        if len(cells) > ratio_col and "+" not in cells[1]:
+            if ratio_col != 3 and chunk_col is not None and cells[chunk_col] != "1":
+                continue  # the 1-s chunk rows, as before the table had several chunk spans
             codec = cells[1].rsplit("-", 1)[0] if cells[1][-1:].isdigit() else cells[1]
             try:
-                ratio = float(cells[3])
+                ratio = float(cells[ratio_col])
             except ValueError:
                 continue
             if codec == "none" and cells[2] != "float32" or codec != "none" and cells[2] == "float32":

@@ -106,6 +106,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                            "blosc-lz4 (3.0x -> 2.5x), and ~2x slower reads; zarr readers other than "
                            "zarr-python cannot decode it")
     conv.add_argument("--jobs", "-j", type=int, default=1, help="recordings converted in parallel (processes)")
+    conv.add_argument("--scheduler", metavar="ADDRESS", default=None,
+                      help="convert on a dask.distributed cluster (e.g. tcp://HOST:8786); workers must "
+                           "see DEST's file system")
     conv.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     conv.add_argument("--skip-errors", action="store_true",
                       help="skip source files MNE cannot read (with a warning) instead of stopping")
@@ -176,6 +179,8 @@ def _print_info(summary: dict[str, Any], recordings: Any = None) -> None:
         ("annotations", summary["n_annotations"]),
         ("windows", summary["n_windows"] if summary["n_windows"] is not None else "none"),
         ("size on disk", f"{_human(summary['size_bytes'])} in {summary['n_files']} files"),
+        ("files", f"{summary['files_per_recording']:g} signal file(s) per recording; fullest folder "
+                  f"{summary['fullest_folder']} ({summary['max_folder_entries']} entries)"),
         ("float32 size", _human(summary["float32_bytes"])),
         ("compression ratio", f"{summary['compression_ratio']:.2f}x vs float32"),
     ]
@@ -187,6 +192,14 @@ def _print_info(summary: dict[str, Any], recordings: Any = None) -> None:
         print(recordings.to_string(index=False))
 
 
+def _client(scheduler: str | None) -> Any:
+    if scheduler is None:
+        return None
+    from .cluster import connect
+
+    return connect(scheduler)
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .formats import resolve_format
     from .sources import load
@@ -196,11 +209,16 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     resolve_format(args.dest, args.format)  # a misnamed DEST fails before any source is read
     dataset = load([Path(p) for p in args.src], skip_errors=args.skip_errors)
     integer = {"auto": "auto", "yes": True, "no": False}[args.integer]
-    save(dataset, args.dest, format=args.format, compression=args.compression, level=args.level,
-         chunk_seconds=args.chunk_seconds, overwrite=args.overwrite, integer=integer, delta=args.delta,
-         jobs=args.jobs,
-         progress=not args.quiet)
-    if not args.quiet:
+    client = _client(args.scheduler)
+    try:
+        save(dataset, args.dest, format=args.format, compression=args.compression, level=args.level,
+             chunk_seconds=args.chunk_seconds, overwrite=args.overwrite, integer=integer, delta=args.delta,
+             jobs=args.jobs, client=client,
+             progress=not args.quiet)
+    finally:
+        if client is not None:
+            client.close()
+    if not args.quiet and "://" not in args.dest:
         summary = info(args.dest)
         print(f"wrote {args.dest}: {summary['n_recordings']} recordings, {_human(summary['size_bytes'])} "
               f"({summary['compression_ratio']:.2f}x vs float32), {summary['codec']}, "

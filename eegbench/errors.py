@@ -139,3 +139,7 @@ class CacheMissError(HubError, FileNotFoundError):
 
 class UnsafeRepoError(CorruptStoreError):
     """A downloaded repository names paths outside itself, links out of the cache or holds pickled objects."""
+
+
+class ChunkSizeWarning(EegbenchError, UserWarning):
+    """A chunk larger than the decoded-chunk cache: every window inside it decodes the whole chunk."""

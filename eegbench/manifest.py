@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +52,41 @@ def list_files(root: Path) -> list[str]:
 
 
 def build(root: Path, fsync: bool = True) -> dict[str, dict[str, Any]]:
-    """Hash every file under ``root`` (and fsync it, so a later rename publishes durable data)."""
+    """Hash every file under ``root`` and make it durable, so a later rename publishes durable data.
+
+    Durability: one ``syncfs`` of the file system holding ``root`` (Linux) instead of an
+    ``fsync`` per file -- a store of 10,000 recordings otherwise spends seconds in 20,000 fsyncs;
+    elsewhere, or if ``syncfs`` fails, an ``fsync`` per file."""
     manifest = {}
-    for rel in list_files(root):
+    rels = list_files(root)
+    for rel in rels:
         path = root / rel
         manifest[rel] = {"size": path.stat().st_size, "sha256": sha256_file(path)}
-        if fsync:
-            fd = os.open(path, os.O_RDONLY)
+    if fsync and not _syncfs(root):
+        for rel in rels:
+            fd = os.open(root / rel, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
     return manifest
+
+
+def _syncfs(root: Path) -> bool:
+    """``syncfs(2)`` on the file system of ``root``; False where unavailable or failing."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            return libc.syncfs(fd) == 0
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        return False
 
 
 def write_header(root: Path, header: dict[str, Any]) -> None:

@@ -332,6 +332,13 @@ class Recording:
         unless ``pad`` is given: ``pad=True`` fills missing samples with 0, ``pad=<number>`` with that
         value. Reversed ranges always raise. Reads only the chunks overlapping the request.
         """
+        if isinstance(picks, (int, np.integer)) and not isinstance(picks, bool) and start != 0 and stop is None \
+                and tmax is None:
+            # get_data(a, b) meant samples [a, b) before this API followed MNE: refuse rather than
+            # silently read channel a from sample b to the end
+            raise SelectionError(f"{self.name}: get_data takes MNE's order (picks, start, stop); get_data({picks}, "
+                                 f"{start}) reads channel {picks} from sample {start} to the end. Write "
+                                 f"get_data(start={picks}, stop={start}) for samples, or picks=[{picks}] for the channel")
         if tmin is not None and start == 0:
             start = self._time_index(tmin, "tmin")
         if tmax is not None and stop is None:
@@ -517,6 +524,34 @@ def _existing(column: pd.Series, limit: int = 12) -> list[str]:
 WINDOW_COLUMNS = ("recording", "start", "stop")
 
 
+class LazyRecordings(Sequence[Recording]):
+    """A sequence of ``n`` recordings, recording ``i`` built by ``factory(i)`` on first access and
+    kept. ``eegbench.open`` returns datasets over one, so opening N recordings builds none."""
+
+    def __init__(self, n: int, factory: Any) -> None:
+        self._items: list[Recording | None] = [None] * int(n)
+        self._factory = factory
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        rec = self._items[index]
+        if rec is None:
+            rec = self._items[index] = self._factory(range(len(self._items))[index])
+        return rec
+
+    def __iter__(self) -> Iterator[Recording]:
+        for i in range(len(self._items)):
+            yield self[i]
+
+    def built(self) -> list[Recording]:
+        """The recordings built so far."""
+        return [r for r in self._items if r is not None]
+
+
 class Dataset(Sequence[Recording]):
     """Ordered recordings + a description table + attributes + an optional window index.
 
@@ -528,7 +563,7 @@ class Dataset(Sequence[Recording]):
 
     def __init__(self, recordings: Sequence[Recording], description: pd.DataFrame | None = None,
                  attrs: dict[str, Any] | None = None, windows: pd.DataFrame | None = None) -> None:
-        self.recordings = list(recordings)
+        self.recordings = recordings if isinstance(recordings, LazyRecordings) else list(recordings)
         if description is None:
             description = pd.DataFrame([dict(r.description) for r in self.recordings],
                                        index=pd.RangeIndex(len(self.recordings)))
@@ -620,7 +655,8 @@ class Dataset(Sequence[Recording]):
 
     def close(self) -> None:
         """Release every file handle (sources reopen lazily on the next read)."""
-        for rec in self.recordings:
+        built = getattr(self.recordings, "built", None)
+        for rec in built() if built is not None else self.recordings:
             rec.close()
 
     def __enter__(self) -> Dataset:

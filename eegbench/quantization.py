@@ -14,10 +14,30 @@ verified against the float32 samples; a mismatch means the recording is stored a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+_KERNEL: Any = None  # the compiled calibration kernel, False when numba is unavailable or disabled
+
+
+def _kernel() -> Any:
+    """The numba kernel of :meth:`Quantization.calibrate_into`, compiled on first use, or False.
+
+    ``EEGBENCH_NUMBA=0`` forces the NumPy path (same bits, ~3-4x slower per window)."""
+    global _KERNEL
+    if _KERNEL is None:
+        _KERNEL = False
+        if os.environ.get("EEGBENCH_NUMBA", "1") != "0":
+            try:
+                from ._kernels_numba import calibrate
+
+                _KERNEL = calibrate
+            except Exception:  # numba missing or unusable on this machine: NumPy gives the same bits
+                _KERNEL = False
+    return _KERNEL
 
 
 class QuantizationMismatch(Exception):
@@ -98,6 +118,42 @@ class Quantization:
         else:
             out[...] = x
         return out
+
+    def calibrate_into(self, src: np.ndarray, a: int, b: int, channels: np.ndarray | None,
+                       out: np.ndarray, o0: int = 0) -> np.ndarray:
+        """``out[:, o0:o0 + b - a]`` = volts of counts ``src[channels, a:b]`` in one fused pass.
+
+        ``src`` is a 2-D array of counts whose rows are *all* channels of this map (a chunk or a
+        whole recording, not a picked copy); ``channels`` are row indices (None: all rows);
+        ``out`` is float32 with one row per selected channel. Bitwise equal to
+        :meth:`reconstruct` (same float64 operations in the same order, rounded once to float32),
+        without temporaries: the compiled kernel when numba is available, else NumPy.
+        """
+        kernel = _kernel()
+        if kernel is not False and out.dtype == np.float32 and src.ndim == out.ndim == 2:
+            rows = self._all_rows() if channels is None else np.ascontiguousarray(channels, dtype=np.int64)
+            n = self.scale.size
+            # the kernel does not check bounds: everything it indexes is checked here
+            if not (src.shape[0] == n and 0 <= a <= b <= src.shape[1] and out.shape[0] == rows.size
+                    and 0 <= o0 and o0 + b - a <= out.shape[1]
+                    and (channels is None or rows.size == 0 or (rows.min() >= 0 and rows.max() < n))):
+                raise ValueError(f"calibrate_into: counts {src.shape}[{a}:{b}] rows {rows.size} do not fit "
+                                 f"out {out.shape} at {o0} for {n} channels")
+            try:
+                kernel(src, a, b, rows, self.scale, self.offset, self.gain, out, o0)
+                return out
+            except Exception:  # an input type the kernel was not built for: NumPy below
+                pass
+        view = src[:, a:b] if channels is None else src[channels, a:b]
+        self.reconstruct(view, channels, out=out[:, o0:o0 + b - a])
+        return out
+
+    def _all_rows(self) -> np.ndarray:
+        rows = self.__dict__.get("_rows")
+        if rows is None:
+            rows = np.arange(self.scale.size, dtype=np.int64)
+            object.__setattr__(self, "_rows", rows)
+        return rows
 
     def to_counts(self, samples: np.ndarray) -> np.ndarray:
         """Float32 volts -> integer counts, verified to reconstruct bit for bit.

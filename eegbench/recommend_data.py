@@ -138,11 +138,11 @@ def _measure_one(src, dest: Path, fmt: str, codec: str, chunk: float, float32_by
         r = int(rng.choice(picks))
         windows.append((r, int(rng.integers(0, ds[r].n_times - window + 1))))
     for r, s in windows:  # warm: the timed windows are in the page cache
-        ds[r].get_data(s, s + window)
+        ds[r].get_data(start=s, stop=s + window)
     warm = []
     for r, s in windows:
         t0 = time.perf_counter()
-        ds[r].get_data(s, s + window)
+        ds[r].get_data(start=s, stop=s + window)
         warm.append(time.perf_counter() - t0)
     cold, cold_bytes = [], []
     for r, s in windows[: max(5, n_windows // 2)]:
@@ -150,7 +150,7 @@ def _measure_one(src, dest: Path, fmt: str, codec: str, chunk: float, float32_by
         _evict(files)
         before = _disk_read_bytes()
         t0 = time.perf_counter()
-        ds[r].get_data(s, s + window)
+        ds[r].get_data(start=s, stop=s + window)
         cold.append(time.perf_counter() - t0)
         cold_bytes.append(_disk_read_bytes() - before)
     seq = {}
@@ -161,7 +161,7 @@ def _measure_one(src, dest: Path, fmt: str, codec: str, chunk: float, float32_by
         rec = ds[0]
         block = int(10 * rec.sfreq)
         t0 = time.perf_counter()
-        nbytes = sum(rec.get_data(b, min(b + block, rec.n_times)).astype(np.float32).nbytes
+        nbytes = sum(rec.get_data(start=b, stop=min(b + block, rec.n_times)).astype(np.float32).nbytes
                      for b in range(0, rec.n_times, block))
         seq[cache] = nbytes / (time.perf_counter() - t0) / 1e6
     ds.close()

@@ -24,7 +24,7 @@ import pandas as pd
 from . import atomic as _atomic
 from . import manifest as _manifest
 from . import validate as _validate
-from .codecs import DEFAULT, CodecSpec, resolve
+from .codecs import DEFAULT, CodecSpec, check_counts_range, check_integer_storage, resolve
 from .errors import (
     CorruptStoreError,
     EegbenchError,
@@ -34,11 +34,14 @@ from .errors import (
     StoreExistsError,
 )
 from .formats import DEFAULT_FORMAT, FormatBackend, SignalLayout, get_backend, resolve_format  # noqa: F401
-from .model import Annotations, Dataset, Recording
+from .model import Annotations, Dataset, LazyRecordings, Recording
 from .quantization import Quantization, QuantizationMismatch
 from .tables import frame_from_parquet, frame_to_parquet, from_json, to_json
 
 DEFAULT_CHUNK_SECONDS = 1.0
+#: a chunk chosen by default (no ``chunk_seconds``) holds at most this many raw bytes (all channels):
+#: 1 s unless many channels at a high rate make that bigger (e.g. 384 ch x 30 kHz int16 = 23 MB)
+MAX_DEFAULT_CHUNK_BYTES = 4 << 20
 _BLOCK_BYTES = 32 << 20  # raw bytes per block streamed to a backend while writing
 
 
@@ -50,8 +53,29 @@ def chunk_samples_for(sfreq: float, n_times: int, chunk_seconds: float) -> int:
     return int(min(max(1, round(chunk_seconds * sfreq)), max(n_times, 1)))
 
 
+def _bounded_chunk(recording: Recording, chunk: int, itemsize: int, bounded: bool) -> int:
+    """``chunk`` samples, cut to :data:`MAX_DEFAULT_CHUNK_BYTES` when chosen by default; a chunk the
+    user chose that the decoded-chunk cache cannot hold is warned about with the numbers."""
+    from .errors import ChunkSizeWarning
+    from .formats._chunks import CHUNK_CACHE
+
+    row = max(recording.n_channels * itemsize, 1)
+    if bounded and chunk * row > MAX_DEFAULT_CHUNK_BYTES:
+        return max(1, MAX_DEFAULT_CHUNK_BYTES // row)
+    if chunk * row > CHUNK_CACHE.max_bytes > 0:
+        import warnings
+
+        fit = CHUNK_CACHE.max_bytes // row / recording.sfreq
+        warnings.warn(ChunkSizeWarning(
+            f"{recording.name}: a chunk of {recording.n_channels} channels x {chunk} samples "
+            f"({chunk * row / 1e6:.3g} MB) is larger than the decoded-chunk cache ({CHUNK_CACHE.max_bytes / 1e6:.3g} MB, "
+            f"EEGBENCH_CHUNK_CACHE_MB): reads decode the whole chunk and only the latest such chunk stays cached; "
+            f"use chunk_seconds <= {fit:.3g} or a larger cache"), stacklevel=4)
+    return chunk
+
+
 def plan_layout(recording: Recording, codec: CodecSpec, chunk_seconds: float, integer: bool | str,
-                delta: bool | None, backend: FormatBackend) -> SignalLayout:
+                delta: bool | None, backend: FormatBackend, *, bounded: bool = False) -> SignalLayout:
     """Decide how ``recording`` is stored (dtype, chunking, codec, quantization)."""
     # "auto": counts when a codec compresses them (2.7x smaller than float32 on real EEG); an
     # uncompressed store keeps float32 so a read is a plain copy (the np.memmap limit)
@@ -62,7 +86,11 @@ def plan_layout(recording: Recording, codec: CodecSpec, chunk_seconds: float, in
                                   "known ADC grid (they were not read from an integer file, or were processed); "
                                   "use integer='auto' (CLI: --integer auto)")
     use_delta = bool(delta) and q is not None and codec.compression != "none"
-    chunk = chunk_samples_for(recording.sfreq, recording.n_times, chunk_seconds)
+    if codec.integer_only:  # archive codecs: integer counts of a width they hold, before anything is written
+        check_integer_storage(replace(codec, delta=use_delta), q.dtype if q is not None else "float32",
+                              recording.name)
+    chunk = _bounded_chunk(recording, chunk_samples_for(recording.sfreq, recording.n_times, chunk_seconds),
+                           np.dtype(q.dtype if q is not None else "float32").itemsize, bounded)
     return SignalLayout(recording.n_channels, recording.n_times, q.dtype if q is not None else "float32",
                         chunk, replace(codec, delta=use_delta), q, ch_names=tuple(recording.ch_names),
                         sfreq=recording.sfreq, units=tuple(recording.units))
@@ -88,14 +116,26 @@ def stored_blocks(recording: Recording, layout: SignalLayout):
             yield start, q.to_counts(src.read(start, stop, None))
 
 
+def _range_checked(blocks, codec: CodecSpec):
+    """``blocks``, each checked to fit the archive codec's count width (OpenJPEG truncates silently)."""
+    for start, block in blocks:
+        check_counts_range(codec, block)
+        yield start, block
+
+
 def _write_recording(format_name: str, root: Path, key: str, recording: Recording,
                      layout: SignalLayout, strict: bool = False) -> tuple[SignalLayout, dict[str, Any]]:
     """Write one recording (runs in joblib workers too). Falls back to float32 off the grid,
     unless ``strict`` (``integer=True``): then an off-grid block is an error."""
     backend = get_backend(format_name)
     try:
-        return layout, backend.write_recording(root, key, stored_blocks(recording, layout), layout)
+        blocks = stored_blocks(recording, layout)
+        if layout.codec.integer_only:
+            blocks = _range_checked(blocks, layout.codec)
+        return layout, backend.write_recording(root, key, blocks, layout)
     except QuantizationMismatch as exc:
+        if layout.codec.integer_only:  # no float32 fallback for the archive codecs
+            check_integer_storage(layout.codec, "float32", recording.name)
         if strict:
             raise IntegerStorageError(
                 f"{recording.name}: integer=True (CLI: --integer yes) but its samples do not reproduce "
@@ -156,7 +196,8 @@ def _tables(dataset: Dataset, keys: list[str], layouts: list[SignalLayout],
 def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | None = None, *,
          compression: str | None = DEFAULT, level: int | None = None, chunk_seconds: float | None = None,
          overwrite: bool = False, integer: bool | str = "auto", delta: bool = False,
-         jobs: int = 1, progress: bool = False) -> Path:
+         jobs: int = 1, progress: bool = False, client: Any = None,
+         storage_options: dict[str, Any] | None = None) -> Path:
     """Store ``dataset`` at ``path`` in ``format`` (``"hdf5"``, ``"zarr"`` or ``"parquet"``).
 
     Parameters
@@ -184,11 +225,17 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         the Zarr v3 specification (only zarr-python with numcodecs reads such a Zarr store).
     jobs
         Recordings converted in parallel (joblib processes).
+    client
+        A ``distributed.Client`` (or scheduler address): convert the recordings on that dask
+        cluster instead (see :mod:`eegbench.cluster`); workers must see ``path``'s file system.
     overwrite
         Replace an existing eegbench store (anything else at ``path`` is refused with
         :class:`~eegbench.errors.StoreExistsError` and left untouched). The old store stays intact
         until the new one is complete; at every instant ``path`` is the old store or the new one
         (see :mod:`eegbench.atomic`).
+    storage_options
+        For a URL ``path`` (``s3://bucket/ds.zarr``): options of the object store (s3fs:
+        ``endpoint_url``, ``key``, ``secret``, ``anon``...). See :mod:`eegbench.remote`.
 
     The write is atomic: everything goes to a hidden temporary sibling that is renamed into
     place at the end; on any error (or Ctrl-C) it is removed and ``path`` is untouched.
@@ -197,6 +244,12 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
     if isinstance(dataset, Recording):
         dataset = Dataset([dataset])
     dataset.require_nonempty()
+    if isinstance(path, str) and "://" in path:  # object storage: written locally, uploaded header last
+        from .remote import save_store
+
+        return save_store(dataset, path, storage_options=storage_options, overwrite=overwrite, format=format,
+                          compression=compression, level=level, chunk_seconds=chunk_seconds, integer=integer,
+                          delta=delta, jobs=jobs, progress=progress, client=client)
     path = Path(path)
     backend = get_backend(resolve_format(path, format))
     if delta and not backend.supports_delta:
@@ -205,6 +258,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         raise UnsupportedCodecError(f"the {backend.name} format cannot store the delta filter portably; "
                                     "use zarr or parquet, or delta=False (CLI: leave out --delta)")
     codec = resolve(compression, level, supported=backend.compressions, format_name=backend.name)
+    bounded = chunk_seconds is None  # chosen by us: bounded in bytes (MAX_DEFAULT_CHUNK_BYTES)
     chunk_seconds = DEFAULT_CHUNK_SECONDS if chunk_seconds is None else float(chunk_seconds)
     if not np.isfinite(chunk_seconds) or chunk_seconds <= 0:
         raise OptionError(f"chunk_seconds must be a positive number of seconds, got {chunk_seconds!r}")
@@ -216,11 +270,16 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
     _atomic.check_replaceable(path)
     if not path.parent.is_dir():
         raise OptionError(f"parent folder {path.parent} does not exist; create it first")
-    layouts = [plan_layout(r, codec, chunk_seconds, integer, delta, backend) for r in dataset]
+    layouts = [plan_layout(r, codec, chunk_seconds, integer, delta, backend, bounded=bounded) for r in dataset]
     keys = [f"rec-{i:05d}" for i in range(len(dataset))]
 
     with _atomic.temporary(path) as tmp:
-        results = _run_writes(backend.name, tmp, keys, dataset, layouts, jobs, progress, strict=integer is True)
+        if client is not None:
+            from .cluster import run_writes
+
+            results = run_writes(client, backend.name, tmp, keys, dataset, layouts, progress, strict=integer is True)
+        else:
+            results = _run_writes(backend.name, tmp, keys, dataset, layouts, jobs, progress, strict=integer is True)
         layouts = [r[0] for r in results]
         storages = [r[1] for r in results]
         sealed = {}
@@ -283,7 +342,7 @@ def _version() -> str:
 # open
 # ---------------------------------------------------------------------------------------------
 def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False,  # noqa: A001
-         recordings: list[str] | None = None) -> Dataset:
+         recordings: list[str] | None = None, storage_options: dict[str, Any] | None = None) -> Dataset:
     """Open a store written by :func:`save`, whatever its format (read from ``eegbench.json``).
 
     Lazy by default: reads the header and metadata tables only (a ``stat`` per file checks the
@@ -292,7 +351,15 @@ def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False,  #
     re-hashes every file against the SHA-256 manifest first. ``recordings`` (a list of recording
     keys such as ``"rec-00003"``) opens a partial copy holding only those recordings' files plus
     the metadata (a partial Hub pull): only those files are checked, only those recordings returned.
+
+    ``path`` may be a URL: ``https://host/ds.zarr`` (range requests), ``s3://bucket/ds.zarr``
+    (``storage_options`` for s3fs: ``endpoint_url``, ``anon``...), ``hf://datasets/org/name/ds.zarr``;
+    the same lazy dataset, reading byte ranges (see :mod:`eegbench.remote`).
     """
+    if isinstance(path, str) and "://" in path:
+        from .remote import open_store
+
+        return open_store(path, storage_options=storage_options, lazy=lazy, verify=verify)
     root = Path(path)
     _atomic.recover(root)
     _atomic.wait_published(root)
@@ -413,16 +480,98 @@ def _build_recordings(root: Path, backend: FormatBackend, tables: dict[str, Any]
     return out
 
 
+class _RecordingBuilder:
+    """Builds recording ``i`` of an opened store on first access, from the metadata tables.
+
+    The tables are split per recording once, by vectorised sorts and ``searchsorted`` bounds
+    (no per-recording DataFrame), so opening a store of N recordings costs a few table reads
+    plus O(N) NumPy work, and each recording is built (a few tens of microseconds) only when
+    the caller touches it. Picklable (plain data), so lazily-built datasets cross processes."""
+
+    def __init__(self, root: Path | str, backend_name: str, tables: dict[str, Any]) -> None:
+        recs = tables["recordings"]
+        if recs is None:
+            raise CorruptStoreError(f"{root}: the recordings table is missing")
+        self.root, self.backend_name, self.n = root, backend_name, len(recs)
+        self.recs = {c: recs[c].tolist() for c in recs.columns}
+        self.chans = self._split(tables["channels"], "index", ["name", "type", "unit", "q_scale", "q_offset",
+                                                                "q_gain"])
+        self.anns = self._split(tables["annotations"], None, ["onset", "duration", "description", "ch_names"])
+        self.hist = self._split(tables["history"], "step", ["entry"])
+
+    def _split(self, frame: pd.DataFrame | None, order: str | None, columns: list[str]) -> dict[str, Any]:
+        """Columns sorted by (recording, order) as arrays/lists + bounds of each recording's rows."""
+        if frame is None or frame.empty:
+            return {"bounds": np.zeros(self.n + 1, dtype=np.int64), **{c: [] for c in columns}}
+        rec = frame["recording"].to_numpy()
+        idx = (np.lexsort((frame[order].to_numpy(), rec)) if order is not None
+               else np.argsort(rec, kind="stable"))
+        out: dict[str, Any] = {"bounds": np.searchsorted(rec[idx], np.arange(self.n + 1))}
+        for c in columns:
+            col = frame[c].to_numpy()[idx]
+            out[c] = col if col.dtype.kind == "f" else col.tolist()
+        return out
+
+    def __call__(self, i: int) -> Recording:
+        r = {c: v[i] for c, v in self.recs.items()}
+        a, b = int(self.chans["bounds"][i]), int(self.chans["bounds"][i + 1])
+        ch = {c: v[a:b] for c, v in self.chans.items() if c != "bounds"}
+        q = None
+        if r["dtype"] != "float32":
+            q = Quantization(np.asarray(ch["q_scale"]), np.asarray(ch["q_offset"]), np.asarray(ch["q_gain"]),
+                             r["dtype"])
+        layout = SignalLayout(int(r["n_channels"]), int(r["n_times"]), r["dtype"], int(r["chunk_samples"]),
+                              CodecSpec.from_json(from_json(r["codec"])), q)
+        source = get_backend(self.backend_name).open_signals(self.root, r["key"], layout, from_json(r["storage"]))
+        a2, b2 = int(self.anns["bounds"][i]), int(self.anns["bounds"][i + 1])
+        annotations = Annotations(np.asarray(self.anns["onset"][a2:b2], dtype=float),
+                                  np.asarray(self.anns["duration"][a2:b2], dtype=float),
+                                  list(self.anns["description"][a2:b2]),
+                                  [tuple(from_json(c)) for c in self.anns["ch_names"][a2:b2]])
+        a3, b3 = int(self.hist["bounds"][i]), int(self.hist["bounds"][i + 1])
+        history = [from_json(e) for e in self.hist["entry"][a3:b3]]
+        meas_date = None if not isinstance(r["meas_date"], str) else _dt.datetime.fromisoformat(r["meas_date"])
+        return Recording(source, r["sfreq"], list(ch["name"]), ch_types=list(ch["type"]), units=list(ch["unit"]),
+                         meas_date=meas_date, first_samp=int(r["first_samp"]), annotations=annotations,
+                         description=from_json(r["description"]), history=history,
+                         provenance=from_json(r["provenance"]), name=r["name"])
+
+
+def _build_recordings_lazy(root: Path | str, backend: FormatBackend, tables: dict[str, Any]) -> LazyRecordings:
+    """A remote store's recordings, each built on first access (see :class:`_RecordingBuilder`).
+
+    Local stores go through :func:`_build_recordings` (every row parsed by :mod:`eegbench.validate`,
+    which stats files locally); remote stores do not get that validation yet."""
+    builder = _RecordingBuilder(root, backend.name, tables)
+    return LazyRecordings(builder.n, builder)
+
+
 # ---------------------------------------------------------------------------------------------
 # info / verify
 # ---------------------------------------------------------------------------------------------
-def verify(path: str | os.PathLike) -> None:
+def verify(path: str | os.PathLike, *, storage_options: dict[str, Any] | None = None) -> None:
     """Re-hash every file of the store against its SHA-256 manifest; raises
     :class:`~eegbench.errors.CorruptStoreError` naming the first bad file."""
+    if isinstance(path, str) and "://" in path:
+        from .remote import verify_store
+
+        return verify_store(path, storage_options=storage_options)
     root = Path(path)
     _atomic.recover(root)
     header = _manifest.parse(root)
     _manifest.verify(root, header.files)
+
+
+def _file_layout(files: dict[str, Any], n_recordings: int) -> dict[str, Any]:
+    """Signal files per recording and the fullest folder (the Hub allows 10,000 entries per folder)."""
+    from .io.layout import max_folder_entries
+
+    # files of recordings: under signals/<fan>/, not the (zarr) group metadata of a fan folder
+    signal_files = sum(1 for rel in files if rel.startswith("signals/") and rel.count("/") >= 2
+                       and not (rel.count("/") == 2 and rel.endswith("/zarr.json")))
+    folder, entries = max_folder_entries(list(files) + [_manifest.HEADER])
+    return {"files_per_recording": signal_files / n_recordings if n_recordings else 0.0,
+            "max_folder_entries": entries, "fullest_folder": folder or "."}
 
 
 def info(path: str | os.PathLike) -> dict[str, Any]:
@@ -457,6 +606,7 @@ def _info(root: Path) -> dict[str, Any]:
         "heterogeneous": dataset.is_heterogeneous,
         "size_bytes": int(size),
         "n_files": len(files) + 1,
+        **_file_layout(files, len(dataset)),
         "float32_bytes": int(raw),
         "compression_ratio": raw / size if size else float("nan"),
     }

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset as _TorchDataset
 
 from .errors import SelectionError, UnknownColumnError
-from .model import Dataset, read_batch
+from .model import Dataset
 
 
 def worker_init_fn(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's signature
@@ -32,6 +32,37 @@ def worker_init_fn(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's signa
     import numcodecs
 
     numcodecs.blosc.use_threads = False
+
+
+class WindowBatch(Sequence):
+    """A batch from :meth:`WindowDataset.__getitems__`: ``x`` is one ``(n, channels, samples)``
+    float32 tensor, ``y`` the targets (a tensor when numeric, else a list).
+
+    It is also a sequence of ``(x[k], y[k])`` pairs, created only when indexed, so PyTorch's
+    default ``collate_fn`` still works (and stacks a copy); :func:`collate` returns
+    ``(x, y)`` as they are."""
+
+    def __init__(self, x: torch.Tensor, y: Any) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        y = self.y[k]
+        return self.x[k], (y.item() if isinstance(y, torch.Tensor) else y)
+
+
+def collate(batch: Any) -> Any:
+    """``collate_fn`` for DataLoaders over a :class:`WindowDataset`: a :class:`WindowBatch` becomes
+    ``(x, y)`` with no copy and no per-window objects; anything else goes to PyTorch's default."""
+    if isinstance(batch, WindowBatch):
+        return batch.x, batch.y
+    from torch.utils.data import default_collate
+
+    return default_collate(batch)
 
 
 class WindowDataset(_TorchDataset):
@@ -180,8 +211,11 @@ class WindowDataset(_TorchDataset):
         x = rec.source.read(s, s + self.window_samples, self._channels[r])
         return torch.from_numpy(x), self._y(index)
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, Any]]:
-        """A whole batch: windows grouped by recording, one batched read per recording."""
+    def __getitems__(self, indices: Sequence[int]) -> WindowBatch | list[tuple[torch.Tensor, Any]]:
+        """A whole batch as one ``(n, channels, samples)`` float32 tensor, each window read straight
+        into its slot (in a DataLoader worker the tensor is allocated in shared memory, so the
+        batch crosses to the main process without another copy). Returns a :class:`WindowBatch`;
+        pass ``collate_fn=eegbench.torch.collate`` to get ``(x, y)`` without per-window objects."""
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"window index out of range for {len(self)} windows")
@@ -189,15 +223,29 @@ class WindowDataset(_TorchDataset):
         recs = self._rec[idx]
         n_ch = {int(r): (self.dataset.recordings[int(r)].n_channels if self._channels[int(r)] is None
                          else len(self._channels[int(r)])) for r in np.unique(recs)}
-        if len(set(n_ch.values())) == 1:
-            out = np.empty((idx.size, next(iter(n_ch.values())), self.window_samples), dtype=np.float32)
-            for r in n_ch:
-                pos = np.flatnonzero(recs == r)
-                out[pos] = read_batch(self.dataset.recordings[r].source, self._start[idx[pos]],
-                                      self.window_samples, self._channels[r])
-            windows = torch.from_numpy(out)
-            return [(windows[k], self._y(int(i))) for k, i in enumerate(idx)]
-        return [self[int(i)] for i in idx]  # heterogeneous channel counts: collate will complain clearly
+        if len(set(n_ch.values())) != 1:
+            return [self[int(i)] for i in idx]  # heterogeneous channel counts: collate will complain clearly
+        shape = (idx.size, next(iter(n_ch.values())), self.window_samples)
+        x = torch.empty(shape, dtype=torch.float32)
+        if torch.utils.data.get_worker_info() is not None:
+            x.share_memory_()  # what default_collate would allocate, filled once instead of twice
+        out = x.numpy()
+        length = self.window_samples
+        for k, (r, s) in enumerate(zip(recs.tolist(), self._start[idx].tolist())):
+            source, channels = self.dataset.recordings[r].source, self._channels[r]
+            if getattr(source, "reads_into", False):
+                source.read(s, s + length, channels, out=out[k])
+            else:
+                out[k] = source.read(s, s + length, channels)
+        return WindowBatch(x, self._batch_y(idx))
+
+    def _batch_y(self, idx: np.ndarray) -> Any:
+        if self._targets is None:
+            return torch.from_numpy(idx.copy())
+        values = self._targets[idx]
+        if values.dtype.kind in "biuf":
+            return torch.from_numpy(np.ascontiguousarray(values))
+        return [v.item() if isinstance(v, np.generic) else v for v in values]
 
     def close(self) -> None:
         """Release file handles (they reopen lazily)."""

@@ -21,6 +21,9 @@ def test_get_data_takes_mne_arguments_in_mne_order():
     np.testing.assert_array_equal(rec.get_data(start=30, tmin=1.0), full[:, 30:])  # start wins, as in MNE
     with pytest.raises(errors.SelectionError, match="tmax"):
         rec.get_data(tmax="2 s")
+    with pytest.raises(errors.SelectionError, match=r"get_data\(start=10, stop=20\)"):
+        rec.get_data(10, 20)  # the old (start, stop) order: refused, never silently channel 10
+    np.testing.assert_array_equal(rec.get_data([1], 20), full[[1], 20:])
 
 
 def test_crop_follows_mne_and_is_deferred():

@@ -60,7 +60,7 @@ def test_xarray_opens_the_default_zarr_store_as_volts(eegbci, tmp_path):
     stores, volts, ch_names, sfreq = eegbci
     got = run_without_eegbench(f"""
         import numpy as np, xarray as xr
-        ds = xr.open_zarr({str(stores["zarr"])!r}, group="signals/rec-00000")
+        ds = xr.open_zarr({str(stores["zarr"])!r}, group="signals/000/rec-00000")
         x = ds["signals"]
         result = {{"volts": x.values.astype(np.float32), "channel": np.array(x["channel"].values.tolist()),
                   "time": x["time"].values, "dims": np.array(x.dims), "sfreq": ds.attrs["sampling_rate_hz"],
@@ -78,7 +78,7 @@ def test_xarray_h5netcdf_opens_an_hdf5_recording_as_volts(eegbci, tmp_path):
     got = run_without_eegbench(f"""
         import hdf5plugin  # the HDF5 filters (blosc, zstd) for h5py
         import numpy as np, xarray as xr
-        ds = xr.open_dataset({str(stores["hdf5"] / "signals" / "rec-00000.h5")!r}, engine="h5netcdf")
+        ds = xr.open_dataset({str(stores["hdf5"] / "signals" / "000" / "rec-00000.h5")!r}, engine="h5netcdf")
         x = ds["signals"]
         result = {{"volts": x.values.astype(np.float32), "channel": np.array(x["channel"].values.tolist()),
                   "time": x["time"].values, "dims": np.array(x.dims)}}
@@ -95,7 +95,7 @@ def test_tensorstore_reads_the_default_zarr_store(eegbci, tmp_path):
     got = run_without_eegbench(f"""
         import json
         import numpy as np, tensorstore as ts
-        path = {str(stores["zarr"] / "signals" / "rec-00000" / "signals")!r}
+        path = {str(stores["zarr"] / "signals" / "000" / "rec-00000" / "signals")!r}
         arr = ts.open({{"driver": "zarr3", "kvstore": {{"driver": "file", "path": path}}}}).result()
         attrs = json.load(open(path + "/zarr.json"))["attributes"]
         counts = arr.read().result()
@@ -133,10 +133,10 @@ def test_numcodecs_and_pyarrow_alone_read_a_compressed_parquet_store(eegbci, tmp
         root = Path({str(stores["parquet"])!r})
         recordings = pq.read_table(root / "tables" / "recordings.parquet").to_pandas()
         key = recordings["key"][0]
-        index = pq.read_table(root / "signals" / f"{{key}}.index.parquet")
+        index = pq.read_table(root / "signals" / "000" / f"{{key}}.index.parquet")
         meta = json.loads(index.schema.metadata[b"eegbench"])
         codecs = [numcodecs.get_codec(c) for c in meta["codecs"]]
-        blob = (root / "signals" / meta["chunks_file"]).read_bytes()
+        blob = (root / "signals" / "000" / meta["chunks_file"]).read_bytes()
         parts = []
         for offset, size in zip(index["offset"].to_pylist(), index["size"].to_pylist()):
             buf = blob[offset:offset + size]

@@ -157,9 +157,9 @@ def test_picks_by_name_on_view(tmp_path):
 def test_npy_is_plain_numpy(tmp_path, variant):
     _, x, counts = _recording(variant)
     path = _save(tmp_path, variant, "none")
-    files = sorted(p.relative_to(path).as_posix() for p in (path / "signals").iterdir())
-    assert files == [f"signals/{KEY}.npy"]
-    arr = np.load(path / "signals" / f"{KEY}.npy", allow_pickle=False)
+    files = sorted(p.relative_to(path).as_posix() for p in (path / "signals").rglob("*") if p.is_file())
+    assert files == [f"signals/000/{KEY}.npy"]
+    arr = np.load(path / "signals" / "000" / f"{KEY}.npy", allow_pickle=False)
     assert arr.shape == (N_CH, N_TIMES) and arr.flags.c_contiguous
     assert arr.dtype == np.dtype("<i2" if counts is not None else "<f4")
     np.testing.assert_array_equal(arr, counts if counts is not None else x)
@@ -188,13 +188,13 @@ def test_chunk_file_and_index_layout(tmp_path, compression):
 
     _, _, counts = _recording("int16")
     path = _save(tmp_path, "int16", compression, delta=True, chunk_seconds=1.0)
-    table = pq.read_table(path / "signals" / f"{KEY}.index.parquet")
+    table = pq.read_table(path / "signals" / "000" / f"{KEY}.index.parquet")
     assert table.column_names == ["offset", "size", "crc32c", "first_sample"]
     meta = json.loads(table.schema.metadata[b"eegbench"])
     assert meta["chunks_file"] == f"{KEY}.chunks" and meta["dtype"] == "<i2" and meta["shape"] == [N_CH, N_TIMES]
     stored = [numcodecs.get_codec(c) for c in meta["codecs"]]
     index = np.stack([table.column(c).to_numpy().astype(np.int64) for c in ("offset", "size", "crc32c")], axis=1)
-    blob = (path / "signals" / f"{KEY}.chunks").read_bytes()
+    blob = (path / "signals" / "000" / f"{KEY}.chunks").read_bytes()
     n_chunks = -(-N_TIMES // 100)
     assert index.shape == (n_chunks, 3) and table.column("first_sample").to_pylist() == list(range(0, N_TIMES, 100))
     assert index[0, 0] == 0 and np.all(index[1:, 0] == index[:-1, 0] + index[:-1, 1])
@@ -220,8 +220,8 @@ def test_chunk_file_and_index_layout(tmp_path, compression):
 def test_flipped_byte_in_chunk_raises(tmp_path, compression):
     _, x, _ = _recording("int16")
     path = _save(tmp_path, "int16", compression, chunk_seconds=1.0)
-    index = pqfmt.read_chunk_index((path / "signals" / f"{KEY}.index.parquet").read_bytes())
-    chunks = path / "signals" / f"{KEY}.chunks"
+    index = pqfmt.read_chunk_index((path / "signals" / "000" / f"{KEY}.index.parquet").read_bytes())
+    chunks = path / "signals" / "000" / f"{KEY}.chunks"
     data = bytearray(chunks.read_bytes())
     offset, nbytes, _, _ = index[3].tolist()
     data[offset + nbytes // 2] ^= 0x01
@@ -246,7 +246,7 @@ def _reopen(path: Path):
 @pytest.mark.parametrize("cut", [10, 1000, 3])  # inside the header, inside the data, last bytes
 def test_truncated_npy_is_corrupt(tmp_path, cut):
     path = _save(tmp_path, "float32", "none")
-    npy = path / "signals" / f"{KEY}.npy"
+    npy = path / "signals" / "000" / f"{KEY}.npy"
     src = _reopen(path)()
     size = npy.stat().st_size
     os.truncate(npy, cut if cut < 100 else size - cut)
@@ -258,7 +258,7 @@ def test_truncated_npy_is_corrupt(tmp_path, cut):
 
 def test_npy_with_wrong_shape_or_extra_bytes_is_corrupt(tmp_path):
     path = _save(tmp_path, "int16", "none")
-    npy = path / "signals" / f"{KEY}.npy"
+    npy = path / "signals" / "000" / f"{KEY}.npy"
     fresh = _reopen(path)
     with open(npy, "ab") as fh:
         fh.write(b"\0" * 8)
@@ -276,7 +276,7 @@ def test_npy_with_wrong_shape_or_extra_bytes_is_corrupt(tmp_path):
 def test_damaged_chunk_files_are_corrupt(tmp_path, damage):
     path = _save(tmp_path, "int16", "zstd")
     src = _reopen(path)()
-    chunks, index = path / "signals" / f"{KEY}.chunks", path / "signals" / f"{KEY}.index.parquet"
+    chunks, index = path / "signals" / "000" / f"{KEY}.chunks", path / "signals" / "000" / f"{KEY}.index.parquet"
     if damage == "truncate":
         os.truncate(chunks, chunks.stat().st_size - 5)
     elif damage == "remove-chunks":
@@ -429,7 +429,7 @@ def test_write_recording_overwrites_previous_files(tmp_path):
     for compression in ("zstd", "none", "gzip"):
         layout = _layout(compression, delta=compression != "none")
         storage = backend.write_recording(tmp_path, KEY, _blocks(counts, 300), layout)
-        kept = sorted(p.name for p in (tmp_path / "signals").iterdir())
+        kept = sorted(p.name for p in (tmp_path / "signals" / "000").iterdir())
         assert kept == ([f"{KEY}.npy"] if compression == "none" else [f"{KEY}.chunks", f"{KEY}.index.parquet"])
         src = backend.open_signals(tmp_path, KEY, layout, storage)
         np.testing.assert_array_equal(src.read_counts(0, N_TIMES), counts)

@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import eegbench
@@ -170,3 +171,85 @@ def test_many_recordings_under_a_low_open_file_limit(tmp_path, nocache):
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count(" ok ") == len(stores)
     CHUNK_CACHE.clear()
+
+
+# --- signals/ fan-out ---------------------------------------------------------------------------
+def test_layout_of_20000_recordings_keeps_every_folder_under_the_hub_limit(tmp_path):
+    """Every format's real file names for 3 recordings define the per-recording pattern; the
+    same pattern for 20,000 keys (dry, nothing written) has no folder over 10,000 entries."""
+    from eegbench.io.layout import MAX_FOLDER_ENTRIES, fanout, max_folder_entries
+
+    rec = eegbench.synthetic.make_dataset(3, n_channels=2, sfreq=100.0, duration_s=2.0, seed=1)
+    keys = [f"rec-{i:05d}" for i in range(20_000)]
+    assert fanout("rec-00999") == "000" and fanout("rec-01000") == "001" and fanout("rec-123456") == "123"
+    for fmt, comp in [("hdf5", "zstd"), ("zarr", "zstd"), ("parquet", "zstd"), ("parquet", "none")]:
+        path = eegbench.save(rec, tmp_path / f"{fmt}-{comp}", format=fmt, compression=comp)
+        info = eegbench.info(path)
+        files = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+        per_rec = [f for f in files if "rec-00000" in f]
+        assert info["files_per_recording"] == len(per_rec) >= 1
+        assert info["max_folder_entries"] <= 10
+        # the dry layout: each recording's files renamed to its key, plus the store-level files
+        dry = [f for f in files if "rec-0000" not in f and fanout("rec-00000") + "/zarr.json" not in f]
+        for key in keys:
+            dry += [f.replace("rec-00000", key).replace(f"/{fanout('rec-00000')}/", f"/{fanout(key)}/")
+                    for f in per_rec]
+        dry += [f"signals/{fanout(k)}/zarr.json" for k in keys[::1000]] if fmt == "zarr" else []
+        folder, n = max_folder_entries(dry)
+        assert n <= MAX_FOLDER_ENTRIES, (fmt, folder, n)
+        assert len({f for f in dry if "/rec-" in f}) == 20_000 * len(per_rec)
+        # the unfanned layout would have broken the limit: the test can fail
+        flat = [f"signals/{key}{f.split('rec-00000', 1)[1]}" for key in keys for f in per_rec]
+        assert max_folder_entries(flat)[1] > MAX_FOLDER_ENTRIES
+
+
+# --- open that scales ---------------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["hdf5", "zarr", "parquet"])
+def test_open_reads_a_constant_number_of_files_and_builds_recordings_lazily(tmp_path, fmt, monkeypatch):
+    import builtins
+
+    import h5py
+
+    counts = {}
+    opened: list[str] = []
+    real_open, real_os_open, real_h5 = builtins.open, os.open, h5py.File
+
+    def spies():
+        monkeypatch.setattr(builtins, "open", lambda f, *a, **k: opened.append(str(f)) or real_open(f, *a, **k))
+        monkeypatch.setattr(os, "open", lambda f, *a, **k: opened.append(str(f)) or real_os_open(f, *a, **k))
+        monkeypatch.setattr(h5py, "File", lambda f, *a, **k: opened.append(str(f)) or real_h5(f, *a, **k))
+
+    for n in (3, 30):
+        ds = eegbench.synthetic.make_dataset(n, n_channels=2, sfreq=100.0, duration_s=1.0, seed=n)
+        path = eegbench.save(ds, tmp_path / f"{fmt}-{n}", format=fmt)
+        opened.clear()
+        spies()
+        opened_ds = eegbench.open(path)
+        monkeypatch.undo()
+        counts[n] = len(opened)
+        assert not [f for f in opened if "/signals/" in f]
+        assert opened_ds.recordings.built() == []  # nothing built until touched
+        assert len(opened_ds) == n
+        np.testing.assert_array_equal(opened_ds[n - 1].get_data(start=0, stop=10), ds[n - 1].get_data(start=0, stop=10))
+        assert len(opened_ds.recordings.built()) == 1
+        opened_ds.close()
+    assert counts[3] == counts[30]
+
+
+# --- batches decode each chunk once -------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["hdf5", "zarr", "parquet"])
+def test_read_batch_decodes_each_chunk_once_without_the_cache(tmp_path, fmt, monkeypatch):
+    ds = eegbench.synthetic.make_dataset(1, n_channels=3, sfreq=100.0, duration_s=20.0, seed=4)
+    rec = eegbench.open(eegbench.save(ds, tmp_path / fmt, format=fmt, compression="zstd", chunk_seconds=1.0))[0]
+    src = rec.source
+    loaded: list[int] = []
+    one, many = type(src)._load_chunk, type(src)._load_chunks
+    monkeypatch.setattr(type(src), "_load_chunk", lambda self, i: loaded.append(i) or one(self, i))
+    monkeypatch.setattr(type(src), "_load_chunks", lambda self, ix: loaded.extend(ix) or many(self, ix))
+    monkeypatch.setattr(CHUNK_CACHE, "max_bytes", 0)  # decoded-chunk cache off
+    CHUNK_CACHE.clear()
+    starts = [50, 120, 130, 150, 1850, 60]  # overlapping 150-sample windows: chunks 0..2 and 18..19
+    got = rec.get_windows(starts, 150)
+    for i, s in enumerate(starts):
+        np.testing.assert_array_equal(got[i].view(np.uint32), ds[0].get_data(start=s, stop=s + 150).view(np.uint32))
+    assert sorted(loaded) == [0, 1, 2, 18, 19]  # each once, although windows share chunks

@@ -195,10 +195,18 @@ def _real_profile_ratios() -> dict[tuple[str, str], float]:
     """(format, codec) -> ratio of integer storage in results/compression-real.md (the real profile)."""
     out = {}
     text = (Path(__file__).resolve().parents[1] / "results" / "compression-real.md").read_text()
+    header: list[str] = []
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) >= 4 and cells[2] == "int16" and "+" not in cells[1]:
-            out[(cells[0], cells[1].rsplit("-", 1)[0] if cells[1][-1].isdigit() else cells[1])] = float(cells[3])
+        if "ratio vs float32" in cells:  # columns by name: the table gained a "chunk s" column
+            header = cells
+            continue
+        if not header or len(cells) != len(header):
+            continue
+        row = dict(zip(header, cells))
+        if row["stored as"] == "int16" and "+" not in row["codec"] and row.get("chunk s", "1") == "1":
+            codec = row["codec"].rsplit("-", 1)[0] if row["codec"][-1].isdigit() else row["codec"]
+            out[(row["format"], codec)] = float(row["ratio vs float32"])
     return out
 
 

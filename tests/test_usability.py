@@ -96,7 +96,7 @@ def test_zarr_zstd_store_in_joblib_workers(tmp_path):
 def test_hdf5_open_elsewhere_with_locking_false_is_not_corrupt(tmp_path):
     path = eegbench.save(make_recording(4, 500), tmp_path / "x.h5")
     expected = make_recording(4, 500).get_data()
-    with h5py.File(path / "signals" / "rec-00000.h5", "r", locking=False), \
+    with h5py.File(path / "signals" / "000" / "rec-00000.h5", "r", locking=False), \
             h5py.File(path / "tables.h5", "r", locking=False):
         np.testing.assert_array_equal(eegbench.open(path)[0].get_data(), expected)
         eegbench.verify(path)

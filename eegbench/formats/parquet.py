@@ -3,10 +3,10 @@
 Layout inside a store directory (``eegbench.json`` is written by the core)::
 
     tables/<name>.parquet          one file per metadata table, the core's Parquet bytes as-is
-    signals/<key>.npy              compression "none": a standard .npy, (n_channels, n_times), C order,
+    signals/<fan>/<key>.npy        compression "none": a standard .npy, (n_channels, n_times), C order,
                                    little-endian stored dtype (float32 volts or int16/int32 ADC counts)
-    signals/<key>.chunks           compressed: the encoded chunks concatenated, nothing else
-    signals/<key>.index.parquet    its chunk index, one row per chunk: first_sample, offset, size, crc32c;
+    signals/<fan>/<key>.chunks     compressed: the encoded chunks concatenated, nothing else
+    signals/<fan>/<key>.index.parquet  its chunk index, one row per chunk: first_sample, offset, size, crc32c;
                                    the schema metadata ``eegbench`` (JSON) holds shape, dtype, chunk shape, the
                                    codec pipeline as numcodecs configs, channel names, sampling rate and, for
                                    counts with one calibration, CF scale_factor/add_offset
@@ -49,6 +49,7 @@ import numpy as np
 
 from ..codecs import decode_chunk, encode_chunk, numcodecs_pipeline, undelta
 from ..errors import CorruptStoreError
+from ..io.layout import fanout
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes
 from ._chunks import ChunkedSource
@@ -67,7 +68,8 @@ def _check_name(name: str, what: str) -> str:
 
 
 def _paths(root: Path, key: str) -> dict[str, Path]:
-    base = Path(root) / SIGNALS_DIR
+    """The files of recording ``key``, under ``signals/<fan>/`` (:mod:`eegbench.io.layout`)."""
+    base = Path(root) / SIGNALS_DIR / fanout(key)
     return {"npy": base / f"{key}.npy", "chunks": base / f"{key}.chunks", "index": base / f"{key}.index.parquet"}
 
 
@@ -88,14 +90,6 @@ class _Source(ChunkedSource):
 
     def _rel(self, kind: str) -> str:
         return self._files[kind].relative_to(self.root).as_posix()
-
-    def _to_float(self, raw: np.ndarray, channels: np.ndarray | None) -> np.ndarray:
-        # the base class may return ``raw`` itself (a cached chunk) for a float32 whole-chunk read
-        if self.quantization is not None:
-            return self.quantization.reconstruct(raw if channels is None else raw[channels], channels)
-        if channels is not None:
-            return raw.take(channels, axis=0)  # fancy take: always a copy
-        return np.array(raw, dtype=np.float32, order="C")
 
 
 class NpySource(_Source):
@@ -228,44 +222,39 @@ class NpySource(_Source):
             aligned = first - first % mmap.PAGESIZE
             mm.madvise(mmap.MADV_WILLNEED, aligned, first + span - aligned)
 
-    def read(self, start: int, stop: int, channels: np.ndarray | None) -> np.ndarray:
+    def read(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
+        out = self._out(stop - start, channels, out)
         if stop <= start:
-            return np.empty((self.n_channels if channels is None else len(channels), 0), dtype=np.float32)
-        q = self.quantization
+            return out
 
         def take(arr: np.ndarray, base: int) -> np.ndarray:
-            a, b = start - base, stop - base
-            if q is not None:
-                view = arr[:, a:b] if channels is None else arr[channels, a:b]
-                return q.reconstruct(view, channels)
-            if channels is None:
-                return np.array(arr[:, a:b])  # one copy straight out of the page cache
-            return arr[channels, a:b]  # fancy indexing copies
+            # one copy (or the fused calibration) straight out of the page cache into ``out``
+            self._emit(arr, start - base, stop - base, channels, out, 0)
+            return out
 
         return self._with_window(start, stop, channels, take)
 
-    def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None) -> np.ndarray:
+    def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None,
+                   out: np.ndarray | None = None) -> np.ndarray:
         self.ready()
         starts = np.asarray(starts, dtype=np.int64)
-        n_ch = self.n_channels if channels is None else len(channels)
-        out = np.empty((len(starts), n_ch, length), dtype=np.float32)
+        shape = (len(starts), self.n_channels if channels is None else len(channels), length)
+        if out is None:
+            out = np.empty(shape, dtype=np.float32)
+        elif out.shape != shape or out.dtype != np.float32:
+            raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
         if not len(starts) or length <= 0:
             return out
-        rows = slice(None) if channels is None else channels
-        q = self.quantization
         if getattr(self.bytes, "mapped", None) is None:  # remote: one fetch per window
             for i, s in enumerate(starts.tolist()):
-                out[i] = self.read(s, s + length, channels)
+                self.read(s, s + length, channels, out=out[i])
             return out
 
         def fill(arr: np.ndarray, base: int) -> np.ndarray:
             for s in starts.tolist():
                 self._check_chunks(arr, s, s + length)
             for i, s in enumerate(starts.tolist()):
-                if q is not None:
-                    q.reconstruct(arr[rows, s:s + length], channels, out=out[i])
-                else:
-                    out[i] = arr[rows, s:s + length]
+                self._emit(arr, s - base, s - base + length, channels, out[i], 0)
             return out
 
         return self._with_window(int(starts.min()), int(starts.max()) + length, None, fill, prefetch=False,
@@ -327,28 +316,6 @@ class ChunkFileSource(_Source):
             arr = undelta(arr)
         arr.flags.writeable = False  # cached and shared: nobody may modify it
         return arr
-
-    def read(self, start: int, stop: int, channels: np.ndarray | None) -> np.ndarray:
-        if stop <= start:
-            return np.empty((self.n_channels if channels is None else len(channels), 0), dtype=np.float32)
-        cs = self.chunk_samples
-        first, last = start // cs, (stop - 1) // cs
-        if first == last:  # one chunk: convert straight from the cached chunk
-            c0 = first * cs
-            return self._to_float(self.chunk(first)[:, start - c0:stop - c0], channels)
-        self.ready()
-        rows = slice(None) if channels is None else channels
-        n_ch = self.n_channels if channels is None else len(channels)
-        # assemble straight into the result's dtype: float32 samples, or float64 counts that the
-        # affine map then finishes in place (no intermediate window of counts)
-        quantized = self.quantization is not None
-        out = np.empty((n_ch, stop - start), dtype=np.float64 if quantized else np.float32)
-        loaded = self.chunks(range(first, last + 1))  # missing chunks fetched in one coalesced read
-        for ci in range(first, last + 1):
-            c0 = ci * cs
-            a, b = max(start, c0), min(stop, c0 + cs)
-            out[:, a - start:b - start] = loaded[ci][rows, a - c0:b - c0]
-        return self.quantization.finish(out, channels) if quantized else out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,7 +447,8 @@ class ParquetBackend:
     """NumPy signals (memmap-able ``.npy`` or CRC-checked chunk files) + Parquet tables."""
 
     name: ClassVar[str] = "parquet"
-    compressions: ClassVar[frozenset[str]] = frozenset({"none", "zstd", "blosc-zstd", "blosc-lz4", "gzip"})
+    compressions: ClassVar[frozenset[str]] = frozenset({"none", "zstd", "blosc-zstd", "blosc-lz4", "gzip",
+                                                        "jpegls", "jpeg2k", "jpegxl", "htj2k"})
     supports_delta: ClassVar[bool] = True
 
     def write_recording(self, root: Path, key: str, blocks: Iterable[tuple[int, np.ndarray]],
@@ -529,7 +497,8 @@ class ParquetBackend:
             raise CorruptStoreError(f"{root}: recording {key!r}: storage info {storage!r} is not a NumPy+Parquet "
                                     f"layout this version reads; run `eegbench verify {root}` or re-convert the store")
         # file names are derived from the validated key, never taken from the table (no path traversal)
-        files = {k: p for k, p in _paths(root, key).items() if k in storage.get("files", {})}
+        listed = storage.get("files", {})
+        files = {k: p for k, p in _paths(root, key).items() if k in listed}
         if set(files) != ({"npy"} if kind == "npy" else {"chunks", "index"}):
             raise CorruptStoreError(f"{root}: recording {key!r}: storage info lists files {storage.get('files')!r}")
         cls = NpySource if kind == "npy" else ChunkFileSource

@@ -4,18 +4,19 @@ Layout of a store (a Zarr v3 group hierarchy; the core adds ``eegbench.json`` at
 
     zarr.json                         root group + consolidated metadata of everything below
     signals/zarr.json                 group
-    signals/<key>/zarr.json           one group per recording (attributes: sampling_rate_hz, channel_names)
-    signals/<key>/signals/zarr.json   array (channel, time), dtype float32 | int16 | int32
-    signals/<key>/signals/c/0/<s>     shard s: encoded inner chunks, then the shard index
-    signals/<key>/channel/            coordinate: channel names (string)
-    signals/<key>/time/               coordinate: sample index, CF scale_factor = 1/sfreq -> seconds
+    signals/<fan>/zarr.json           group (fan-out: at most 1,000 recordings each, eegbench.io.layout)
+    signals/<fan>/<key>/zarr.json           one group per recording (attributes: sampling_rate_hz, channel_names)
+    signals/<fan>/<key>/signals/zarr.json   array (channel, time), dtype float32 | int16 | int32
+    signals/<fan>/<key>/signals/c/0/<s>     shard s: encoded inner chunks, then the shard index
+    signals/<fan>/<key>/channel/            coordinate: channel names (string)
+    signals/<fan>/<key>/time/               coordinate: sample index, CF scale_factor = 1/sfreq -> seconds
     tables/<name>/zarr.json           1-D uint8 array holding one Parquet file (bytes + crc32c)
     tables/<name>/c/0                 its single chunk
 
 Generic readers: the signal array has ``dimension_names`` ``["channel", "time"]`` and, when stored
 as counts with one calibration for every channel, CF ``scale_factor``/``add_offset`` (float64,
 proven bit-exact, see :mod:`._cf`) and ``units``, so ``xarray.open_zarr(store,
-group="signals/<key>")`` gives float volts with channel and time coordinates.
+group="signals/<fan>/<key>")`` gives float volts with channel and time coordinates.
 
 Each signal array uses the ``sharding_indexed`` codec. The inner chunk is
 ``(n_channels, chunk_samples)`` -- the unit a read decodes -- and a shard is a whole number of
@@ -58,6 +59,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import warnings
 import zlib
 from collections.abc import Callable, Iterable
@@ -70,8 +72,9 @@ import numcodecs.blosc
 import numcodecs.zstd
 import numpy as np
 
-from ..codecs import undelta
+from ..codecs import IMAGE_CODEC_BITS, OFFSET_FILTER, check_integer_storage, needs_offset, undelta, unoffset
 from ..errors import CorruptStoreError
+from ..io.layout import fanout, signal_prefix
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes, time_attributes, time_index_dtype
 from ._chunks import ChunkedSource
@@ -122,6 +125,15 @@ def _inner_codecs(layout: SignalLayout) -> tuple[list[Any], Any, list[Any]]:
                                       typesize=dtype.itemsize, blocksize=0)]
         elif name == "gzip":
             compressors = [GzipCodec(level=spec.level)]
+        elif name in IMAGE_CODEC_BITS:  # archive codec: the image coder is the array->bytes step
+            from zarr.codecs.numcodecs import FixedScaleOffset
+
+            from . import _zarr_imagecodecs
+
+            check_integer_storage(spec, dtype)
+            offset = {k: v for k, v in OFFSET_FILTER.items() if k != "id"}
+            filters = [FixedScaleOffset(**offset)] if needs_offset(name, dtype) else []
+            return filters, _zarr_imagecodecs.codec(name), [Crc32cCodec()]
         else:  # the core validates against ZarrBackend.compressions first
             raise ValueError(f"zarr backend cannot store compression {name!r}")
     # the checksum is last so it covers the exact bytes on disk: corruption is caught before decoding
@@ -233,10 +245,56 @@ class _ChunkEncoder:
     def encode(self, data: np.ndarray) -> list[bytes | None]:
         """Encoded bytes of each chunk of ``data`` (None: equal to the fill value, not stored)."""
         n = -(-data.shape[1] // self.chunk_samples)
-        for k in self.keys:  # a partial last chunk must be merged into fill, not into old bytes
+        for k in self.keys[:n]:  # a partial last chunk must be merged into fill, not into old bytes
             self.store.pop(k, None)
         self.array[:, :data.shape[1]] = data
         return [None if (buf := self.store.get(k)) is None else buf.to_bytes() for k in self.keys[:n]]
+
+
+_CACHE = threading.local()  # per thread: an encoder is not safe to share between threads
+
+
+def _codec_key(layout: SignalLayout, shard: int, filters: list[Any], serializer: Any,
+               compressors: list[Any]) -> str:
+    return json.dumps([layout.n_channels, layout.chunk_samples, layout.dtype, shard,
+                       [c.to_dict() for c in (*filters, serializer, *compressors)]], sort_keys=True, default=str)
+
+
+def _array_template(layout: SignalLayout, shard: int, filters: list[Any], serializer: Any,
+                    compressors: list[Any]) -> dict[str, Any]:
+    """zarr.json of a sharded signal array with these codecs, as zarr-python writes it (cached)."""
+    import zarr
+    from zarr.storage import MemoryStore
+
+    cache = _CACHE.__dict__.setdefault("templates", {})
+    key = _codec_key(layout, shard, filters, serializer, compressors)
+    meta = cache.get(key)
+    if meta is None:
+        store: dict[str, Any] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            zarr.create_array(
+                MemoryStore(store), shape=(layout.n_channels, shard), dtype=layout.dtype,
+                chunks=layout.chunk_shape, shards={"shape": (layout.n_channels, shard), "index_location": "end"},
+                filters=filters, serializer=serializer, compressors=compressors, fill_value=0,
+                dimension_names=(CHANNEL_DIM, TIME_DIM), attributes={}, overwrite=True, config={"order": "C"})
+        meta = json.loads(store["zarr.json"].to_bytes())
+        if len(cache) > 16:
+            cache.clear()
+        cache[key] = meta
+    return meta
+
+
+def _encoder_for(layout: SignalLayout, filters: list[Any], serializer: Any, compressors: list[Any]) -> _ChunkEncoder:
+    """A :class:`_ChunkEncoder` for this chunk shape and codec chain, reused across recordings."""
+    cache = _CACHE.__dict__.setdefault("encoders", {})
+    key = _codec_key(layout, 0, filters, serializer, compressors)
+    enc = cache.get(key)
+    if enc is None:
+        if len(cache) > 16:
+            cache.clear()
+        enc = cache[key] = _ChunkEncoder(layout, filters, serializer, compressors)
+    return enc
 
 
 class _ShardWriter:
@@ -341,15 +399,26 @@ class _DecodePlan:
         self.shape = shape
         self.nbytes = shape[0] * shape[1] * self.dtype.itemsize
         names = [c["name"] for c in codecs]
-        if names.count("bytes") != 1:
+        serializers = [i for i, n in enumerate(names) if n == "bytes" or n.startswith("imagecodecs_")]
+        if len(serializers) != 1:
             raise ValueError(f"unsupported codec chain {names}")
-        split = names.index("bytes")
-        endian = (codecs[split].get("configuration") or {}).get("endian", "little")
+        split = serializers[0]
+        self.image: Callable[[Any], Any] | None = None  # archive codec: bytes -> 2-D array
+        if names[split] != "bytes":
+            from . import _zarr_imagecodecs
+
+            name = _zarr_imagecodecs.lossless_config(names[split], codecs[split].get("configuration"))
+            self.image = _zarr_imagecodecs.decoder(name)
+        endian = (codecs[split].get("configuration") or {}).get("endian", "little") if self.image is None else "little"
         if endian != "little" and self.dtype.itemsize > 1:
             raise ValueError(f"unsupported byte order {endian!r}")
-        self.delta = False
+        self.delta = self.offset = False
         for codec in codecs[:split]:
             cfg = codec.get("configuration") or {}
+            if codec["name"] == "numcodecs.fixedscaleoffset" and self.image is not None \
+                    and {"id": "fixedscaleoffset", **cfg} == OFFSET_FILTER and self.dtype == np.dtype("<i2"):
+                self.offset = True  # int16 counts stored as uint16 image samples (+32768)
+                continue
             if codec["name"] != "numcodecs.delta" or np.dtype(cfg.get("dtype")) != self.dtype \
                     or cfg.get("astype") not in (None, cfg.get("dtype")):
                 raise ValueError(f"unsupported array filter {codec}")
@@ -378,6 +447,10 @@ class _DecodePlan:
         buf = data
         for step in self.steps:
             buf = step(buf)
+        if self.image is not None:
+            buf = np.ascontiguousarray(self.image(buf)).reshape(-1)
+            if self.offset:
+                buf = unoffset(buf)
         arr = buf.view(self.dtype) if isinstance(buf, np.ndarray) else np.frombuffer(buf, dtype=self.dtype)
         if arr.nbytes != self.nbytes:
             raise ValueError(f"decoded {arr.nbytes} bytes, expected {self.nbytes}")
@@ -452,6 +525,14 @@ class ZarrSource(ChunkedSource):
         return entries, rel
 
     # --- decoding -------------------------------------------------------------------------
+    def _raw_chunk_at(self, index: int) -> tuple[str, int, int, int | None] | None:
+        # uncompressed: the inner chunk's samples (padded to full size) then its crc32c
+        if self.plan.steps or self.plan.delta or not self.plan.crc:
+            return None
+        entries, rel = self._index(index // self.chunks_per_shard)
+        off, nb = entries[index % self.chunks_per_shard]
+        return None if off == _EMPTY else (rel, off, off + nb - _CRC, None)
+
     def _load_chunk(self, index: int) -> np.ndarray:
         return self._load_chunks([index])[0]
 
@@ -515,7 +596,8 @@ class ZarrBackend:
     """Zarr v3 format: sharded signal arrays + Parquet tables in uint8 arrays."""
 
     name: ClassVar[str] = "zarr"
-    compressions: ClassVar[frozenset[str]] = frozenset({"none", "zstd", "blosc-zstd", "blosc-lz4", "gzip"})
+    compressions: ClassVar[frozenset[str]] = frozenset({"none", "zstd", "blosc-zstd", "blosc-lz4", "gzip",
+                                                        "jpegls", "jpeg2k", "jpegxl", "htj2k"})
     supports_delta: ClassVar[bool] = True
 
     def write_recording(self, root: Path, key: str, blocks: Iterable[tuple[int, np.ndarray]],
@@ -525,14 +607,14 @@ class ZarrBackend:
 
         n_ch, n_times, cs = layout.n_channels, layout.n_times, layout.chunk_samples
         shard = shard_samples_for(layout)
-        group_rel = f"{SIGNALS}/{key}"
+        group_rel = signal_prefix(key, SIGNALS)  # fanned out: no folder over 10,000 entries
         rel = f"{group_rel}/{DATA}"
-        group_folder = Path(root) / SIGNALS / key
+        group_folder = Path(root) / group_rel
         folder = group_folder / DATA
         _rmtree(group_folder)  # overwrite: no stale shard of an earlier attempt may survive
         filters, serializer, compressors = _inner_codecs(layout)
         cf = cf_scale_offset(layout.quantization)
-        encoder = _ChunkEncoder(layout, filters, serializer, compressors)
+        encoder = _encoder_for(layout, filters, serializer, compressors)  # reused across recordings
         with _ShardWriter(folder / "c" / "0", shard // cs, layout.n_chunks) as shards:
             pos = 0  # samples received
             carry: np.ndarray | None = None  # a partial chunk, only if blocks are not chunk-aligned
@@ -561,12 +643,13 @@ class ZarrBackend:
             # stores rooted at this recording's own folder: parallel workers never write a shared
             # parent zarr.json (finalize writes the upper groups); the data array's metadata last
             zarr.create_group(LocalStore(group_folder), attributes=_group_attributes(layout))
-            zarr.create_array(
-                LocalStore(folder), shape=(n_ch, n_times), dtype=layout.dtype, chunks=(n_ch, cs),
-                shards={"shape": (n_ch, shard), "index_location": "end"}, filters=filters,
-                serializer=serializer, compressors=compressors, fill_value=0,
-                dimension_names=(CHANNEL_DIM, TIME_DIM),
-                attributes=_attributes(layout, shard, cf), config={"order": "C"})
+            # the data array's zarr.json: zarr-python builds it once per (channels, chunking,
+            # shard, codecs); each recording only sets its shape and attributes (many short
+            # recordings would otherwise pay zarr-python's array creation each)
+            meta = dict(_array_template(layout, shard, filters, serializer, compressors))
+            meta["shape"] = [n_ch, n_times]
+            meta["attributes"] = _attributes(layout, shard, cf)
+            (folder / "zarr.json").write_text(json.dumps(meta, indent=2, allow_nan=False))
             _write_coordinates(group_folder, layout)
         return {
             "array": rel,
@@ -630,7 +713,7 @@ class ZarrBackend:
         from zarr.storage import LocalStore
 
         root = Path(root)
-        missing = [k for k in keys if not (root / SIGNALS / k / DATA / "zarr.json").is_file()]
+        missing = [k for k in keys if not (root / signal_prefix(k, SIGNALS) / DATA / "zarr.json").is_file()]
         if missing:
             raise CorruptStoreError(f"{root}: recordings {missing[:5]} were not written")
         with warnings.catch_warnings():  # "consolidated metadata is not in the v3 spec yet"
@@ -639,9 +722,11 @@ class ZarrBackend:
             for sub in (SIGNALS, TABLES):
                 if (root / sub).is_dir():
                     group.require_group(sub)
+            for fan in sorted({fanout(k) for k in keys}):
+                group.require_group(f"{SIGNALS}/{fan}")
             group.attrs.update({"eegbench": {
-                "layout": f"{SIGNALS}/<key>/{DATA}: (channel, time) samples, sharded, with CF scale_factor/"
-                          f"add_offset when stored as counts; {SIGNALS}/<key>/{CHANNEL_DIM}, /{TIME_DIM}: "
+                "layout": f"{SIGNALS}/<fan>/<key>/{DATA}: (channel, time) samples, sharded, with CF scale_factor/"
+                          f"add_offset when stored as counts; {SIGNALS}/<fan>/<key>/{CHANNEL_DIM}, /{TIME_DIM}: "
                           f"coordinates; {TABLES}/<name>: Parquet bytes as uint8; see each array's attributes"}})
             zarr.consolidate_metadata(LocalStore(root))
 

@@ -15,7 +15,7 @@ Two pieces, used by every format's reader (``formats/hdf5.py``, ``zarr.py``, ``p
        get(path, start, stop) -> bytes-like                  # [start, stop), short at EOF
        get_ranges(path, [(start, stop), ...]) -> [bytes-like, ...]   # neighbours fetched together
 
-   ``path`` is a POSIX path relative to the store root (``signals/rec-00000.h5``). Results are
+   ``path`` is a POSIX path relative to the store root (``signals/000/rec-00000.h5``). Results are
    ``bytes`` or read-only uint8 NumPy views (``np.frombuffer`` them; ``google_crc32c`` accepts
    both). :class:`LocalSource` implements it with ``pread`` through :data:`FILES` and adds
    ``mapped(path)`` (a pinned read-only ``mmap``; readers use it when present, for the

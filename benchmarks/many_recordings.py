@@ -1,0 +1,136 @@
+"""Many short recordings vs few long ones, in every format: save, open, random reads under a low
+open-file limit, files per folder. Prints a Markdown table (and JSON with ``--json``).
+
+    python -m benchmarks.many_recordings                       # 10,000 x 10 s vs 100 x 1,000 s
+    python -m benchmarks.many_recordings --n 1000 --formats zarr --nofile 256
+
+Recordings: synthetic, 4 channels, 100 Hz, blosc-zstd (the issue's example), loaded into memory
+first so generation is not timed. The "few" case holds the same samples in ``--few`` recordings.
+Open and reads run in a fresh child process with ``RLIMIT_NOFILE`` set to ``--nofile`` (default
+256): open time, the growth of the child's RSS during open (imports done first), and ``--reads``
+random 1-s windows across all recordings (ms per window, median of 3 passes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_CHILD = r"""
+import json, os, resource, sys, time
+nofile, path, reads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+import numpy as np
+import eegbench
+from eegbench.io import FILES
+import pyarrow.parquet
+from eegbench import formats, tables
+for _f in ("hdf5", "zarr", "parquet"):
+    formats.get_backend(_f)  # imports done first: measure the open, not one-time imports
+
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+rss0 = rss()
+t = time.perf_counter()
+ds = eegbench.open(path)
+t_open = time.perf_counter() - t
+rss1 = rss()
+rng = np.random.default_rng(0)
+n = len(ds)
+picks = [(int(rng.integers(n)), 0) for _ in range(reads)]
+lens = {}
+per = []
+for rep in range(3):
+    t = time.perf_counter()
+    for i, _ in picks:
+        rec = ds[i]
+        nt = lens.get(i) or lens.setdefault(i, rec.n_times)
+        s = int(rng.integers(0, max(1, nt - 100)))
+        rec.get_data(start=s, stop=s + 100)
+    per.append((time.perf_counter() - t) / reads * 1e3)
+print(json.dumps({"open_s": t_open, "open_rss_bytes": rss1 - rss0, "read_ms": sorted(per)[1],
+                  "fds": len(os.listdir("/proc/self/fd")), "max_open_files": FILES.maxsize}))
+"""
+
+
+def _dataset(n: int, seconds: float):
+    import eegbench
+
+    ds = eegbench.synthetic.make_dataset(n, n_channels=4, sfreq=100.0, duration_s=seconds, seed=0)
+    return eegbench.Dataset([r.load() for r in ds], ds.description)
+
+
+def _measure(fmt: str, ds, where: Path, nofile: int, reads: int) -> dict:
+    import eegbench
+    from eegbench import manifest
+    from eegbench.io.layout import max_folder_entries
+
+    path = where / f"{fmt}-{len(ds)}"
+    t = time.perf_counter()
+    eegbench.save(ds, path, format=fmt, compression="blosc-zstd")
+    save_s = time.perf_counter() - t
+    files = manifest.read_header(path)["files"]
+    folder, entries = max_folder_entries(list(files))
+    env = {**os.environ, "PYTHONPATH": str(Path(eegbench.__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(nofile), str(path), str(reads)], env=env,
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode:
+        child = {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
+    else:
+        child = json.loads(out.stdout.strip().splitlines()[-1])
+    shutil.rmtree(path, ignore_errors=True)
+    return {"format": fmt, "n_recordings": len(ds), "save_s": save_s, "files": len(files),
+            "max_folder_entries": entries, "fullest_folder": folder, **child}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=10_000, help="short recordings (default 10,000)")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of a short recording (s)")
+    p.add_argument("--few", type=int, default=100, help="long recordings holding the same samples")
+    p.add_argument("--formats", nargs="+", default=["hdf5", "zarr", "parquet"])
+    p.add_argument("--nofile", type=int, default=256, help="RLIMIT_NOFILE of the reading child")
+    p.add_argument("--reads", type=int, default=2000, help="random 1-s windows per pass")
+    p.add_argument("--dir", default=None, help="scratch folder (default: a temporary one)")
+    p.add_argument("--json", default=None, help="also write the rows as JSON here")
+    args = p.parse_args(argv)
+    where = Path(tempfile.mkdtemp(prefix="eegbench-many-", dir=args.dir))
+    rows = []
+    try:
+        many = _dataset(args.n, args.seconds)
+        few = _dataset(args.few, args.seconds * args.n / args.few)
+        for fmt in args.formats:
+            for ds in (many, few):
+                row = _measure(fmt, ds, where, args.nofile, args.reads)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
+    print()
+    print(f"| format | recordings | save s | save ratio | open s | open RSS growth | ms/window "
+          f"(RLIMIT_NOFILE={args.nofile}) | files | max entries/folder |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        base = next(r for r in rows if r["format"] == row["format"] and r["n_recordings"] == args.few)
+        ratio = row["save_s"] / base["save_s"] if base["save_s"] else float("nan")
+        read = f"{row['read_ms']:.3f}" if "read_ms" in row else f"failed: {row.get('error')}"
+        open_s = f"{row['open_s']:.3f}" if "open_s" in row else "-"
+        rss = f"{row['open_rss_bytes'] / 2**20:.1f} MiB" if "open_rss_bytes" in row else "-"
+        print(f"| {row['format']} | {row['n_recordings']} | {row['save_s']:.1f} | {ratio:.2f}x | {open_s} | {rss} | "
+              f"{read} | {row['files']} | {row['max_folder_entries']} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""Remote byte sources: HTTP(S) range requests, S3-compatible object stores and ``hf://``.
+
+:class:`RemoteSource` implements the :class:`~eegbench.io.ByteSource` door (``size`` / ``get`` /
+``get_ranges``) over an fsspec file system -- ``HTTPFileSystem`` (aiohttp), ``s3fs`` and
+``HfFileSystem`` -- so every format's reader streams a remote store with the code it uses for
+local files. What a read costs is what the reader asks for:
+
+* ``get_ranges`` coalesces neighbouring ranges (gap up to :attr:`RemoteSource.max_gap`, 64 KiB
+  by default: a round trip costs far more than that many bytes) and fetches the merged ranges
+  **concurrently** (``cat_ranges`` of the async file systems), one request each;
+* sizes come from the store's manifest (:meth:`RemoteSource.set_sizes`, done by
+  :func:`eegbench.open`), so no ``HEAD`` request is made per file;
+* small reads (``get`` of at most :attr:`block_size` bytes: HDF5 metadata read by h5py, shard
+  indexes, tables) go through a bounded local block cache (LRU, ``cache_bytes``) of aligned
+  blocks; chunk data is fetched exactly (decoded chunks are cached above, in
+  :data:`eegbench.formats._chunks.CHUNK_CACHE`).
+
+Everything is counted in :attr:`RemoteSource.stats` (``requests``, ``bytes`` received,
+``hits``/``misses`` of the block cache) so tests and benchmarks measure requests and bytes per
+window. Transport errors (connection reset, 5xx, timeouts) are retried ``retries`` times; a
+missing object is ``FileNotFoundError`` at once; data is never "repaired" here (checksums are
+the readers' business). The file system object is created lazily per process and dropped when
+pickled (DataLoader workers and dask workers build their own); storage options travel along.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .bytes import coalesce, split_reads
+
+#: URL schemes served by :class:`RemoteSource`
+SCHEMES = ("http", "https", "s3", "hf")
+
+
+@dataclass
+class RemoteStats:
+    """Work done by a :class:`RemoteSource` (in this process)."""
+
+    requests: int = 0  #: range requests sent (each merged range is one)
+    bytes: int = 0  #: payload bytes received
+    hits: int = 0  #: block-cache hits (small reads served locally)
+    misses: int = 0  #: block-cache misses
+    retries: int = 0  #: transport errors retried
+
+    def reset(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _transient(exc: BaseException) -> bool:
+    """Transport trouble worth a retry (not a missing object, not a bad request)."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    name = type(exc).__name__
+    return name in {"ClientConnectionError", "ServerDisconnectedError", "ClientOSError", "ClientPayloadError",
+                    "ServerTimeoutError", "EndpointConnectionError", "ReadTimeoutError", "ConnectTimeoutError"} \
+        or "503" in str(exc) or "500" in str(exc) or "SlowDown" in str(exc)
+
+
+class RemoteSource:
+    """A store's files at ``root`` (``https://host/ds.zarr``, ``s3://bucket/ds.zarr``,
+    ``hf://datasets/org/name/ds.zarr``) through fsspec; see the module docstring.
+
+    ``storage_options`` go to the file system (``endpoint_url``/``key``/``secret``/``anon`` for
+    S3, ``headers`` or ``client_kwargs`` for HTTP, ``token``/``endpoint`` for the Hub);
+    ``block_size`` is the block-cache unit (bytes), ``cache_bytes`` its bound, ``max_gap`` the
+    largest hole two ranges may have to be fetched as one request.
+    """
+
+    def __init__(self, root: str, storage_options: dict[str, Any] | None = None, *, block_size: int = 64 << 10,
+                 cache_bytes: int = 32 << 20, max_gap: int = 64 << 10, retries: int = 2) -> None:
+        self.root = root.rstrip("/")
+        self.protocol = self.root.split("://", 1)[0].lower()
+        self.storage_options = dict(storage_options or {})
+        self.block_size, self.cache_bytes, self.max_gap, self.retries = block_size, cache_bytes, max_gap, retries
+        self.sizes: dict[str, int] = {}
+        self.stats = RemoteStats()
+        self._init_process()
+
+    # --- process-local state ------------------------------------------------------------------
+    def _init_process(self) -> None:
+        self._fs: Any = None
+        self._pid = os.getpid()
+        self._blocks: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_fs", "_pid", "_blocks", "_cached", "_lock")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.stats = RemoteStats()
+        self._init_process()
+
+    def __repr__(self) -> str:
+        return f"RemoteSource({self.root!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RemoteSource) and (other.root, other.storage_options) == (
+            self.root, self.storage_options)
+
+    def __hash__(self) -> int:
+        return hash(self.root)
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec file system of this process (created on first use, again after fork)."""
+        if self._fs is None or self._pid != os.getpid():
+            if self._pid != os.getpid():
+                self._init_process()
+            self._fs = filesystem(self.protocol, self.storage_options)
+        return self._fs
+
+    def url(self, path: str) -> str:
+        return f"{self.root}/{path}"
+
+    def set_sizes(self, sizes: dict[str, int]) -> None:
+        """Known file sizes (from the manifest): no ``HEAD`` request for them."""
+        self.sizes.update(sizes)
+
+    # --- the door -----------------------------------------------------------------------------
+    def size(self, path: str) -> int:
+        size = self.sizes.get(path)
+        if size is None:
+            info = self._call(lambda: self.fs.info(self.url(path)))
+            size = self.sizes[path] = int(info["size"])
+        return size
+
+    def get(self, path: str, start: int, stop: int) -> bytes:
+        stop = min(stop, self.size(path))
+        if stop <= start:
+            return b""
+        if stop - start > self.block_size:
+            return self._fetch(path, [(start, stop)])[0]
+        first, last = start // self.block_size, (stop - 1) // self.block_size
+        blocks = [self._block(path, b) for b in range(first, last + 1)]
+        data = blocks[0] if len(blocks) == 1 else b"".join(blocks)
+        offset = start - first * self.block_size
+        return bytes(data[offset:offset + stop - start])
+
+    def get_ranges(self, path: str, ranges: Sequence[tuple[int, int]]) -> list[Any]:
+        size = self.size(path)
+        ranges = [(a, min(b, size)) for a, b in ranges]
+        reads = coalesce([(a, max(a, b)) for a, b in ranges], self.max_gap)
+        data = self._fetch(path, [(s, e) for s, e, _ in reads])
+        return split_reads(reads, data, ranges)
+
+    def get_whole(self, path: str) -> bytes:
+        """The whole file in one request (small files: tables, metadata)."""
+        return self._fetch(path, [(0, self.size(path))])[0] if self.size(path) else b""
+
+    # --- internals ----------------------------------------------------------------------------
+    def _block(self, path: str, index: int) -> bytes:
+        key = (path, index)
+        with self._lock:
+            data = self._blocks.get(key)
+            if data is not None:
+                self._blocks.move_to_end(key)
+                self.stats.hits += 1
+                return data
+            self.stats.misses += 1
+        start = index * self.block_size
+        data = self._fetch(path, [(start, min(start + self.block_size, self.size(path)))])[0]
+        with self._lock:
+            if len(data) <= self.cache_bytes and key not in self._blocks:
+                self._blocks[key] = data
+                self._cached += len(data)
+                while self._cached > self.cache_bytes:
+                    _, dropped = self._blocks.popitem(last=False)
+                    self._cached -= len(dropped)
+        return data
+
+    def _fetch(self, path: str, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """One request per range, sent concurrently; short only at the end of the file."""
+        ranges = [(a, b) for a, b in ranges]
+        todo = [i for i, (a, b) in enumerate(ranges) if b > a]
+        out: list[bytes] = [b""] * len(ranges)
+        if not todo:
+            return out
+        url = self.url(path)
+        fs = self.fs
+        if len(todo) == 1:
+            a, b = ranges[todo[0]]
+            results = [self._call(lambda: fs.cat_file(url, start=a, end=b))]
+        else:
+            results = self._call(lambda: fs.cat_ranges([url] * len(todo), [ranges[i][0] for i in todo],
+                                                       [ranges[i][1] for i in todo], on_error="raise"))
+        with self._lock:
+            self.stats.requests += len(todo)
+            self.stats.bytes += sum(len(r) for r in results)
+        for i, r in zip(todo, results):
+            if isinstance(r, BaseException):
+                raise r
+            a, b = ranges[i]
+            if len(r) > b - a:  # a server that ignored Range sent the whole file
+                r = r[a:b]
+            out[i] = r
+        return out
+
+    def _call(self, fn: Any) -> Any:
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except BaseException as exc:
+                if attempt == self.retries or not _transient(exc):
+                    raise
+                self.stats.retries += 1
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+
+def filesystem(protocol: str, storage_options: dict[str, Any] | None = None) -> Any:
+    """An fsspec file system for ``protocol`` with eegbench's defaults (shared per process)."""
+    import fsspec
+
+    opts = dict(storage_options or {})
+    if protocol == "s3":
+        endpoint = opts.pop("endpoint_url", None)
+        if endpoint is not None:
+            opts.setdefault("client_kwargs", {})["endpoint_url"] = endpoint
+        opts.setdefault("default_block_size", 64 << 10)
+    elif protocol in ("http", "https"):
+        opts.setdefault("block_size", 0)  # never read ahead: ranges are exactly what readers ask for
+    elif protocol == "hf":
+        opts.setdefault("block_size", 0)  # HfFileSystem reads 5 MiB ahead by default
+    # fsspec's instance cache (per process: it is cleared after fork) reuses one client per
+    # protocol + options: creating an s3fs/aiobotocore client costs ~1 s, more than a request
+    return fsspec.filesystem(protocol, **opts)
+
+
+def is_remote(path: Any) -> bool:
+    """Whether ``path`` is a URL this module serves (``http(s)://``, ``s3://``, ``hf://``)."""
+    return isinstance(path, str) and "://" in path and path.split("://", 1)[0].lower() in SCHEMES
+
+
+def _factory(root: str) -> RemoteSource:
+    return RemoteSource(root)
+
+
+def register() -> None:
+    """Register :class:`RemoteSource` for every scheme in :data:`SCHEMES` (idempotent)."""
+    from .bytes import register_scheme
+
+    for scheme in SCHEMES:
+        register_scheme(scheme, _factory)

@@ -1,0 +1,74 @@
+"""The fused calibration kernel (numba when installed) is bitwise equal to the NumPy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eegbench import quantization as qm
+from eegbench.quantization import Quantization
+
+EDGE_SCALES = [1.0, -1.0, 1e-7, -3.0517578125e-05, 5e-324, 1e300, 0.1, 2.0**-40, 7.62939453125e-08]
+EDGE_OFFSETS = [0.0, -0.0, 1e-3, -1e-3, 0.5, 1e-310, -2.5e-5]
+EDGE_GAINS = [1.0, 1e-6, -1.0, 1e-3, 3.0, 0.999999]
+
+
+def _random_map(rng: np.random.Generator, n: int, dtype: str) -> Quantization:
+    def pick(edge: list[float], lo: float, hi: float) -> np.ndarray:
+        values = rng.uniform(lo, hi, n) * rng.choice([-1.0, 1.0], n)
+        edges = rng.random(n) < 0.5
+        values[edges] = rng.choice(edge, int(edges.sum()))
+        return values
+
+    return Quantization(pick(EDGE_SCALES, 1e-9, 1e-5), pick(EDGE_OFFSETS, 0, 1e-2), pick(EDGE_GAINS, 1e-7, 2), dtype)
+
+
+def _counts(rng: np.random.Generator, shape: tuple[int, int], dtype: str) -> np.ndarray:
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+    flat = x.reshape(-1)
+    k = max(1, flat.size // 20)
+    flat[rng.integers(0, flat.size, k)] = rng.choice(np.array([info.min, info.max, 0, -1, 1], dtype=dtype), k)
+    return x
+
+
+@pytest.mark.parametrize("dtype", ["int16", "int32"])
+@pytest.mark.parametrize("shared", [False, True])
+def test_calibrate_into_is_bitwise_equal_to_reconstruct(dtype, shared):
+    rng = np.random.default_rng(7 + shared + (dtype == "int32"))
+    for trial in range(40):
+        n_ch = int(rng.integers(1, 40))
+        n = int(rng.integers(1, 700))
+        q = _random_map(rng, n_ch, dtype)
+        if shared:  # one parameter set for every channel (the scalar path of the reference)
+            q = Quantization(np.full(n_ch, q.scale[0]), np.full(n_ch, q.offset[0]), np.full(n_ch, q.gain[0]), dtype)
+        src = _counts(rng, (n_ch, n), dtype)
+        if trial % 3 == 0:
+            src.flags.writeable = False  # cached chunks are read-only
+        a = int(rng.integers(0, n))
+        b = int(rng.integers(a, n + 1))
+        channels = None if trial % 2 else rng.integers(0, n_ch, int(rng.integers(1, n_ch + 3)))
+        picked = src[:, a:b] if channels is None else src[channels, a:b]
+        with np.errstate(all="ignore"):  # 1e300 scales overflow to inf in both
+            expected = q.reconstruct(picked, channels)
+        n_out = src.shape[0] if channels is None else len(channels)
+        o0 = int(rng.integers(0, 5))
+        out = np.full((n_out, o0 + (b - a) + 3), np.nan, dtype=np.float32)
+        with np.errstate(all="ignore"):
+            q.calibrate_into(src, a, b, channels, out, o0)
+        np.testing.assert_array_equal(out[:, o0:o0 + b - a].view(np.uint32), expected.view(np.uint32))
+        assert np.isnan(out[:, :o0]).all() and np.isnan(out[:, o0 + b - a:]).all()  # nothing outside written
+
+
+def test_numba_kernel_is_used_when_installed():
+    pytest.importorskip("numba")
+    assert qm._kernel() is not False
+
+
+def test_calibrate_into_refuses_shapes_that_do_not_fit():
+    q = Quantization(np.ones(3), np.zeros(3), np.ones(3), "int16")
+    src = np.zeros((3, 10), dtype=np.int16)
+    with pytest.raises(ValueError):
+        q.calibrate_into(src, 0, 10, None, np.empty((3, 5), np.float32))
+    with pytest.raises(ValueError):
+        q.calibrate_into(src, 0, 5, np.array([0, 3]), np.empty((2, 5), np.float32))
