@@ -455,29 +455,48 @@ def _partial_manifest(root: Path, backend: FormatBackend, files: dict[str, Any],
     return {rel: entry for rel, entry in files.items() if rel in wanted}
 
 
-def _build_recordings(root: Path, backend: FormatBackend, tables: dict[str, Any],
-                      header: _validate.Header) -> list[Recording]:
-    rows = _validate.parse_recordings(tables["recordings"], root, header.n_recordings)
-    n = len(rows)
-    pin = _folder_id(root)
-    channels = _validate.parse_channels(_validate.group_rows(tables["channels"], n, root, "channels"), rows, root)
-    ann_groups = _validate.group_rows(tables["annotations"], n, root, "annotations")
-    hist_groups = _validate.group_rows(tables["history"], n, root, "history")
-    out = []
-    for i, (row, ch) in enumerate(zip(rows, channels)):
+class _ValidatedBuilder:
+    """Builds recording ``i`` of an opened local store on first access.
+
+    Every row of the tables is parsed and bounded by :mod:`eegbench.validate` at open (cheap: no
+    file is touched); the storage description of recording ``i`` (which stats its files and, for
+    Zarr, reads its array metadata) is checked when that recording is first built, before any of
+    its samples can be read. Picklable (plain data), so lazily-built datasets cross processes."""
+
+    def __init__(self, root: Path, backend_name: str, tables: dict[str, Any], header: _validate.Header) -> None:
+        self.rows = _validate.parse_recordings(tables["recordings"], root, header.n_recordings)
+        n = len(self.rows)
+        self.root, self.backend_name, self.files, self.n = root, backend_name, header.files, n
+        self.pin = _folder_id(root)
+        self.channels = _validate.parse_channels(_validate.group_rows(tables["channels"], n, root, "channels"),
+                                                 self.rows, root)
+        self.ann_groups = _validate.group_rows(tables["annotations"], n, root, "annotations")
+        self.hist_groups = _validate.group_rows(tables["history"], n, root, "history")
+
+    def __call__(self, i: int) -> Recording:
+        root, row, ch = self.root, self.rows[i], self.channels[i]
+        backend = get_backend(self.backend_name)
         q = None if ch.q is None else Quantization(*ch.q, row.dtype)
         layout = SignalLayout(row.n_channels, row.n_times, row.dtype, row.chunk_samples, row.codec, q)
-        storage = _validate.check_storage(backend.name, row, header.files, root)
+        storage = _typed(root, _validate.check_storage, backend.name, row, self.files, root)
         source = backend.open_signals(root, row.key, layout, storage)
         if hasattr(source, "check_pin"):
-            source.pin = pin  # a read after the store was replaced raises StoreChangedError
-        onset, duration, desc, ch_names = _validate.parse_annotations(ann_groups[i], i, root)
-        out.append(Recording(source, row.sfreq, ch.names, ch_types=ch.types, units=ch.units,
-                             meas_date=row.meas_date, first_samp=row.first_samp,
-                             annotations=Annotations(onset, duration, desc, ch_names),
-                             description=row.description, history=_validate.parse_history(hist_groups[i], i, root),
-                             provenance=row.provenance, name=row.name))
-    return out
+            source.pin = self.pin  # a read after the store was replaced raises StoreChangedError
+        onset, duration, desc, ch_names = _validate.parse_annotations(self.ann_groups[i], i, root)
+        return Recording(source, row.sfreq, ch.names, ch_types=ch.types, units=ch.units,
+                         meas_date=row.meas_date, first_samp=row.first_samp,
+                         annotations=Annotations(onset, duration, desc, ch_names),
+                         description=row.description,
+                         history=_validate.parse_history(self.hist_groups[i], i, root),
+                         provenance=row.provenance, name=row.name)
+
+
+def _build_recordings(root: Path, backend: FormatBackend, tables: dict[str, Any],
+                      header: _validate.Header) -> LazyRecordings:
+    """The local store's recordings: every table row validated now, each recording built (and its
+    files checked) on first access (see :class:`_ValidatedBuilder`)."""
+    builder = _ValidatedBuilder(root, backend.name, tables, header)
+    return LazyRecordings(builder.n, builder)
 
 
 class _RecordingBuilder:

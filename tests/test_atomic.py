@@ -234,5 +234,5 @@ def test_reader_never_mixes_two_generations(tmp_path, fmt, codec):
         mixed += not np.array_equal(got, old[i].get_data())
     assert mixed == 0
     with pytest.raises(StoreChangedError):
-        ds[2].get_data(0, 10)
+        ds[2].get_data(start=0, stop=10)
     np.testing.assert_array_equal(eegbench.open(dest)[2].get_data(), new[2].get_data())
