@@ -248,6 +248,8 @@ class Recording:
             raise SelectionError(f"{len(self.ch_names)} channel names for {n} channels")
         if len(set(self.ch_names)) != n:
             raise SelectionError("channel names must be unique")
+        if any("\x00" in c for c in self.ch_names):  # HDF5/netCDF string coordinates cannot hold NUL
+            raise SelectionError("channel names must not contain NUL characters ('\\x00')")
         self.ch_types = [str(t) for t in (ch_types if ch_types is not None else ["eeg"] * n)]
         self.units = [str(u) for u in (units if units is not None else ["V"] * n)]
         if len(self.ch_types) != n or len(self.units) != n:

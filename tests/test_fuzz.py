@@ -89,7 +89,7 @@ def test_verify_reports_extra_and_special_files_without_blocking(tmp_path):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n_ch=st.integers(1, 5), n_times=st.integers(1, 400), sfreq=st.sampled_from([1.0, 128.0, 250.0, 512.5]),
        fmt=st.sampled_from(["hdf5", "zarr", "parquet"]), codec=st.sampled_from(["none", "zstd"]),
-       names=st.lists(st.text(min_size=1, max_size=8), min_size=5, max_size=5, unique=True),
+       names=st.lists(st.text(st.characters(blacklist_characters='\x00'), min_size=1, max_size=8), min_size=5, max_size=5, unique=True),
        desc=st.dictionaries(st.text(max_size=5), st.one_of(st.none(), st.integers(-10**6, 10**6), st.text(max_size=5),
                                                            st.floats(allow_nan=False)), max_size=3))
 def test_round_trip_property(tmp_path, n_ch, n_times, sfreq, fmt, codec, names, desc):

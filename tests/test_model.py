@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import eegbench
 from conftest import make_recording, rich_dataset
 from eegbench import Annotations, Dataset
 from eegbench.errors import ChannelNotFoundError, EegbenchError, SelectionError, UnknownColumnError
@@ -103,3 +104,8 @@ def test_recording_pickles_with_its_source():
     rec = make_recording(3, 200).slice(0.5, 1.5)
     clone = pickle.loads(pickle.dumps(rec))
     np.testing.assert_array_equal(clone.get_data(), rec.get_data())
+
+
+def test_channel_names_with_nul_are_refused():
+    with pytest.raises(SelectionError, match="NUL"):
+        eegbench.Recording(np.zeros((2, 10), np.float32), 100.0, ["a", "b\x00"])
