@@ -242,7 +242,8 @@ class RemoteDataLoader:
         self.served = Served("http", 20)
 
     def teardown(self, root, store, workers):
-        self.served.stop()
+        if hasattr(self, "served"):  # setup skipped (smoke profile): nothing started
+            self.served.stop()
 
     def track_remote_windows_per_s(self, root, store, workers):
         return loader_throughput(self.served.open(store), workers)
