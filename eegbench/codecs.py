@@ -50,12 +50,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numcodecs
 import numpy as np
 
 from .errors import UnsupportedCodecError
+
+if TYPE_CHECKING:
+    import numcodecs
 
 # name -> (min level, max level, default level); None means "takes no level"
 _LEVELS: dict[str, tuple[int, int, int] | None] = {
@@ -84,8 +86,20 @@ DEFAULT_COMPRESSION = "blosc-zstd"
 #: the name of the default codec, accepted wherever a compression name is
 DEFAULT = "default"
 
-# Blosc must not start its own threads inside DataLoader workers or forked children.
-numcodecs.blosc.use_threads = False
+_NUMCODECS: Any = None
+
+
+def load_numcodecs() -> Any:
+    """numcodecs, imported on first use (``import eegbench`` and ``open`` do not need it), with
+    Blosc's own threads turned off: they must not start inside DataLoader workers or forked children."""
+    global _NUMCODECS
+    if _NUMCODECS is None:
+        import numcodecs
+        import numcodecs.blosc
+
+        numcodecs.blosc.use_threads = False
+        _NUMCODECS = numcodecs
+    return _NUMCODECS
 
 
 @dataclass(frozen=True)
@@ -185,6 +199,7 @@ def needs_offset(name: str, dtype: str | np.dtype) -> bool:
 
 def _register_imagecodecs() -> Any:
     """imagecodecs' numcodecs codecs, registered with numcodecs' registry (once)."""
+    numcodecs = load_numcodecs()
     try:
         import imagecodecs.numcodecs as icn
     except ImportError as exc:  # pragma: no cover - imagecodecs is a dependency
@@ -205,6 +220,7 @@ def _register_imagecodecs() -> Any:
 
 def image_codec(name: str) -> numcodecs.abc.Codec:
     """The imagecodecs numcodecs codec of archive codec ``name`` (lossless settings)."""
+    numcodecs = load_numcodecs()
     _register_imagecodecs()
     return numcodecs.get_codec(dict(image_codec_config(name)))
 
@@ -250,6 +266,7 @@ def numcodecs_pipeline(spec: CodecSpec, dtype: np.dtype) -> list[numcodecs.abc.C
     Used by the NumPy+Parquet format for writing and by every fast reader for decoding, so a
     chunk written by Zarr with the equivalent v3 codecs decodes with the same objects.
     """
+    numcodecs = load_numcodecs()
     dtype = np.dtype(dtype).newbyteorder("<")
     itemsize = dtype.itemsize
     pipeline: list[numcodecs.abc.Codec] = []
@@ -293,6 +310,7 @@ def decode_chunk(data: bytes | memoryview, pipeline: list[numcodecs.abc.Codec], 
     Raises whatever the codec raises on corrupt input; callers wrap it in
     :class:`~eegbench.errors.CorruptStoreError` with the file name.
     """
+    numcodecs = load_numcodecs()
     buf: Any = data
     delta = bool(pipeline) and isinstance(pipeline[0], numcodecs.Delta)
     for codec in reversed(pipeline[1:] if delta else pipeline):
@@ -307,6 +325,7 @@ def decode_chunk(data: bytes | memoryview, pipeline: list[numcodecs.abc.Codec], 
 
 def is_offset_filter(codec: Any) -> bool:
     """Whether ``codec`` is exactly :data:`OFFSET_FILTER` (int16 -> uint16 by +32768)."""
+    numcodecs = load_numcodecs()
     return (isinstance(codec, numcodecs.FixedScaleOffset) and codec.scale == 1 and codec.offset == -32768
             and codec.dtype == np.dtype("<i2") and codec.astype == np.dtype("<u2"))
 
@@ -325,6 +344,7 @@ def undelta(arr: np.ndarray) -> np.ndarray:
     32-bit; modular arithmetic makes the unsigned 32-bit sum, truncated to the stored width,
     identical bit for bit (and overflow is well defined for unsigned integers).
     """
+    numcodecs = load_numcodecs()
     if arr.dtype.kind not in "iu":
         return numcodecs.Delta(dtype=arr.dtype.str).decode(arr).reshape(arr.shape)
     flat = arr.reshape(-1)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
 
+from ._frame import Table
 from .errors import (
     ChannelNotFoundError,
     EmptyDatasetError,
@@ -32,6 +33,7 @@ from .quantization import Quantization
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
+    import pandas as pd
 
 Picks = "str | int | Sequence[str] | Sequence[int] | np.ndarray | None"
 
@@ -171,6 +173,8 @@ class Annotations:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per annotation: onset (s), duration (s), description, ch_names."""
+        import pandas as pd
+
         return pd.DataFrame({"onset": self.onset, "duration": self.duration,
                              "description": pd.Series(self.description, dtype=object),
                              "ch_names": pd.Series([list(c) for c in self.ch_names], dtype=object)})
@@ -502,7 +506,9 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 def _meaning(value: Any) -> Any:
     """A comparison key: numbers and numeric strings by value, missing values as None, text stripped."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA or value is pd.NaT:
+    pd = sys.modules.get("pandas")  # a pandas missing value exists only once pandas is imported
+    if value is None or (isinstance(value, float) and np.isnan(value)) \
+            or (pd is not None and (value is pd.NA or value is pd.NaT)):
         return None
     if isinstance(value, (bool, np.bool_)):
         return ("bool", bool(value))
@@ -567,6 +573,8 @@ class Dataset(Sequence[Recording]):
                  attrs: dict[str, Any] | None = None, windows: pd.DataFrame | None = None) -> None:
         self.recordings = recordings if isinstance(recordings, LazyRecordings) else list(recordings)
         if description is None:
+            import pandas as pd
+
             description = pd.DataFrame([dict(r.description) for r in self.recordings],
                                        index=pd.RangeIndex(len(self.recordings)))
         if len(description) != len(self.recordings):
@@ -581,6 +589,33 @@ class Dataset(Sequence[Recording]):
             if len(windows) and (rec.min() < 0 or rec.max() >= len(self.recordings)):
                 raise SelectionError("window index refers to a recording that is not in the dataset")
         self.windows = windows
+
+    # ``description`` and ``windows`` may arrive as stored tables (:class:`eegbench._frame.Table`,
+    # from ``open``): they become pandas DataFrames the first time they are read, so opening a
+    # store imports no pandas.
+    @property
+    def description(self) -> pd.DataFrame:
+        """One row per recording (a pandas DataFrame)."""
+        value = self._description
+        if isinstance(value, Table):
+            value = self._description = value.to_pandas()
+        return value
+
+    @description.setter
+    def description(self, value: Any) -> None:
+        self._description = value
+
+    @property
+    def windows(self) -> pd.DataFrame | None:
+        """The window index (a pandas DataFrame) or None."""
+        value = self._windows
+        if isinstance(value, Table):
+            value = self._windows = value.to_pandas()
+        return value
+
+    @windows.setter
+    def windows(self, value: Any) -> None:
+        self._windows = value
 
     def __len__(self) -> int:
         return len(self.recordings)
@@ -597,7 +632,7 @@ class Dataset(Sequence[Recording]):
         n_t = sum(r.n_times for r in self.recordings)
         return (f"<Dataset: {len(self)} recordings, {n_t} samples in all"
                 f"{', heterogeneous' if self.is_heterogeneous else ''}"
-                f"{f', {len(self.windows)} windows' if self.windows is not None else ''}>")
+                f"{f', {len(self._windows)} windows' if self._windows is not None else ''}>")
 
     def require_nonempty(self) -> None:
         if not self.recordings:
@@ -638,6 +673,7 @@ class Dataset(Sequence[Recording]):
             if column not in self.description.columns:
                 raise UnknownColumnError(f"no description column {column!r}; columns are: "
                                          f"{', '.join(map(str, self.description.columns))}")
+            pd = sys.modules["pandas"]  # imported by self.description
             values = wanted if isinstance(wanted, (list, tuple, set, frozenset, np.ndarray, pd.Series)) else [wanted]
             keys = {_meaning(v) for v in values}
             mask &= np.array([_meaning(v) in keys for v in self.description[column]], dtype=bool)
@@ -650,6 +686,8 @@ class Dataset(Sequence[Recording]):
 
     def summary(self) -> pd.DataFrame:
         """One row per recording: name, n_channels, sfreq (Hz), n_times, duration (s), n_annotations."""
+        import pandas as pd
+
         return pd.DataFrame([{"name": r.name, "n_channels": r.n_channels, "sfreq": r.sfreq,
                               "n_times": r.n_times, "duration_s": r.duration,
                               "n_annotations": len(r.annotations),

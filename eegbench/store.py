@@ -16,14 +16,14 @@ import os
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from . import atomic as _atomic
 from . import manifest as _manifest
 from . import validate as _validate
+from ._frame import Table
 from .codecs import DEFAULT, CodecSpec, check_counts_range, check_integer_storage, resolve
 from .errors import (
     CorruptStoreError,
@@ -36,7 +36,10 @@ from .errors import (
 from .formats import DEFAULT_FORMAT, FormatBackend, SignalLayout, get_backend, resolve_format  # noqa: F401
 from .model import Annotations, Dataset, LazyRecordings, Recording
 from .quantization import Quantization, QuantizationMismatch
-from .tables import frame_from_parquet, frame_to_parquet, from_json, to_json
+from .tables import frame_to_parquet, from_json, to_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_CHUNK_SECONDS = 1.0
 #: a chunk chosen by default (no ``chunk_seconds``) holds at most this many raw bytes (all channels):
@@ -154,6 +157,8 @@ def _iso(value: _dt.datetime | None) -> str | None:
 
 def _tables(dataset: Dataset, keys: list[str], layouts: list[SignalLayout],
             storages: list[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    import pandas as pd
+
     recs, chans, anns, hist = [], [], [], []
     for i, (rec, key, layout, storage) in enumerate(zip(dataset, keys, layouts, storages)):
         recs.append({"key": key, "name": rec.name, "sfreq": rec.sfreq, "n_times": rec.n_times,
@@ -418,15 +423,16 @@ def _open_once(root: Path, lazy: bool, verify: bool, recordings: list[str] | Non
             raise CorruptStoreError(f"{root}: metadata table {name} does not match the SHA-256 the store header "
                                     f"records for it (modified, corrupted or from another store); "
                                     f"run `eegbench verify {root}`")
-        try:
-            tables[name] = None if data is None else frame_from_parquet(data)
+        try:  # parsed with pyarrow into a light table: opening needs no pandas (see eegbench._frame)
+            tables[name] = None if data is None else Table(data)
+            len(tables[name] or ())
         except Exception as exc:  # a damaged table is a damaged store
             raise CorruptStoreError(f"{root}: cannot read metadata table {name} ({type(exc).__name__}: "
                                     f"{str(exc)[:300]}); run `eegbench verify {root}`") from exc
     built = _build_recordings(root, backend, tables, header)
     windows, description = tables["windows"], tables["description"]
     if description is None:
-        description = pd.DataFrame(index=pd.RangeIndex(len(built)))
+        description = Table(n_rows=len(built))
     elif len(description) != len(built):
         raise CorruptStoreError(f"{root}: the description table has {len(description)} rows for "
                                 f"{len(built)} recordings")
@@ -446,7 +452,7 @@ def _partial_manifest(root: Path, backend: FormatBackend, files: dict[str, Any],
     from .layout import files_by_recording
 
     data = backend.read_table(root, "recordings")
-    known = [] if data is None else list(frame_from_parquet(data)["key"])
+    known = [] if data is None else list(Table(data)["key"])
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise CorruptStoreError(f"{root}: no recording with key(s) {unknown[:5]} in this store")
@@ -602,7 +608,7 @@ def info(path: str | os.PathLike) -> dict[str, Any]:
 def _info(root: Path) -> dict[str, Any]:
     dataset = open(root)
     header = _manifest.read_header(root)
-    tables_recs = frame_from_parquet(get_backend(header["format"]).read_table(root, "recordings"))
+    tables_recs = Table(get_backend(header["format"]).read_table(root, "recordings"))
     files = header.get("files", {})
     size = sum(e["size"] for e in files.values()) + (root / _manifest.HEADER).stat().st_size
     raw = sum(r.n_channels * r.n_times * 4 for r in dataset)
@@ -621,7 +627,7 @@ def _info(root: Path) -> dict[str, Any]:
         "sfreq": sorted({r.sfreq for r in dataset}),
         "duration_s": float(sum(r.duration for r in dataset)),
         "n_annotations": int(sum(len(r.annotations) for r in dataset)),
-        "n_windows": None if dataset.windows is None else len(dataset.windows),
+        "n_windows": None if dataset._windows is None else len(dataset._windows),  # no pandas needed
         "heterogeneous": dataset.is_heterogeneous,
         "size_bytes": int(size),
         "n_files": len(files) + 1,

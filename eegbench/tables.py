@@ -15,19 +15,24 @@ import datetime as _dt
 import io
 import json
 import math
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .errors import MetadataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas and pyarrow are imported on first use (``import eegbench`` and ``open`` need neither:
+# see :mod:`eegbench._frame`); a pandas value can only exist once pandas is imported.
 
 _JSON_COLUMNS_KEY = b"eegbench.json_columns"
 
 
 def _encode(value: Any) -> Any:
+    pd = sys.modules.get("pandas")
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -37,7 +42,7 @@ def _encode(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         f = float(value)
         return f if math.isfinite(f) else {"$float": repr(f)}
-    if isinstance(value, pd.Timestamp):
+    if pd is not None and isinstance(value, pd.Timestamp):
         if value is pd.NaT:
             return {"$nat": True}
         return {"$timestamp": value.isoformat()}
@@ -61,7 +66,7 @@ def _encode(value: Any) -> Any:
         if any(k.startswith("$") for k in out):
             return {"$dict": out}
         return out
-    if value is pd.NA:
+    if pd is not None and value is pd.NA:
         return {"$na": True}
     raise MetadataError(
         f"cannot store a {type(value).__name__} in metadata without pickle; convert it to "
@@ -77,12 +82,18 @@ def _decode(value: Any) -> Any:
         if "$datetime" in value:
             return _dt.datetime.fromisoformat(value["$datetime"])
         if "$timestamp" in value:
+            import pandas as pd
+
             return pd.Timestamp(value["$timestamp"])
         if "$date" in value:
             return _dt.date.fromisoformat(value["$date"])
         if "$nat" in value:
+            import pandas as pd
+
             return pd.NaT
         if "$na" in value:
+            import pandas as pd
+
             return pd.NA
         if "$ndarray" in value:
             return np.array(_decode(value["$ndarray"]), dtype=value["dtype"]).reshape(value["shape"])
@@ -111,6 +122,9 @@ def _needs_json(series: pd.Series) -> bool:
 
 def frame_to_parquet(frame: pd.DataFrame) -> bytes:
     """Serialise a DataFrame to Parquet bytes (no dictionary encoding of floats, zstd)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     if not all(isinstance(c, str) for c in frame.columns):
         raise MetadataError("table column names must be strings")
     frame = frame.copy()
@@ -132,6 +146,9 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
 
 def frame_from_parquet(data: bytes) -> pd.DataFrame:
     """Inverse of :func:`frame_to_parquet`."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
     table = pq.read_table(io.BytesIO(data))
     json_cols = json.loads((table.schema.metadata or {}).get(_JSON_COLUMNS_KEY, b"[]"))
     frame = table.to_pandas()

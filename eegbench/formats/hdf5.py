@@ -59,12 +59,9 @@ import os
 import zlib
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import google_crc32c
-import h5py
-import hdf5plugin
-import numcodecs
 import numpy as np
 
 from ..codecs import CodecSpec
@@ -75,6 +72,23 @@ from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes, time_attributes, time_index_dtype
 from ._chunks import ChunkedSource
 
+if TYPE_CHECKING:
+    import h5py
+
+# h5py, hdf5plugin and numcodecs are imported on first use: opening a store (``import eegbench``
+# + ``open``) needs none of them. HDF5 filter ids (HDF5's own: H5Z_FILTER_*; registered plugins:
+# hdf5plugin's ``filter_id``; tests/test_lazy_imports.py checks them against both libraries).
+FILTER_DEFLATE, FILTER_SHUFFLE, FILTER_FLETCHER32 = 1, 2, 3
+FILTER_BLOSC, FILTER_ZSTD, FILTER_FCIDECOMP, FILTER_HTJ2K = 32001, 32015, 32018, 32033
+
+
+def _h5py() -> Any:
+    """h5py with hdf5plugin's filters registered (any signal file eegbench opens may need them)."""
+    import h5py
+    import hdf5plugin  # noqa: F401  (registers Blosc, Zstd, FCIDECOMP, HTJ2K with HDF5)
+
+    return h5py
+
 SIGNALS = "/signals"
 INDEX = "/chunk_index"
 TABLES_FILE = "tables.h5"
@@ -82,16 +96,30 @@ _TABLE_CHUNK = 1 << 20  # bytes per chunk of a table dataset (chunking is what a
 
 # stored bytes -> bytes, per HDF5 filter id (byte-compatible: HDF5's deflate writes a zlib stream,
 # the Zstd filter a zstd frame, the Blosc filter a Blosc buffer); shuffle and fletcher32: _decode
-_DECODERS: dict[int, Callable[[Any], Any]] = {
-    h5py.h5z.FILTER_DEFLATE: zlib.decompress,
-    hdf5plugin.Zstd.filter_id: numcodecs.Zstd().decode,
-    hdf5plugin.Blosc.filter_id: numcodecs.Blosc().decode,
-    # archive codecs: FCIDECOMP stores a plain JPEG-LS stream and HTJ2K a plain J2K codestream per
-    # chunk (16-bit samples of the chunk's bytes), which imagecodecs decodes as they are
-    hdf5plugin.FciDecomp.filter_id: lambda b: _imagecodecs().jpegls_decode(b),
-    hdf5plugin.Htj2k.filter_id: lambda b: _imagecodecs().htj2k_decode(b),
-}
-_FAST_FILTERS = set(_DECODERS) | {h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_FLETCHER32}
+_DECODERS: dict[int, Callable[[Any], Any]] = {}  # filled by _decoder() on first use
+
+
+def _decoder(fid: int) -> Callable[[Any], Any]:
+    fn = _DECODERS.get(fid)
+    if fn is None:
+        from ..codecs import load_numcodecs
+
+        nc = load_numcodecs()
+        _DECODERS.update({
+            FILTER_DEFLATE: zlib.decompress,
+            FILTER_ZSTD: nc.Zstd().decode,
+            FILTER_BLOSC: nc.Blosc().decode,
+            # archive codecs: FCIDECOMP stores a plain JPEG-LS stream and HTJ2K a plain J2K codestream per
+            # chunk (16-bit samples of the chunk's bytes), which imagecodecs decodes as they are
+            FILTER_FCIDECOMP: lambda b: _imagecodecs().jpegls_decode(b),
+            FILTER_HTJ2K: lambda b: _imagecodecs().htj2k_decode(b),
+        })
+        fn = _DECODERS[fid]
+    return fn
+
+
+_FAST_FILTERS = {FILTER_DEFLATE, FILTER_ZSTD, FILTER_BLOSC, FILTER_FCIDECOMP, FILTER_HTJ2K, FILTER_SHUFFLE,
+                 FILTER_FLETCHER32}
 
 
 def h5_open(path: Path | str, **kwargs: Any) -> h5py.File:
@@ -100,6 +128,7 @@ def h5_open(path: Path | str, **kwargs: Any) -> h5py.File:
     HDF5 shares one file object per process and refuses a second open whose locking flag
     differs ("file locking flag values don't match"), e.g. when the user has the same file open
     through ``h5py.File(..., locking=False)``. That is not damage: retry with the other flag."""
+    h5py = _h5py()
     try:
         return h5py.File(path, "r", **kwargs)
     except OSError as exc:
@@ -126,6 +155,8 @@ def _file_space() -> dict[str, Any]:
 
 def _filter_kwargs(codec: CodecSpec) -> dict[str, Any]:
     """``create_dataset`` keywords for ``codec`` (meanings from :mod:`eegbench.codecs`)."""
+    import hdf5plugin
+
     name, level = codec.compression, codec.level
     if codec.delta:
         raise UnsupportedCodecError("the hdf5 format cannot store the delta filter portably")
@@ -178,6 +209,7 @@ class HDF5Source(ChunkedSource):
         """The signal file opened by h5py: through the byte source (no descriptor of its own), or
         -- ``by_path``, local stores only, ~2x faster for the one-off structure read -- by its path
         (a descriptor held only until :meth:`_prepare` closes it again)."""
+        h5py = _h5py()
         rel = self._rel()
         path = getattr(self.bytes, "path", None) if by_path else None
         for attempt in range(2):
@@ -283,7 +315,7 @@ class HDF5Source(ChunkedSource):
 
     def _raw_chunk_at(self, index: int) -> tuple[str, int, int, int | None] | None:
         # uncompressed: the chunk's samples (full size, padded at the end) then fletcher32's 4 bytes
-        if self._h_index is None or self._h_filters != [h5py.h5z.FILTER_FLETCHER32]:
+        if self._h_index is None or self._h_filters != [FILTER_FLETCHER32]:
             return None
         offset, size, mask, crc = self._h_index[index]
         return None if mask & 1 else (self._rel(), offset, offset + size, crc)
@@ -312,12 +344,12 @@ class HDF5Source(ChunkedSource):
             if mask >> i & 1:
                 continue
             fid = self._h_filters[i]
-            if fid == h5py.h5z.FILTER_FLETCHER32:
+            if fid == FILTER_FLETCHER32:
                 buf = memoryview(buf)[:-4]  # the CRC32C above already covers these bytes
-            elif fid == h5py.h5z.FILTER_SHUFFLE:
+            elif fid == FILTER_SHUFFLE:
                 buf = _unshuffle(buf, self.dtype.itemsize)
             else:
-                buf = _DECODERS[fid](buf)
+                buf = _decoder(fid)(buf)
         return np.frombuffer(buf, dtype=np.uint8)
 
 
@@ -337,6 +369,7 @@ def _cf_holds_for(ds: h5py.Dataset, layout: SignalLayout, cf: tuple[float, float
 def _dimension_scales(f: h5py.File, ds: h5py.Dataset, layout: SignalLayout) -> None:
     """``/channel`` (names) and ``/time`` (sample index, CF-scaled to seconds) as HDF5 dimension
     scales of ``/signals``: netCDF readers (h5netcdf, xarray) label both axes with them."""
+    h5py = _h5py()
     if layout.ch_names:
         names = f.create_dataset(CHANNEL_DIM, data=np.array(layout.ch_names, dtype=object),
                                  dtype=h5py.string_dtype())
@@ -361,6 +394,7 @@ def _dimension_scales(f: h5py.File, ds: h5py.Dataset, layout: SignalLayout) -> N
 
 def _label_index(f: h5py.File, idx: h5py.Dataset, layout: SignalLayout) -> None:
     """Dimension scales for ``/chunk_index``: the first sample of each chunk and the column names."""
+    h5py = _h5py()
     first = f.create_dataset("chunk", data=np.arange(layout.n_chunks, dtype="<i8") * layout.chunk_samples)
     first.attrs["long_name"] = "first sample of the chunk"
     first.make_scale("chunk")
@@ -380,6 +414,7 @@ class HDF5Backend:
 
     def write_recording(self, root: Path, key: str, blocks: Iterable[tuple[int, np.ndarray]],
                         layout: SignalLayout) -> dict[str, Any]:
+        h5py = _h5py()
         rel = f"{signal_prefix(key)}.h5"  # fanned out: no folder over 10,000 entries (eegbench.io.layout)
         path = Path(root) / rel
         path.parent.mkdir(parents=True, exist_ok=True)  # parallel workers may race to create it
@@ -445,6 +480,7 @@ class HDF5Backend:
                          "arithmetic, q_* taken per channel (row)")
 
     def write_table(self, root: Path, name: str, data: bytes) -> None:
+        h5py = _h5py()
         arr = np.frombuffer(data, dtype=np.uint8)
         with h5py.File(Path(root) / TABLES_FILE, "a") as f:
             group = f.require_group("tables")

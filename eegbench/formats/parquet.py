@@ -44,10 +44,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import google_crc32c
-import numcodecs
 import numpy as np
 
-from ..codecs import decode_chunk, encode_chunk, numcodecs_pipeline, undelta
+from ..codecs import decode_chunk, encode_chunk, load_numcodecs, numcodecs_pipeline, undelta
 from ..errors import CorruptStoreError
 from ..io.layout import fanout
 from . import SignalLayout, register
@@ -292,7 +291,7 @@ class ChunkFileSource(_Source):
         # plain Python ints: the per-chunk lookups below are list indexing, not NumPy scalars
         self._h_offsets, self._h_nbytes, self._h_crcs = (index[:, j].tolist() for j in range(3))
         self._h_pipeline = numcodecs_pipeline(self.layout.codec, self.dtype)
-        self._h_delta = bool(self._h_pipeline) and isinstance(self._h_pipeline[0], numcodecs.Delta)
+        self._h_delta = bool(self._h_pipeline) and isinstance(self._h_pipeline[0], load_numcodecs().Delta)
         if self._h_delta:  # undone by _undelta (same result, 4x faster)
             self._h_pipeline = self._h_pipeline[1:]
 

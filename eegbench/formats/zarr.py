@@ -67,12 +67,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import google_crc32c
-import numcodecs
-import numcodecs.blosc
-import numcodecs.zstd
 import numpy as np
 
-from ..codecs import IMAGE_CODEC_BITS, OFFSET_FILTER, check_integer_storage, needs_offset, undelta, unoffset
+from ..codecs import (
+    IMAGE_CODEC_BITS,
+    OFFSET_FILTER,
+    check_integer_storage,
+    load_numcodecs,
+    needs_offset,
+    undelta,
+    unoffset,
+)
 from ..errors import CorruptStoreError
 from ..io.layout import fanout, signal_prefix
 from . import SignalLayout, register
@@ -359,6 +364,31 @@ class _ShardWriter:
 # ---------------------------------------------------------------------------------------------
 # fast decoding
 # ---------------------------------------------------------------------------------------------
+class _Decompress:
+    """numcodecs' ``zstd``/``blosc`` ``decompress``, imported on the first chunk decoded (building a
+    source -- ``eegbench info``, a DataLoader's dataset -- needs no numcodecs). Pickles by name."""
+
+    __slots__ = ("name", "fn")
+
+    def __init__(self, name: str) -> None:
+        self.name, self.fn = name, None
+
+    def __call__(self, buf: Any) -> Any:
+        fn = self.fn
+        if fn is None:
+            load_numcodecs()
+            import importlib
+
+            fn = self.fn = importlib.import_module(f"numcodecs.{self.name}").decompress
+        return fn(buf)
+
+    def __getstate__(self) -> str:
+        return self.name
+
+    def __setstate__(self, name: str) -> None:
+        self.name, self.fn = name, None
+
+
 class _Unshuffle:
     """Inverse of numcodecs' byte shuffle (planes of byte k of every element, k = 0..size-1).
 
@@ -373,7 +403,7 @@ class _Unshuffle:
         if size <= 1:
             return buf
         if self.utype is None:
-            return numcodecs.Shuffle(elementsize=size).decode(buf)
+            return load_numcodecs().Shuffle(elementsize=size).decode(buf)
         planes = np.frombuffer(buf, dtype=np.uint8)
         if planes.size % size:
             raise ValueError(f"shuffled buffer of {planes.size} bytes is not a multiple of {size}")
@@ -430,10 +460,8 @@ class _DecodePlan:
         steps: list[Callable[[Any], Any]] = []
         for codec in reversed(after):  # decode order
             name, cfg = codec["name"], codec.get("configuration") or {}
-            if name == "zstd":
-                steps.append(numcodecs.zstd.decompress)
-            elif name == "blosc":
-                steps.append(numcodecs.blosc.decompress)
+            if name in ("zstd", "blosc"):
+                steps.append(_Decompress(name))
             elif name == "gzip":
                 steps.append(_gunzip)
             elif name == "numcodecs.shuffle":

@@ -9,8 +9,6 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
-import pandas as pd
-
 from ..errors import EegbenchError, EmptyDatasetError, SourceNotFoundError
 from ..manifest import HEADER
 from ..model import Dataset
@@ -79,6 +77,8 @@ def load(paths: str | os.PathLike | Iterable[str | os.PathLike], skip_errors: bo
         raise EmptyDatasetError("none of the sources could be read; see the warnings above")
     if len(parts) == 1:
         return parts[0]
+    import pandas as pd
+
     recordings = [rec for part in parts for rec in part]
     description = pd.concat([p.description.reset_index(drop=True) for p in parts], ignore_index=True)
     return Dataset(recordings, description)

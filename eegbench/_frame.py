@@ -1,0 +1,188 @@
+"""A small read-only table over a stored Parquet table, so :func:`eegbench.open` needs no pandas.
+
+``import pandas`` costs 0.3-1 s here; opening a store only has to *validate* its metadata tables
+(recordings, channels, annotations, history) and keep the description and window tables for later.
+:class:`Table` parses the Parquet bytes with pyarrow (imported on first use) into NumPy columns and
+offers the few DataFrame operations :mod:`eegbench.validate` uses (``columns``, ``len``, ``empty``,
+``t[col].to_numpy()``, iteration over a column, ``iloc`` with slices / integer arrays,
+``to_dict("records")``, ``sort_values``). Values match ``pyarrow.Table.to_pandas()``: integers
+with nulls become float64 NaN, strings and nested values stay Python objects (None for null).
+
+:meth:`Table.to_pandas` gives the same DataFrame as :func:`eegbench.tables.frame_from_parquet`
+(typed-JSON columns decoded); :class:`eegbench.Dataset` calls it the first time its
+``description`` or ``windows`` is read. A table pickles as its Parquet bytes (plain data).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+
+class Column:
+    """One column: ``to_numpy()``, ``tolist()``, iteration (Python scalars, as pandas yields)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def to_numpy(self) -> np.ndarray:
+        return self.values
+
+    def tolist(self) -> list[Any]:
+        return self.values.tolist()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.values.tolist())
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+class _ILoc:
+    __slots__ = ("table",)
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def __getitem__(self, index: Any) -> Table:
+        t = self.table
+        if isinstance(index, (int, np.integer)):
+            raise TypeError("Table.iloc takes a slice or an integer array, not one row")
+        return Table._from_columns({c: v[index] for c, v in t._cols.items()}, len(range(t._n)[index])
+                                   if isinstance(index, slice) else len(np.asarray(index)), t._json)
+
+
+class Table:
+    """A read-only table parsed from the Parquet bytes :func:`eegbench.tables.frame_to_parquet` wrote."""
+
+    def __init__(self, data: bytes | None = None, *, n_rows: int | None = None) -> None:
+        """``Table(data)``: the table stored in ``data``; ``Table(n_rows=n)``: ``n`` rows, no columns."""
+        self._data = None if data is None else bytes(data)
+        self._cols: dict[str, np.ndarray] = {}
+        self._json: list[str] = []
+        self._n = 0 if n_rows is None else int(n_rows)
+        self._parsed = data is None
+
+    @classmethod
+    def _from_columns(cls, cols: dict[str, np.ndarray], n: int, json_cols: list[str]) -> Table:
+        t = cls(n_rows=n)
+        t._cols, t._json = cols, list(json_cols)
+        return t
+
+    def _parse(self) -> None:
+        if self._parsed:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        # ParquetFile, not pq.read_table: read_table imports pyarrow.dataset (~0.1-0.5 s more)
+        table = pq.ParquetFile(pa.BufferReader(self._data)).read(use_threads=False)
+        meta = table.schema.metadata or {}
+        self._json = list(json.loads(meta.get(b"eegbench.json_columns", b"[]")))
+        hidden = set()
+        if b"pandas" in meta:  # pandas' stored index columns are the index, not data columns
+            hidden = {c for c in json.loads(meta[b"pandas"]).get("index_columns", []) if isinstance(c, str)}
+        self._n = table.num_rows
+        self._cols = {name: _to_numpy(table.column(name)) for name in table.column_names if name not in hidden}
+        self._parsed = True
+
+    # -- the DataFrame subset -------------------------------------------------------------------
+    @property
+    def columns(self) -> list[str]:
+        self._parse()
+        return list(self._cols)
+
+    def __len__(self) -> int:
+        self._parse()
+        return self._n
+
+    @property
+    def empty(self) -> bool:
+        return len(self) == 0 or not self.columns
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __getitem__(self, name: str) -> Column:
+        self._parse()
+        try:
+            return Column(self._cols[name])
+        except KeyError:
+            raise KeyError(name) from None
+
+    @property
+    def iloc(self) -> _ILoc:
+        self._parse()
+        return _ILoc(self)
+
+    def to_dict(self, orient: str = "records") -> list[dict[str, Any]]:
+        if orient != "records":
+            raise ValueError("Table.to_dict supports orient='records' only")
+        self._parse()
+        lists = {c: v.tolist() for c, v in self._cols.items()}
+        return [{c: lists[c][i] for c in lists} for i in range(self._n)]
+
+    def sort_values(self, column: str) -> Table:
+        return self.iloc[np.argsort(self[column].to_numpy(), kind="stable")]
+
+    # -- pandas, on demand ---------------------------------------------------------------------
+    def to_pandas(self) -> Any:
+        """The table as a pandas DataFrame (as :func:`eegbench.tables.frame_from_parquet` returns it)."""
+        if self._data is not None:
+            from .tables import frame_from_parquet
+
+            return frame_from_parquet(self._data)
+        import pandas as pd
+
+        if self._cols:
+            return pd.DataFrame({c: v for c, v in self._cols.items()}, index=pd.RangeIndex(self._n))
+        return pd.DataFrame(index=pd.RangeIndex(self._n))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"data": self._data, "n": self._n}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["data"], n_rows=state["n"])  # type: ignore[misc]
+
+    def __repr__(self) -> str:
+        return f"<eegbench Table: {len(self)} rows, columns {self.columns}>"
+
+
+def _to_numpy(column: Any) -> np.ndarray:
+    """A pyarrow ChunkedArray as NumPy, with ``to_pandas``' conventions (integers or floats with
+    nulls: float64 NaN; anything else: an object array, None for null). Never through pyarrow's
+    ``to_numpy``: that imports pandas."""
+    import pyarrow as pa
+
+    t = column.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        dtype = np.dtype(t.to_pandas_dtype())
+        parts = []
+        for chunk in column.chunks:
+            n, off = len(chunk), chunk.offset
+            values = np.frombuffer(chunk.buffers()[1], dtype=dtype, count=off + n)[off:]
+            if chunk.null_count:
+                bits = np.unpackbits(np.frombuffer(chunk.buffers()[0], dtype=np.uint8), bitorder="little")
+                values = values.astype(np.float64)
+                values[~bits[off:off + n].astype(bool)] = np.nan
+            parts.append(values)
+        if not parts:
+            return np.empty(0, dtype=dtype)
+        if any(p.dtype != parts[0].dtype for p in parts):
+            parts = [p.astype(np.float64) for p in parts]
+        return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+    values = column.to_pylist()
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):  # element by element: a list value must stay one cell
+        out[i] = v
+    return out
+
+
+def as_pandas(value: Any) -> Any:
+    """``value`` as pandas if it is a :class:`Table`, else unchanged."""
+    return value.to_pandas() if isinstance(value, Table) else value
