@@ -40,15 +40,25 @@ clean:
 ASV := $(BIN)/asv
 HASH = $(shell git rev-parse HEAD)
 
-# The main job (README): every format x codec x chunk span + baselines on PROFILE (default quick:
-# 4 x 150 s of the HBN-like generator, one round; `PROFILE=standard` is the 43-minute run), this
-# machine's own results in results/local/ (never the committed reference), the dashboard, the
-# flattened table, the plots and RECOMMENDATION.md; prints where they are.
+# The main job (README): PROFILE (default quick) benchmarked into this machine's own results/local/
+# (never the committed reference), then the dashboard, the flattened table, the plots and
+# RECOMMENDATION.md; prints where they are. What `quick` measures (vs `standard`, the 43-minute run):
+#   timing suites (random access warm/cold, cold disk bytes, sequential, open, memory, DataLoader
+#   0/2 workers): hdf5/zarr/parquet x none/blosc-lz4/blosc-zstd/zstd x 0.5 s/2 s chunks + memmap/FIF
+#   baselines; size and save suites: those plus gzip and the archive codecs (jpegls, jpegxl, jpeg2k,
+#   htj2k at 2 s); bench_reference (eegbench vs each format's own library).
+#   Cut vs standard: 4 recordings x 150 s instead of 20 x 5 min (same generator), gzip and the
+#   archive codecs not in the timing suites, one round (asv: two), DataLoader 3 timed batches instead
+#   of 10, save 2 samples at most, no time_* duplicates of track_* figures, and not run: bench_remote,
+#   bench_many_recordings, bench_synthetic. Every benchmark forks from one asv forkserver that
+#   imported the libraries once.
 bench: setup
 	$(BIN)/python -m benchmarks.mainjob --profile $(PROFILE)
 
-# The committed reference (coordinator, on a clean tree at the commit to publish): results/asv
-# (machine vm-quick), results/results.csv, results/plots/, results/RECOMMENDATION.md, results/html.
+# The committed reference, the one command run at the end (clean tree at the commit to publish):
+# quick profile into results/asv (machine vm-quick), results/results.csv, results/plots/,
+# results/RECOMMENDATION.md (the byte-for-byte test's input) and the dashboard in results/html;
+# then `git add results/ && git commit`.
 bench-reference: setup
 	$(BIN)/python -m benchmarks.mainjob --profile quick --reference
 

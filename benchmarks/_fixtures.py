@@ -45,6 +45,11 @@ CHUNK_SECONDS = [0.5, 2.0] if PROFILE != "smoke" else [1.0]
 #: an archive uses and a 2-s window still reads whole (issue #13); not in the smoke matrix
 ARCHIVE_CODECS = ["jpegls", "jpegxl", "jpeg2k", "htj2k"] if PROFILE != "smoke" else []
 ARCHIVE_CHUNK_SECONDS = 2.0
+#: codecs of the timing suites (random access, cold disk reads, sequential, open, memory, DataLoader).
+#: quick: the four codecs a reader picks for speed; gzip and the archive codecs are measured only
+#: by the size and save suites (their reads are slow and they are chosen for size). Other profiles:
+#: every codec everywhere.
+TIMING_CODECS = ["none", "blosc-lz4", "blosc-zstd", "zstd"] if PROFILE == "quick" else CODECS + ARCHIVE_CODECS
 BASELINES = ["memmap-npy", "mne-fif"]  # + "mne-edf" on the real profile
 
 
@@ -169,8 +174,8 @@ def files_of(path: Path | list[Path]) -> list[Path]:
 
 # --- cold page cache ------------------------------------------------------------------------
 def evict(paths: Path | list[Path]) -> None:
-    """Drop files from the page cache without root: fsync (dirty pages stay otherwise), then
-    POSIX_FADV_DONTNEED. Pages mapped by a live mmap are not evicted: close memmaps first."""
+    """Drop files (a store directory's or the given ones) from the page cache without root: see
+    :func:`eegbench.pagecache.evict`. Pages mapped by a live mmap are not evicted: close memmaps first."""
     for path in files_of(paths):
         fd = os.open(path, os.O_RDONLY)
         try:
@@ -222,7 +227,7 @@ def resident_bytes(paths: Path | list[Path]) -> int:
 
 
 def disk_read_bytes() -> int:
-    """Bytes this process has read from the block device (``/proc/self/io`` read_bytes)."""
+    """Bytes this process has read from the block device (:func:`eegbench.pagecache.disk_read_bytes`)."""
     with open("/proc/self/io") as fh:
         for line in fh:
             if line.startswith("read_bytes:"):
@@ -282,10 +287,16 @@ def remove(path: Path) -> None:
 
 # --- one interface over stores and baselines --------------------------------------------------
 def store_params() -> list[str]:
-    """Parameter values naming every configuration under test, baselines last (same graphs)."""
+    """Parameter values naming every configuration under test, baselines last (same graphs): the
+    size and save suites' matrix."""
     stores = [f"{f} {c} {s:g}s" for f in FORMATS for c in CODECS for s in CHUNK_SECONDS]
     stores += [f"{f} {c} {ARCHIVE_CHUNK_SECONDS:g}s" for f in FORMATS for c in ARCHIVE_CODECS]
     return stores + BASELINES + ["mne-edf"]
+
+
+def timing_params() -> list[str]:
+    """:func:`store_params` restricted to :data:`TIMING_CODECS`: the timing suites' matrix."""
+    return [p for p in store_params() if " " not in p or p.split()[1] in TIMING_CODECS]
 
 
 class Target:
@@ -396,7 +407,7 @@ class Suite:
 
     version = 1
     timeout = 1800
-    params: list = [store_params()]
+    params: list = [timing_params()]
     param_names = ["store"]
 
     def setup_cache(self) -> dict[str, str]:
@@ -409,3 +420,39 @@ class Suite:
         if not target.supported():
             raise NotImplementedError(f"{store} does not apply to profile {target.profile}")
         return target
+
+
+# --- one import for every benchmark process ----------------------------------------------------
+def preimport() -> None:
+    """Import what the benchmark processes need (eegbench with its three format backends, torch,
+    MNE) once, in the process asv forks from.
+
+    asv's forkserver imports the benchmark modules once and forks a process per benchmark and
+    parameter combination (~300 in the quick profile); our suites import eegbench, torch and MNE
+    lazily, so without this each of those processes imported them again: ~3-5 s of CPU each, which
+    was most of the main job's time. Only imports run here: no reader threads (Blosc, zarr's event
+    loop) exist before the forks. The main job turns it on (``EEGBENCH_BENCH_PREIMPORT=1``).
+    """
+    import importlib
+
+    import eegbench.store  # noqa: F401
+    from eegbench.formats import get_backend
+
+    for fmt in FORMATS:
+        get_backend(fmt)
+    try:  # numcodecs through eegbench, which also turns Blosc's threads off before any fork
+        from eegbench.codecs import load_numcodecs
+
+        load_numcodecs()
+    except ImportError:
+        pass
+    for name in ("h5py", "hdf5plugin", "zarr", "pyarrow.parquet", "eegbench.torch", "torch", "torch.utils.data",
+                 "mne"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # optional extras: the suites that need them skip
+            pass
+
+
+if os.environ.get("EEGBENCH_BENCH_PREIMPORT") == "1":
+    preimport()

@@ -12,13 +12,13 @@ BATCH = 64
 
 
 class DataLoaderThroughput(fx.Suite):
-    params = [[p for p in fx.store_params() if " " in p] + ["in-memory"], [0, 2]]
+    params = [[p for p in fx.timing_params() if " " in p] + ["in-memory"], [0, 2]]
     param_names = ["store", "workers"]
     version = 1
 
     def setup(self, built, store, workers):
         if store == "in-memory":
-            store = next(p for p in fx.store_params() if " " in p and fx.Target(p).supported())
+            store = next(p for p in fx.timing_params() if " " in p and fx.Target(p).supported())
         self.target = self._target(store)
         self.path = self.target.build()
         self.window = int(round(fx.WINDOW_SECONDS * self.target.sfreq))

@@ -7,7 +7,7 @@ from . import _fixtures as fx
 
 
 class Memory(fx.Suite):
-    params = [[p for p in fx.store_params() if " " in p or p == "mne-fif"]]
+    params = [[p for p in fx.timing_params() if " " in p or p == "mne-fif"]]
     version = 1
 
     def setup(self, built, store):
@@ -25,7 +25,7 @@ class Memory(fx.Suite):
 class ReadMemory(fx.Suite):
     """Peak RSS growth of reading 50 windows of one recording (stores only)."""
 
-    params = [[p for p in fx.store_params() if " " in p]]
+    params = [[p for p in fx.timing_params() if " " in p]]
     version = 1
 
     def setup(self, built, store):

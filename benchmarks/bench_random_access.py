@@ -17,7 +17,7 @@ WINDOWS_PER_CALL = 20
 
 
 class RandomWindow(fx.Suite):
-    params = [fx.store_params(), ["warm", "cold"]]
+    params = [fx.timing_params(), ["warm", "cold"]]
     param_names = ["store", "cache"]
     number = 1
     repeat = (3, 10, 20.0)

@@ -10,7 +10,7 @@ BLOCK_SECONDS = 10.0
 
 
 class SequentialRead(fx.Suite):
-    params = [fx.store_params(), ["warm", "cold"]]
+    params = [fx.timing_params(), ["warm", "cold"]]
     param_names = ["store", "cache"]
     number = 1
     repeat = (2, 5, 20.0)

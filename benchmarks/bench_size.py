@@ -7,6 +7,7 @@ from . import _fixtures as fx
 
 
 class Size(fx.Suite):
+    params = [fx.store_params()]  # every codec, the archive ones included (fx.TIMING_CODECS is for timings)
     version = 1
 
     def setup(self, built, store):

@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -41,7 +42,21 @@ from pathlib import Path
 
 from benchmarks._fixtures import REPO
 
-QUICK_SKIP = r"^(?!.*\.(time_open|time_open_and_read|time_read_recording)$)"
+#: the benchmarks the ``time_*`` duplicates of a ``track_*`` figure (left out of the quick profile)
+_DUPLICATES = r"(?!.*\.(time_open|time_open_and_read|time_read_recording)$)"
+#: suites of the quick main job, named one by one so a new suite joins it only deliberately
+#: (everything else runs in ``standard``): the format x codec x chunk matrix
+#: (random access, cold disk reads, sequential, open, memory, DataLoader, size, save) and the
+#: reference-library comparison (bench_reference, ~1.5 min); left out: the remote suites
+#: (bench_remote: servers, latencies, worker loaders), the number-of-recordings axis
+#: (bench_many_recordings: 1,000 recordings x 3 formats) and the generator's own speed (bench_synthetic)
+QUICK_SUITES = ["bench_dataloader", "bench_memory", "bench_open", "bench_random_access", "bench_reference",
+                "bench_save", "bench_sequential", "bench_size"]
+QUICK_BENCH = rf"^{_DUPLICATES}({'|'.join(QUICK_SUITES)})\."
+QUICK_SKIP = QUICK_BENCH  # the name of earlier sessions
+#: the smoke run (CI) stops here whatever hangs: minutes per benchmark, and for the whole run
+SMOKE_BENCH_TIMEOUT_S = 300
+SMOKE_TOTAL_TIMEOUT_S = 45 * 60
 REFERENCE_MACHINE = "vm"
 
 
@@ -63,9 +78,17 @@ def write_config(results_root: Path, name: str) -> Path:
     return path
 
 
-def _run(cmd: list[str], env: dict | None = None, check: bool = True) -> int:
+def _run(cmd: list[str], env: dict | None = None, check: bool = True, timeout: float | None = None) -> int:
     print("+", " ".join(cmd), flush=True)
-    rc = subprocess.run(cmd, cwd=REPO, env=env).returncode
+    # own process group: a timeout ends asv and every benchmark process it started, nothing else
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
+    try:
+        rc = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        print(f"timed out after {timeout:.0f} s, stopped: {' '.join(cmd)}", file=sys.stderr, flush=True)
+        rc = 124
     if check and rc != 0:
         raise SystemExit(f"command failed ({rc}): {' '.join(cmd)}")
     return rc
@@ -94,10 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     machine = args.machine or (f"{REFERENCE_MACHINE}-{args.profile}" if args.reference
                                else f"{socket.gethostname()}-{args.profile}")
     env = dict(os.environ, EEGBENCH_PROFILE=args.profile)
+    if args.check or args.profile in ("quick", "smoke"):  # these fork every benchmark from asv's forkserver:
+        env["EEGBENCH_BENCH_PREIMPORT"] = "1"  # import the libraries there once, not in ~300 benchmark processes
     if args.check:
         _run([*asv, "machine", "--config", str(conf), "--yes", "--machine", "ci-smoke"])
+        # every benchmark once; asv ends one that runs over SMOKE_BENCH_TIMEOUT_S (reported failed), and the
+        # whole run is stopped after SMOKE_TOTAL_TIMEOUT_S: CI fails instead of hanging
         return _run([*asv, "run", "--config", str(conf), "--python=same", "--quick", "--dry-run", "--show-stderr",
-                     "--machine", "ci-smoke"], env=env, check=False)
+                     "--machine", "ci-smoke", "-a", f"timeout={SMOKE_BENCH_TIMEOUT_S}"], env=env, check=False,
+                    timeout=SMOKE_TOTAL_TIMEOUT_S)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                             check=True).stdout.strip()
     dirty = subprocess.run(["git", "status", "--porcelain", "--", "eegbench", "benchmarks"], cwd=REPO,
@@ -114,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     launch = "forkserver" if args.profile in ("quick", "smoke") else "spawn"
     cmd = [*asv, "run", "--config", str(conf), "--python=same", "--set-commit-hash", commit, "--machine", machine,
            "--launch-method", launch, "--show-stderr"]
-    bench = args.bench or (QUICK_SKIP if args.profile == "quick" else None)
+    bench = args.bench or (QUICK_BENCH if args.profile == "quick" else None)
     if args.profile in ("quick", "smoke"):
         cmd += ["-a", "rounds=1"]
     if bench:

@@ -61,6 +61,15 @@ def pareto(points: list[tuple[float, float, str]]) -> list[tuple[float, float, s
     return front
 
 
+def _plain_log_ticks(axis) -> None:
+    """Ticks of a log axis at 1, 2, 5 x 10^k written as plain numbers (not 4x10^2)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def _save(fig, path: Path) -> Path:
     fig.savefig(path, metadata={"Software": None}, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -71,7 +80,7 @@ def _save(fig, path: Path) -> Path:
 
 def window_time_vs_size(rows, header: str, path: Path) -> Path:
     plt = _setup()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    fig, axes = plt.subplots(2, 1, figsize=(11, 10))
     for ax, cache in zip(axes, ("warm", "cold")):
         points = []
         for store in _stores(rows):
@@ -84,25 +93,33 @@ def window_time_vs_size(rows, header: str, path: Path) -> Path:
             marker = "o" if config is None else ("s" if config.chunk_seconds >= 2 else "o")
             ax.scatter(size, ms, color=_color(store), marker=marker if config else "x", s=36, zorder=3)
         front = pareto([p for p in points if Config.parse(p[2])])
+        for fmt, color in FORMAT_COLORS.items():
+            ax.scatter([], [], color=color, label=fmt)
+        ax.scatter([], [], color="grey", marker="o", label="chunk < 2 s")
+        ax.scatter([], [], color="grey", marker="s", label="chunk >= 2 s")
+        ax.scatter([], [], color=BASELINE_COLOR, marker="x", label="baseline")
         if front:
-            ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, zorder=2, label="Pareto front")
-            for x, y, name in front:
-                ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=7)
+            # numbered points + the names in the legend: names written beside the points overlapped
+            ax.plot([p[0] for p in front], [p[1] for p in front], "k--", lw=1, zorder=2,
+                    label="Pareto front (nothing smaller and faster):")
+            for k, (x, y, name) in enumerate(front, 1):
+                ax.annotate(str(k), (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8,
+                            fontweight="bold")
+                ax.plot([], [], " ", label=f"{k}  {name}: {x:.0f} MB, {y:.3g} ms")
         for x, y, name in points:
             if Config.parse(name) is None:
                 ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, -9), fontsize=7, color=BASELINE_COLOR)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("size on disk (MB, log)")
-        ax.set_ylabel(f"{cache} ms per random 2-s window (median, log)")
-        ax.set_title(f"{cache} page cache")
+        _plain_log_ticks(ax.xaxis)
+        _plain_log_ticks(ax.yaxis)
+        ax.set_xlabel("size on disk (MB, log scale)")
+        ax.set_ylabel("ms per random 2-s window\n(median, log scale; lower is better)")
+        ax.set_title(f"{cache} page cache: files {'read before' if cache == 'warm' else 'evicted before each window'}")
         ax.grid(True, which="both", alpha=0.3)
-        for fmt, color in FORMAT_COLORS.items():
-            ax.scatter([], [], color=color, label=fmt)
-        ax.scatter([], [], color="grey", marker="s", label="chunk >= 2 s")
-        ax.scatter([], [], color=BASELINE_COLOR, marker="x", label="baseline")
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     fig.suptitle(f"Time per window vs bytes on disk — {header}")
+    fig.tight_layout()
     return _save(fig, path)
 
 
@@ -143,8 +160,19 @@ def dataloader(rows, header: str, path: Path) -> Path:
                 ax.text(0, y + offset, " n/a", va="center", fontsize=7)
     ax.set_yticks(ys, stores, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlim(left=0)
-    ax.set_xlabel("windows/s (batch 64, shuffle; dark = 0 workers, light = 2 workers)")
+    # the in-memory reference can be 10x every store: clip the axis to the stores and write its value
+    store_vals = [v for s in stores if s != "in-memory" for w in ("0", "2")
+                  if not math.isnan(v := _value(rows, R.LOADER, (s, w)))]
+    right = 1.15 * max(store_vals) if store_vals else None
+    ax.set_xlim(left=0, right=right)
+    if right is not None:
+        for y, s in zip(ys, stores):
+            for offset, workers in ((-0.2, "0"), (0.2, "2")):
+                v = _value(rows, R.LOADER, (s, workers))
+                if not math.isnan(v) and v > right:
+                    ax.text(right, y + offset, f"{v:.0f} \u2192 ", ha="right", va="center", fontsize=7,
+                            color="white", fontweight="bold")
+    ax.set_xlabel("windows/s (batch 64, shuffle; higher is better; dark = 0 workers, light = 2 workers)")
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title(f"DataLoader throughput — {header}", fontsize=9)
     return _save(fig, path)

@@ -89,6 +89,21 @@ _GRAPH_DEFAULT_NEW = """        x_coordinate_axis = 0;
         }
         if (state_selection['x-axis'] !== undefined &&"""
 
+#: asv starts the y axis at 0 only for seconds and bytes; our units (ms, MB/s, windows/s, ratio) got
+#: an axis starting at the smallest bar, which hid the fastest configurations' bars
+_ZERO_BASED_OLD = """                if (unit && unit != "unit") {
+                    unit_name = unit;
+                }
+                multiplier = 1.0;"""
+_ZERO_BASED_NEW = """                if (unit && unit != "unit") {
+                    unit_name = unit;
+                }
+                multiplier = 1.0;
+                if (!zoom_y_axis) { /* eegbench: zero-based bars for every unit */
+                    options.yaxis.min = 0.0;
+                    options.yaxis.max = max * 1.1;
+                }"""
+
 
 def patch_dashboard(html: Path, vendor: Path = VENDOR_DIR) -> list[str]:
     """Serve the dashboard's scripts from ``html/vendor`` and set useful graph defaults; returns the
@@ -118,7 +133,7 @@ def patch_dashboard(html: Path, vendor: Path = VENDOR_DIR) -> list[str]:
     _atomic_write(index, text)
     graph = html / "graphdisplay.js"
     js = graph.read_text(encoding="utf-8")
-    for old, new in ((_GRAPH_DEFAULT_OLD, _GRAPH_DEFAULT_NEW),):
+    for old, new in ((_GRAPH_DEFAULT_OLD, _GRAPH_DEFAULT_NEW), (_ZERO_BASED_OLD, _ZERO_BASED_NEW)):
         if new not in js:
             if old not in js:
                 raise SystemExit(f"{graph}: asv's graph code changed; update benchmarks/publish.py's patch")

@@ -73,7 +73,9 @@ def test_dashboard_loads_no_cdn(tmp_path):
     index = (html / "index.html").read_text()
     assert "https://" not in index.split("<body")[0]  # every script and style of the head is local
     assert "vendor/jquery-3.3.1.min.js" in index
-    assert "eegbench" in (html / "graphdisplay.js").read_text()
+    graph_js = (html / "graphdisplay.js").read_text()
+    assert "eegbench" in graph_js
+    assert "eegbench: zero-based bars for every unit" in graph_js
 
 
 _SERVE = """
@@ -113,3 +115,74 @@ def test_dashboard_renders_offline_in_headless_chromium(tmp_path):
         server.kill()
         server.wait()
         server.stdout.close()
+
+
+_MATRIX = """
+import json, os, re, sys
+sys.path.insert(0, sys.argv[1])
+from benchmarks import _fixtures as fx, bench_dataloader, bench_random_access, bench_save, bench_size
+print(json.dumps({"timing": fx.timing_params(), "all": fx.store_params(),
+                  "random": bench_random_access.RandomWindow.params[0], "loader": bench_dataloader.DataLoaderThroughput.params[0],
+                  "size": bench_size.Size.params[0], "save": bench_save.Save.params[0],
+                  "preimported": "torch" in sys.modules}))
+"""
+
+
+def _matrix(profile: str, **env: str) -> dict:
+    import os
+
+    out = subprocess.run([sys.executable, "-c", _MATRIX, str(REPO)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "EEGBENCH_PROFILE": profile, **env})
+    return json.loads(out.stdout)
+
+
+def test_quick_profile_times_the_main_codecs_and_sizes_every_codec():
+    m = _matrix("quick")
+    codecs = {p.split()[1] for p in m["timing"] if " " in p}
+    assert codecs == {"none", "blosc-lz4", "blosc-zstd", "zstd"}  # the main matrix, every format and chunk span
+    assert {p.split()[2] for p in m["timing"] if " " in p} == {"0.5s", "2s"}
+    assert {p.split()[0] for p in m["timing"] if " " in p} == {"hdf5", "zarr", "parquet"}
+    assert m["random"] == m["timing"] and m["loader"] == [p for p in m["timing"] if " " in p] + ["in-memory"]
+    archive = {"gzip", "jpegls", "jpegxl", "jpeg2k", "htj2k"}
+    assert archive <= {p.split()[1] for p in m["size"] if " " in p}  # size/ratio and save keep every codec
+    assert archive <= {p.split()[1] for p in m["save"] if " " in p}
+    assert not m["preimported"]  # only the main job turns the preimport on
+    standard = _matrix("standard")
+    assert standard["timing"] == standard["all"]  # the standard profile times every codec
+
+
+def test_preimport_loads_the_libraries_before_asv_forks():
+    pytest.importorskip("torch")
+    assert _matrix("smoke", EEGBENCH_BENCH_PREIMPORT="1")["preimported"]
+
+
+def test_quick_main_job_selects_its_suites_deliberately():
+    import re
+
+    q = mainjob.QUICK_BENCH
+    chosen = ["bench_dataloader.DataLoaderThroughput.track_windows_per_s", "bench_size.Size.track_bytes",
+              "bench_random_access.RandomWindow.track_ms_per_window", "bench_save.Save.time_save",
+              "bench_reference.ReferenceWindow.track_ms_per_window", "bench_open.Open.track_open_ms_per_recording"]
+    left_out = ["bench_remote.RemoteDataLoader.track_remote_windows_per_s", "bench_remote.RemoteWindow.track_open_ms",
+                "bench_many_recordings.ManyOpen.time_open", "bench_synthetic.Generate.time_generate_standard_recording",
+                "bench_open.Open.time_open", "bench_random_access.RandomWindow.time_open_and_read"]
+    assert all(re.search(q, name) for name in chosen)
+    assert not any(re.search(q, name) for name in left_out)
+    suites = {p.stem for p in (REPO / "benchmarks").glob("bench_*.py")}
+    assert set(mainjob.QUICK_SUITES) - {"bench_reference"} <= suites  # no typo: every listed suite exists
+
+
+def test_smoke_run_is_stopped_instead_of_hanging(tmp_path):
+    import os
+    import time
+
+    marker = tmp_path / "child-pid"
+    code = ("import subprocess, sys, time; "
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)']); "
+            f"open({str(marker)!r}, 'w').write(str(child.pid)); time.sleep(600)")
+    assert mainjob._run([sys.executable, "-c", code], timeout=15, check=False) == 124
+    pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):  # the whole process group went, the grandchild included
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.1)
