@@ -176,13 +176,9 @@ def files_of(path: Path | list[Path]) -> list[Path]:
 def evict(paths: Path | list[Path]) -> None:
     """Drop files (a store directory's or the given ones) from the page cache without root: see
     :func:`eegbench.pagecache.evict`. Pages mapped by a live mmap are not evicted: close memmaps first."""
-    for path in files_of(paths):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+    from eegbench.pagecache import evict as _evict
+
+    _evict(files_of(paths))
 
 
 def warm(paths: Path | list[Path]) -> None:
@@ -228,11 +224,9 @@ def resident_bytes(paths: Path | list[Path]) -> int:
 
 def disk_read_bytes() -> int:
     """Bytes this process has read from the block device (:func:`eegbench.pagecache.disk_read_bytes`)."""
-    with open("/proc/self/io") as fh:
-        for line in fh:
-            if line.startswith("read_bytes:"):
-                return int(line.split()[1])
-    return 0
+    from eegbench.pagecache import disk_read_bytes as _read
+
+    return _read()
 
 
 # --- memory of one operation, in a fresh process ----------------------------------------------

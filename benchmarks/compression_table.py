@@ -32,6 +32,7 @@ def window_ms(path, n: int = 60) -> float:
     """Median ms per random 2-s all-channel window, files warm, decoded-chunk cache off."""
     import eegbench
     from eegbench.formats import _chunks
+    from eegbench.pagecache import warm_window_times
 
     ds = eegbench.open(path)
     lengths = [rec.n_times for rec in ds]
@@ -39,13 +40,7 @@ def window_ms(path, n: int = 60) -> float:
     windows = fx.random_windows(lengths, window, n, seed=4)
     saved, _chunks.CHUNK_CACHE.max_bytes = _chunks.CHUNK_CACHE.max_bytes, 0
     try:
-        for r, s in windows:  # warm the page cache (and the readers' handles)
-            ds[r].get_data(start=s, stop=s + window)
-        times = []
-        for r, s in windows:
-            t0 = time.perf_counter()
-            ds[r].get_data(start=s, stop=s + window)
-            times.append(time.perf_counter() - t0)
+        times = warm_window_times(ds, windows, window)
     finally:
         _chunks.CHUNK_CACHE.max_bytes = saved
         ds.close()

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import recommend as R
+from .pagecache import disk_read_bytes, evict, warm_window_times
 from .recommend import ResultRow
 
 __all__ = ["CHUNK_SECONDS", "measure", "sample"]
@@ -51,27 +52,6 @@ def sample(paths: Sequence[str | os.PathLike], n_recordings: int = 4, seconds: f
         start = math.floor(start * rec.sfreq) / rec.sfreq
         recs.append(rec.slice(start, start + span) if span < rec.duration else rec)
     return Dataset(recs)
-
-
-def _evict(paths: list[Path]) -> None:
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def _disk_read_bytes() -> int:
-    try:
-        with open("/proc/self/io") as fh:
-            for line in fh:
-                if line.startswith("read_bytes:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
 
 
 def _files(path: Path) -> list[Path]:
@@ -137,27 +117,21 @@ def _measure_one(src, dest: Path, fmt: str, codec: str, chunk: float, float32_by
     for _ in range(n_windows):
         r = int(rng.choice(picks))
         windows.append((r, int(rng.integers(0, ds[r].n_times - window + 1))))
-    for r, s in windows:  # warm: the timed windows are in the page cache
-        ds[r].get_data(start=s, stop=s + window)
-    warm = []
-    for r, s in windows:
-        t0 = time.perf_counter()
-        ds[r].get_data(start=s, stop=s + window)
-        warm.append(time.perf_counter() - t0)
+    warm = warm_window_times(ds, windows, window)
     cold, cold_bytes = [], []
     for r, s in windows[: max(5, n_windows // 2)]:
         ds.close()
-        _evict(files)
-        before = _disk_read_bytes()
+        evict(files)
+        before = disk_read_bytes()
         t0 = time.perf_counter()
         ds[r].get_data(start=s, stop=s + window)
         cold.append(time.perf_counter() - t0)
-        cold_bytes.append(_disk_read_bytes() - before)
+        cold_bytes.append(disk_read_bytes() - before)
     seq = {}
     for cache in ("cold", "warm"):  # whole first recording in 10-s blocks
         ds.close()
         if cache == "cold":
-            _evict(files)
+            evict(files)
         rec = ds[0]
         block = int(10 * rec.sfreq)
         t0 = time.perf_counter()
