@@ -50,7 +50,8 @@ HASH = $(shell git rev-parse HEAD)
 #   Cut vs standard: 4 recordings x 150 s instead of 20 x 5 min (same generator), gzip and the
 #   archive codecs not in the timing suites, one round (asv: two), DataLoader 3 timed batches instead
 #   of 10, save 2 samples at most, no time_* duplicates of track_* figures, and not run: bench_remote,
-#   bench_many_recordings, bench_synthetic. Every benchmark forks from one asv forkserver that
+#   bench_many_recordings,
+#   bench_open_cost, bench_synthetic. Every benchmark forks from one asv forkserver that
 #   imported the libraries once.
 bench: setup
 	$(BIN)/python -m benchmarks.mainjob --profile $(PROFILE)

@@ -49,7 +49,8 @@ _DUPLICATES = r"(?!.*\.(time_open|time_open_and_read|time_read_recording)$)"
 #: (random access, cold disk reads, sequential, open, memory, DataLoader, size, save) and the
 #: reference-library comparison (bench_reference, ~1.5 min); left out: the remote suites
 #: (bench_remote: servers, latencies, worker loaders), the number-of-recordings axis
-#: (bench_many_recordings: 1,000 recordings x 3 formats) and the generator's own speed (bench_synthetic)
+#: (bench_many_recordings: 1,000 recordings x 3 formats), the generator's own speed (bench_synthetic) and
+#: import + open in fresh interpreters (bench_open_cost: ~100 interpreter starts; `python -m benchmarks.bench_open_cost`)
 QUICK_SUITES = ["bench_dataloader", "bench_memory", "bench_open", "bench_random_access", "bench_reference",
                 "bench_save", "bench_sequential", "bench_size"]
 QUICK_BENCH = rf"^{_DUPLICATES}({'|'.join(QUICK_SUITES)})\."
