@@ -42,8 +42,9 @@ from pathlib import Path
 
 from benchmarks._fixtures import REPO
 
-#: the benchmarks the ``time_*`` duplicates of a ``track_*`` figure (left out of the quick profile)
-_DUPLICATES = r"(?!.*\.(time_open|time_open_and_read|time_read_recording)$)"
+#: the ``time_*`` duplicates of a ``track_*`` figure (left out of the quick profile). asv matches a
+#: parameterized benchmark as ``name(param, ...)``: the name ends at "(" or at the end
+_DUPLICATES = r"(?!.*\.(time_open|time_open_and_read|time_read_recording)(\(|$))"
 #: suites of the quick main job, named one by one so a new suite joins it only deliberately
 #: (everything else runs in ``standard``): the format x codec x chunk matrix
 #: (random access, cold disk reads, sequential, open, memory, DataLoader, size, save) and the
