@@ -58,6 +58,7 @@ sample is requested.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 import warnings
@@ -177,9 +178,114 @@ def _group_attributes(layout: SignalLayout) -> dict[str, Any]:
     return {k: v for k, v in attrs.items() if v is not None}
 
 
+_TIME_STEP = 1 << 20  # samples per chunk of the time coordinate
+_GROUP_META: dict[str, Any] = {"attributes": {}, "zarr_format": 3, "node_type": "group"}  # as zarr-python writes
+
+
+def _node_json(meta: dict[str, Any]) -> bytes:
+    # compact: json's C encoder (an indented dump is pure Python, ~1 ms per node at 10,000 recordings)
+    return json.dumps(meta, allow_nan=False).encode()
+
+
+def _write_node(folder: Path, meta: dict[str, Any], chunks: Iterable[tuple[str, bytes]] = ()) -> None:
+    """One Zarr node written directly: its chunks, then its ``zarr.json`` (metadata last)."""
+    for rel, data in chunks:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(data)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "zarr.json").write_bytes(_node_json(meta))
+
+
+def _coordinate_template(kind: str, dtype: str, sfreq: float | None) -> dict[str, Any]:
+    """zarr.json of a coordinate array as zarr-python writes it (built by zarr-python once per kind,
+    dtype and sampling rate, cached; callers patch ``shape`` and the chunk shape)."""
+    import zarr
+    from zarr.codecs import BloscCodec
+    from zarr.storage import MemoryStore
+
+    cache = _CACHE.__dict__.setdefault("coordinates", {})
+    key = (kind, dtype, sfreq)
+    meta = cache.get(key)
+    if meta is None:
+        store: dict[str, Any] = {}
+        if kind == CHANNEL_DIM:
+            zarr.create_array(MemoryStore(store), shape=(1,), dtype=str, chunks=(1,), dimension_names=(CHANNEL_DIM,),
+                              attributes={"long_name": "channel name"})
+        else:
+            dt = np.dtype(dtype)
+            zarr.create_array(MemoryStore(store), shape=(1,), dtype=dt, chunks=(1,), dimension_names=(TIME_DIM,),
+                              compressors=[BloscCodec(cname="zstd", clevel=5, shuffle="shuffle",
+                                                      typesize=dt.itemsize)],
+                              attributes=time_attributes(sfreq or 1.0), fill_value=0)
+        meta = json.loads(store["zarr.json"].to_bytes())
+        if len(cache) > 64:
+            cache.clear()
+        cache[key] = meta
+    return meta
+
+
+def _shaped(meta: dict[str, Any], n: int, chunk: int) -> dict[str, Any]:
+    out = dict(meta, shape=[n])
+    out["chunk_grid"] = {**meta["chunk_grid"], "configuration": {**meta["chunk_grid"]["configuration"],
+                                                                 "chunk_shape": [chunk]}}
+    return out
+
+
+def _coordinate_nodes(layout: SignalLayout) -> list[tuple[str, dict[str, Any], list[tuple[str, bytes]]]] | None:
+    """``(name, zarr.json, [(chunk key, bytes)])`` of the channel and time coordinates, encoded
+    without zarr-python (its array creation cost ~25 ms per recording): the bytes zarr-python
+    writes (``vlen-utf8`` + ``zstd`` level 0; ``bytes`` + ``blosc`` zstd-5 shuffle; chunks equal
+    to the fill value not stored), checked against it in tests/test_io.py. None: an unusual
+    case left to zarr-python (:func:`_write_coordinates_zarr`)."""
+    import numcodecs.blosc
+    import numcodecs.vlen
+    import numcodecs.zstd
+
+    nodes = []
+    if layout.ch_names:
+        if layout.n_channels < 1 or len(layout.ch_names) != layout.n_channels:
+            return None
+        meta = _shaped(_coordinate_template(CHANNEL_DIM, "str", None), layout.n_channels, layout.n_channels)
+        names = np.array(list(layout.ch_names), dtype=object)
+        chunks = [] if all(n == "" for n in layout.ch_names) else [
+            ("c/0", numcodecs.zstd.Zstd(level=0, checksum=False).encode(numcodecs.vlen.VLenUTF8().encode(names)))]
+        nodes.append((CHANNEL_DIM, meta, chunks))
+    if layout.sfreq:
+        if layout.n_times < 1:
+            return None
+        dtype = time_index_dtype(layout.n_times)
+        step = min(layout.n_times, _TIME_STEP)
+        meta = _shaped(_coordinate_template(TIME_DIM, dtype.str, float(layout.sfreq)), layout.n_times, step)
+        try:  # zarr's BloscCodec passes typesize to numcodecs >= 0.16 only
+            blosc = numcodecs.blosc.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.blosc.SHUFFLE, blocksize=0,
+                                          typesize=dtype.itemsize)
+        except TypeError:
+            blosc = numcodecs.blosc.Blosc(cname="zstd", clevel=5, shuffle=numcodecs.blosc.SHUFFLE, blocksize=0)
+        chunks = []
+        for j, a in enumerate(range(0, layout.n_times, step)):
+            block = np.zeros(step, dtype=dtype)  # the last chunk padded with the fill value
+            block[:min(step, layout.n_times - a)] = np.arange(a, min(a + step, layout.n_times), dtype=dtype)
+            if block.any():
+                chunks.append((f"c/{j}", blosc.encode(block)))
+        nodes.append((TIME_DIM, meta, chunks))
+    return nodes
+
+
 def _write_coordinates(group_folder: Path, layout: SignalLayout) -> None:
     """``channel`` (names) and ``time`` (sample index, CF-scaled to seconds) beside the signals, so
     ``xarray.open_zarr(store, group="signals/<key>")`` labels both axes."""
+    nodes = _coordinate_nodes(layout)
+    if nodes is None:
+        _write_coordinates_zarr(group_folder, layout)
+        return
+    for name, meta, chunks in nodes:
+        _write_node(group_folder / name, meta, chunks)
+
+
+def _write_coordinates_zarr(group_folder: Path, layout: SignalLayout) -> None:
+    """``channel`` (names) and ``time`` (sample index, CF-scaled to seconds) beside the signals, so
+    ``xarray.open_zarr(store, group="signals/<key>")`` labels both axes -- through zarr-python (the
+    reference :func:`_write_coordinates` reproduces byte for byte, and its fallback)."""
     import zarr
     from zarr.codecs import BloscCodec
     from zarr.storage import LocalStore
@@ -290,15 +396,85 @@ def _array_template(layout: SignalLayout, shard: int, filters: list[Any], serial
     return meta
 
 
-def _encoder_for(layout: SignalLayout, filters: list[Any], serializer: Any, compressors: list[Any]) -> _ChunkEncoder:
-    """A :class:`_ChunkEncoder` for this chunk shape and codec chain, reused across recordings."""
+class _DirectEncoder:
+    """Inner chunks encoded without zarr-python for the plain chains ``bytes(little) ->
+    [zstd | blosc | gzip] -> crc32c``: the same numcodecs compressors zarr-python's codecs call,
+    the same padding of edge chunks with the fill value (0) and the same dropping of chunks equal
+    to it, so the bytes are identical (tests/test_save_scaling.py) -- without zarr-python's
+    asyncio round trip per call (~25 ms, most of the save of a short recording)."""
+
+    def __init__(self, layout: SignalLayout, compress: Callable[[Any], bytes] | None) -> None:
+        self.chunk_samples = layout.chunk_samples
+        self.n_channels = layout.n_channels
+        self.dtype = np.dtype(layout.dtype).newbyteorder("<")
+        chunk_bytes = layout.n_channels * layout.chunk_samples * self.dtype.itemsize
+        self.group_chunks = max(1, _GROUP_BYTES // max(chunk_bytes, 1))
+        self.group_samples = self.group_chunks * layout.chunk_samples
+        self.compress = compress
+
+    def encode(self, data: np.ndarray) -> list[bytes | None]:
+        """Encoded bytes of each chunk of ``data`` (None: equal to the fill value, not stored)."""
+        cs, out = self.chunk_samples, []
+        for a in range(0, data.shape[1], cs):
+            chunk = data[:, a:a + cs]
+            if not chunk.view(f"u{chunk.dtype.itemsize}").any():  # bitwise 0 (not -0.0): the fill value,
+                # not stored (as zarr-python's write_empty_chunks=False)
+                out.append(None)
+                continue
+            if chunk.shape[1] < cs:  # an edge chunk is padded with the fill value
+                chunk = np.concatenate([chunk, np.zeros((self.n_channels, cs - chunk.shape[1]), chunk.dtype)], axis=1)
+            raw = np.ascontiguousarray(chunk, dtype=self.dtype)
+            buf = raw.tobytes() if self.compress is None else bytes(self.compress(raw))
+            out.append(buf + google_crc32c.value(buf).to_bytes(_CRC, "little"))
+        return out
+
+
+def _direct_compressor(layout: SignalLayout, filters: list[Any], serializer: Any,
+                       compressors: list[Any]) -> tuple[bool, Callable[[Any], bytes] | None]:
+    """(usable, compress) for :class:`_DirectEncoder`: the chain must be plain and spec-only."""
+    import numcodecs.blosc
+    import numcodecs.gzip
+    import numcodecs.zstd
+
+    if filters or np.dtype(layout.dtype).kind not in "iuf":
+        return False, None
+    if serializer.to_dict() not in ({"name": "bytes", "configuration": {"endian": "little"}}, {"name": "bytes"}):
+        return False, None
+    names = [c.to_dict()["name"] for c in compressors]
+    if not names or names[-1] != "crc32c" or len(names) > 2:
+        return False, None
+    if len(names) == 1:
+        return True, None
+    cfg = compressors[0].to_dict().get("configuration") or {}
+    if names[0] == "zstd":
+        return True, numcodecs.zstd.Zstd(level=cfg["level"], checksum=cfg.get("checksum", False)).encode
+    if names[0] == "gzip":
+        return True, numcodecs.gzip.GZip(level=cfg["level"]).encode
+    if names[0] == "blosc" and cfg.get("shuffle") in ("noshuffle", "shuffle", "bitshuffle"):
+        shuffle = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}[cfg["shuffle"]]
+        try:  # zarr's BloscCodec passes typesize to numcodecs >= 0.16 only
+            blosc = numcodecs.blosc.Blosc(cname=cfg["cname"], clevel=cfg["clevel"], shuffle=shuffle,
+                                          blocksize=cfg.get("blocksize", 0), typesize=cfg["typesize"])
+        except TypeError:
+            blosc = numcodecs.blosc.Blosc(cname=cfg["cname"], clevel=cfg["clevel"], shuffle=shuffle,
+                                          blocksize=cfg.get("blocksize", 0))
+        return True, blosc.encode
+    return False, None
+
+
+def _encoder_for(layout: SignalLayout, filters: list[Any], serializer: Any,
+                 compressors: list[Any]) -> _ChunkEncoder | _DirectEncoder:
+    """An encoder for this chunk shape and codec chain, reused across recordings: direct for the
+    plain chains, zarr-python's (:class:`_ChunkEncoder`) for the others (delta, archive codecs)."""
     cache = _CACHE.__dict__.setdefault("encoders", {})
     key = _codec_key(layout, 0, filters, serializer, compressors)
     enc = cache.get(key)
     if enc is None:
         if len(cache) > 16:
             cache.clear()
-        enc = cache[key] = _ChunkEncoder(layout, filters, serializer, compressors)
+        direct, compress = _direct_compressor(layout, filters, serializer, compressors)
+        enc = cache[key] = (_DirectEncoder(layout, compress) if direct
+                            else _ChunkEncoder(layout, filters, serializer, compressors))
     return enc
 
 
@@ -630,8 +806,6 @@ class ZarrBackend:
 
     def write_recording(self, root: Path, key: str, blocks: Iterable[tuple[int, np.ndarray]],
                         layout: SignalLayout) -> dict[str, Any]:
-        import zarr
-        from zarr.storage import LocalStore
 
         n_ch, n_times, cs = layout.n_channels, layout.n_times, layout.chunk_samples
         shard = shard_samples_for(layout)
@@ -670,14 +844,14 @@ class ZarrBackend:
             warnings.simplefilter("ignore")
             # stores rooted at this recording's own folder: parallel workers never write a shared
             # parent zarr.json (finalize writes the upper groups); the data array's metadata last
-            zarr.create_group(LocalStore(group_folder), attributes=_group_attributes(layout))
+            _write_node(group_folder, {**_GROUP_META, "attributes": _group_attributes(layout)})
             # the data array's zarr.json: zarr-python builds it once per (channels, chunking,
             # shard, codecs); each recording only sets its shape and attributes (many short
             # recordings would otherwise pay zarr-python's array creation each)
             meta = dict(_array_template(layout, shard, filters, serializer, compressors))
             meta["shape"] = [n_ch, n_times]
             meta["attributes"] = _attributes(layout, shard, cf)
-            (folder / "zarr.json").write_text(json.dumps(meta, indent=2, allow_nan=False))
+            (folder / "zarr.json").write_bytes(_node_json(meta))
             _write_coordinates(group_folder, layout)
         return {
             "array": rel,
@@ -737,26 +911,51 @@ class ZarrBackend:
         return raw[:-_CRC]
 
     def finalize(self, root: Path, keys: list[str]) -> None:
-        import zarr
-        from zarr.storage import LocalStore
-
+        """The upper groups and the root's consolidated metadata, written directly: zarr-python's
+        ``consolidate_metadata`` lists and reads the whole hierarchy through asyncio (~6 ms per
+        recording); here each node's ``zarr.json`` is read once from its known place. The result
+        equals zarr-python's (tests/test_io.py)."""
         root = Path(root)
         missing = [k for k in keys if not (root / signal_prefix(k, SIGNALS) / DATA / "zarr.json").is_file()]
         if missing:
             raise CorruptStoreError(f"{root}: recordings {missing[:5]} were not written")
-        with warnings.catch_warnings():  # "consolidated metadata is not in the v3 spec yet"
-            warnings.simplefilter("ignore")
-            group = zarr.open_group(LocalStore(root), mode="a")
-            for sub in (SIGNALS, TABLES):
-                if (root / sub).is_dir():
-                    group.require_group(sub)
-            for fan in sorted({fanout(k) for k in keys}):
-                group.require_group(f"{SIGNALS}/{fan}")
-            group.attrs.update({"eegbench": {
-                "layout": f"{SIGNALS}/<fan>/<key>/{DATA}: (channel, time) samples, sharded, with CF scale_factor/"
-                          f"add_offset when stored as counts; {SIGNALS}/<fan>/<key>/{CHANNEL_DIM}, /{TIME_DIM}: "
-                          f"coordinates; {TABLES}/<name>: Parquet bytes as uint8; see each array's attributes"}})
-            zarr.consolidate_metadata(LocalStore(root))
+        groups = [sub for sub in (SIGNALS, TABLES) if (root / sub).is_dir()]
+        groups += [f"{SIGNALS}/{fan}" for fan in sorted({fanout(k) for k in keys})]
+        for rel in groups:
+            _write_node(root / rel, _GROUP_META)
+        nested = {"kind": "inline", "must_understand": False, "metadata": {}}
+        metadata: dict[str, Any] = {rel: {**_GROUP_META, "consolidated_metadata": nested} for rel in groups}
+
+        def add(rel: str) -> bool:
+            try:
+                meta = json.loads((root / rel / "zarr.json").read_bytes())
+            except FileNotFoundError:
+                return False
+            if meta.get("node_type") == "group":
+                meta = {**meta, "consolidated_metadata": nested}
+            metadata[rel] = meta
+            return True
+
+        if (root / TABLES).is_dir():
+            for name in sorted(e.name for e in os.scandir(root / TABLES) if e.is_dir()):
+                add(f"{TABLES}/{name}")
+        for key in keys:
+            group_rel = signal_prefix(key, SIGNALS)
+            add(group_rel)
+            for sub in (CHANNEL_DIM, DATA, TIME_DIM):
+                add(f"{group_rel}/{sub}")
+        try:
+            attrs = json.loads((root / "zarr.json").read_bytes()).get("attributes") or {}
+        except FileNotFoundError:
+            attrs = {}
+        attrs["eegbench"] = {
+            "layout": f"{SIGNALS}/<fan>/<key>/{DATA}: (channel, time) samples, sharded, with CF scale_factor/"
+                      f"add_offset when stored as counts; {SIGNALS}/<fan>/<key>/{CHANNEL_DIM}, /{TIME_DIM}: "
+                      f"coordinates; {TABLES}/<name>: Parquet bytes as uint8; see each array's attributes"}
+        (root / "zarr.json").write_bytes(_node_json({
+            "attributes": attrs, "zarr_format": 3,
+            "consolidated_metadata": {"kind": "inline", "must_understand": False, "metadata": metadata},
+            "node_type": "group"}))
 
     def open_signals(self, root: Path, key: str, layout: SignalLayout, storage: dict[str, Any]) -> ZarrSource:
         return ZarrSource(root, key, layout, storage)
