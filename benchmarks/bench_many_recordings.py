@@ -14,16 +14,14 @@ prints the same figures for 10,000 recordings against 100 long ones outside asv.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from . import _fixtures as fx
+from ._many import dataset, run_child
 
-SECONDS, N_CHANNELS, SFREQ = 10.0, 4, 100.0
+SECONDS = 10.0
 NOFILE, MAX_OPEN = 64, 16
 
 
@@ -34,62 +32,18 @@ def sizes() -> list[int]:
     return [20] if fx.profile_name() == "smoke" else [20, 1000]
 
 
-def _dataset(n: int):
-    import eegbench
-
-    ds = eegbench.synthetic.make_dataset(n, n_channels=N_CHANNELS, sfreq=SFREQ, duration_s=SECONDS, seed=0)
-    return eegbench.Dataset([r.load() for r in ds], ds.description)
-
-
 def _store(fmt: str, n: int) -> Path:
     import eegbench
 
     path = fx.CACHE / fx.code_version() / "many" / f"{fmt}-{n}"
     if not (path / "eegbench.json").exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        eegbench.save(_dataset(n), path, format=fmt, compression="blosc-zstd", overwrite=True)
+        eegbench.save(dataset(n, SECONDS), path, format=fmt, compression="blosc-zstd", overwrite=True)
     return path
 
 
-_CHILD = r"""
-import json, os, resource, sys, time
-nofile, path, reads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-import numpy as np
-import eegbench
-import pyarrow.parquet
-from eegbench import formats, tables
-for _f in ("hdf5", "zarr", "parquet"):
-    formats.get_backend(_f)  # imports done first: measure the open, not one-time imports
-
-def rss():
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-r0 = rss()
-t = time.perf_counter()
-ds = eegbench.open(path)
-t_open = time.perf_counter() - t
-grown = rss() - r0
-rng = np.random.default_rng(0)
-t = time.perf_counter()
-for _ in range(reads):
-    rec = ds[int(rng.integers(len(ds)))]
-    s = int(rng.integers(0, rec.n_times - 100))
-    rec.get_data(start=s, stop=s + 100)
-read_ms = (time.perf_counter() - t) / reads * 1e3
-print(json.dumps({"open_s": t_open, "open_rss_bytes": grown, "read_ms": read_ms}))
-"""
-
-
 def _child(path: Path, reads: int = 300) -> dict:
-    import eegbench
-
-    env = {**os.environ, "PYTHONPATH": str(Path(eegbench.__file__).parents[1]),
-           "EEGBENCH_MAX_OPEN_FILES": str(MAX_OPEN)}
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(NOFILE), str(path), str(reads)], env=env,
-                         capture_output=True, text=True, timeout=900, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(path, NOFILE, reads, env={"EEGBENCH_MAX_OPEN_FILES": str(MAX_OPEN)}, timeout=900)
 
 
 class ManyRecordings:
@@ -145,7 +99,7 @@ class SaveManyRecordings:
     version = 1
 
     def setup(self, fmt, n):
-        self.ds = _dataset(n)
+        self.ds = dataset(n, SECONDS)
         self.dir = fx.scratch_dir()
 
     def teardown(self, fmt, n):

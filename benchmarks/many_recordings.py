@@ -15,58 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-_CHILD = r"""
-import json, os, resource, sys, time
-nofile, path, reads = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-import numpy as np
-import eegbench
-from eegbench.io import FILES
-import pyarrow.parquet
-from eegbench import formats, tables
-for _f in ("hdf5", "zarr", "parquet"):
-    formats.get_backend(_f)  # imports done first: measure the open, not one-time imports
-
-def rss():
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-rss0 = rss()
-t = time.perf_counter()
-ds = eegbench.open(path)
-t_open = time.perf_counter() - t
-rss1 = rss()
-rng = np.random.default_rng(0)
-n = len(ds)
-picks = [(int(rng.integers(n)), 0) for _ in range(reads)]
-lens = {}
-per = []
-for rep in range(3):
-    t = time.perf_counter()
-    for i, _ in picks:
-        rec = ds[i]
-        nt = lens.get(i) or lens.setdefault(i, rec.n_times)
-        s = int(rng.integers(0, max(1, nt - 100)))
-        rec.get_data(start=s, stop=s + 100)
-    per.append((time.perf_counter() - t) / reads * 1e3)
-print(json.dumps({"open_s": t_open, "open_rss_bytes": rss1 - rss0, "read_ms": sorted(per)[1],
-                  "fds": len(os.listdir("/proc/self/fd")), "max_open_files": FILES.maxsize}))
-"""
-
-
-def _dataset(n: int, seconds: float):
-    import eegbench
-
-    ds = eegbench.synthetic.make_dataset(n, n_channels=4, sfreq=100.0, duration_s=seconds, seed=0)
-    return eegbench.Dataset([r.load() for r in ds], ds.description)
+from ._many import dataset, run_child
 
 
 def _measure(fmt: str, ds, where: Path, nofile: int, reads: int) -> dict:
@@ -80,13 +34,7 @@ def _measure(fmt: str, ds, where: Path, nofile: int, reads: int) -> dict:
     save_s = time.perf_counter() - t
     files = manifest.read_header(path)["files"]
     folder, entries = max_folder_entries(list(files))
-    env = {**os.environ, "PYTHONPATH": str(Path(eegbench.__file__).parents[1])}
-    out = subprocess.run([sys.executable, "-c", _CHILD, str(nofile), str(path), str(reads)], env=env,
-                         capture_output=True, text=True, timeout=1800)
-    if out.returncode:
-        child = {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
-    else:
-        child = json.loads(out.stdout.strip().splitlines()[-1])
+    child = run_child(path, nofile, reads, passes=3, check=False)
     shutil.rmtree(path, ignore_errors=True)
     return {"format": fmt, "n_recordings": len(ds), "save_s": save_s, "files": len(files),
             "max_folder_entries": entries, "fullest_folder": folder, **child}
@@ -106,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     where = Path(tempfile.mkdtemp(prefix="eegbench-many-", dir=args.dir))
     rows = []
     try:
-        many = _dataset(args.n, args.seconds)
-        few = _dataset(args.few, args.seconds * args.n / args.few)
+        many = dataset(args.n, args.seconds)
+        few = dataset(args.few, args.seconds * args.n / args.few)
         for fmt in args.formats:
             for ds in (many, few):
                 row = _measure(fmt, ds, where, args.nofile, args.reads)
