@@ -237,10 +237,10 @@ def _coordinate_nodes(layout: SignalLayout) -> list[tuple[str, dict[str, Any], l
     writes (``vlen-utf8`` + ``zstd`` level 0; ``bytes`` + ``blosc`` zstd-5 shuffle; chunks equal
     to the fill value not stored), checked against it in tests/test_io.py. None: an unusual
     case left to zarr-python (:func:`_write_coordinates_zarr`)."""
-    import numcodecs.blosc
     import numcodecs.vlen
     import numcodecs.zstd
 
+    numcodecs = load_numcodecs()  # Blosc's own threads off (fork- and DataLoader-safe)
     nodes = []
     if layout.ch_names:
         if layout.n_channels < 1 or len(layout.ch_names) != layout.n_channels:
@@ -432,10 +432,10 @@ class _DirectEncoder:
 def _direct_compressor(layout: SignalLayout, filters: list[Any], serializer: Any,
                        compressors: list[Any]) -> tuple[bool, Callable[[Any], bytes] | None]:
     """(usable, compress) for :class:`_DirectEncoder`: the chain must be plain and spec-only."""
-    import numcodecs.blosc
     import numcodecs.gzip
     import numcodecs.zstd
 
+    numcodecs = load_numcodecs()  # Blosc's own threads off (fork- and DataLoader-safe)
     if filters or np.dtype(layout.dtype).kind not in "iuf":
         return False, None
     if serializer.to_dict() not in ({"name": "bytes", "configuration": {"endian": "little"}}, {"name": "bytes"}):
