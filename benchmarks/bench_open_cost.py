@@ -52,10 +52,12 @@ def probe(fmt: str, n: int, preload: bool = False) -> dict:
     """One fresh interpreter: seconds to import eegbench, seconds to open, RSS before/after the open.
     ``preload``: import the libraries open uses (pyarrow.parquet, h5py) before measuring."""
     pre = "import pyarrow.parquet, h5py\n" if preload else ""
-    code = (f"import time, json\n{pre}t0 = time.perf_counter()\nimport eegbench\nt1 = time.perf_counter()\n"
-            f"r0 = {_RSS}\nds = eegbench.open({str(store(fmt, n))!r})\nt2 = time.perf_counter()\n"
+    code = (f"import time, json\n{pre}c0, t0 = time.process_time(), time.perf_counter()\nimport eegbench\n"
+            f"c1, t1 = time.process_time(), time.perf_counter()\n"
+            f"r0 = {_RSS}\nds = eegbench.open({str(store(fmt, n))!r})\nc2, t2 = time.process_time(), time.perf_counter()\n"
             f"r1 = {_RSS}\nassert len(ds) == {n}\n"
-            "print(json.dumps({'import_s': t1 - t0, 'open_s': t2 - t1, 'rss_open': r1 - r0}))")
+            "print(json.dumps({'import_s': t1 - t0, 'open_s': t2 - t1, 'rss_open': r1 - r0,"
+            " 'import_cpu_s': c1 - c0, 'open_cpu_s': c2 - c1}))")
     return _run(code)
 
 
@@ -135,15 +137,17 @@ timeraw_import_eegbench.repeat = (3, REPEATS, 30.0)
 
 def main() -> None:
     """Print the open-cost figures as a table (median of 5 fresh interpreters each)."""
-    print("format   import ms  import+open ms  open RSS MB  (libs preloaded) MB  ms/extra rec  info s")
+    print("wall ms (CPU ms in brackets: the machine may be shared), medians of 5 fresh interpreters")
+    print("format   import ms      import+open ms   open RSS MB  (libs preloaded) MB  ms/extra rec  info s")
     for fmt in FORMATS:
         ps = [probe(fmt, 20) for _ in range(REPEATS)]
         pre = [probe(fmt, 20, preload=True) for _ in range(REPEATS)]
         big = [probe(fmt, 100, preload=True) for _ in range(REPEATS)]
         med = statistics.median
         per = 1e3 * (med(p["open_s"] for p in big) - med(p["open_s"] for p in pre)) / 80
-        print(f"{fmt:8s} {1e3 * med(p['import_s'] for p in ps):9.1f} "
-              f"{1e3 * med(p['import_s'] + p['open_s'] for p in ps):15.1f} "
+        cpu = 1e3 * med(p["import_cpu_s"] + p["open_cpu_s"] for p in ps)
+        print(f"{fmt:8s} {1e3 * med(p['import_s'] for p in ps):6.1f} ({1e3 * med(p['import_cpu_s'] for p in ps):5.1f}) "
+              f"{1e3 * med(p['import_s'] + p['open_s'] for p in ps):9.1f} ({cpu:5.1f}) "
               f"{med(p['rss_open'] for p in ps) / 1e6:12.2f} {med(p['rss_open'] for p in pre) / 1e6:20.2f} "
               f"{per:13.3f} {med(info_wall_s(fmt) for _ in range(REPEATS)):7.3f}", flush=True)
 

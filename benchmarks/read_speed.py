@@ -16,6 +16,14 @@ reading FIF lazily and (real profile) MNE reading the source EDF lazily:
   same windows in memory.
 
 Prints a Markdown table and writes JSON to ``results/read_speed-<profile>.json``.
+
+Before/after in one command (same harness, same machine, one after the other)::
+
+    python -m benchmarks.read_speed --before 3c6c4b6 --profile quick --reads 300 --cold-reads 30
+
+runs this table for the eegbench of git revision ``--before`` (exported with ``git archive`` into
+the bench cache, its own store cache, measured by *this* checkout's benchmark code) and for this
+checkout, then prints the key figures side by side (``--out`` gets ``-before``/``-after`` JSON).
 """
 
 from __future__ import annotations
@@ -25,6 +33,9 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -216,6 +227,66 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+_COMPARED = [("ms_warm", "warm ms", ".3f"), ("ms_decode_only", "decode ms", ".3f"), ("ms_cold", "cold ms", ".2f"),
+             ("ms_odirect_same_bytes", "O_DIRECT ms", ".2f"), ("cold_resident_bytes_max", "resident B", ".0f"),
+             ("open_ms_per_recording", "open ms/rec", ".2f"), ("loader_w0", "DL w0/s", ".0f"),
+             ("loader_w2", "DL w2/s", ".0f")]
+
+
+def render_compare(before: list[dict], after: list[dict]) -> str:
+    """Rows present in either run, each figure as ``before → after``."""
+    old = {r["name"]: r for r in before}
+    new = {r["name"]: r for r in after}
+    names = [r["name"] for r in after] + [n for n in old if n not in new]
+    head = "| row | " + " | ".join(label for _, label, _ in _COMPARED) + " |"
+    lines = [head, "|" + "---|" * (len(_COMPARED) + 1)]
+    for name in names:
+        b, a = old.get(name, {}), new.get(name, {})
+        cells = [f"{_fmt(b.get(k), spec)} → {_fmt(a.get(k), spec)}" for k, _, spec in _COMPARED]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _export(rev: str) -> Path:
+    """``git archive`` of ``rev``'s eegbench package into the bench cache (once) next to a fresh copy
+    of this checkout's ``benchmarks/`` (the same harness measures both); returns its root."""
+    import shutil
+
+    sha = subprocess.run(["git", "rev-parse", "--short=10", rev], cwd=fx.REPO, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    root = fx.CACHE / f"before-{sha}"
+    if not (root / "eegbench" / "__init__.py").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        tar = root / "src.tar"
+        with open(tar, "wb") as fh:
+            subprocess.run(["git", "archive", sha, "eegbench"], cwd=fx.REPO, stdout=fh, check=True)
+        with tarfile.open(tar) as tf:
+            tf.extractall(root, filter="data")
+        tar.unlink()
+    shutil.rmtree(root / "benchmarks", ignore_errors=True)
+    shutil.copytree(fx.REPO / "benchmarks", root / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def compare(rev: str, argv: list[str], out: Path | None) -> None:
+    """Run the table for ``rev``'s eegbench, then this checkout's, and print them side by side.
+    The before run has its own store cache (``<bench cache>/before-<sha>/.eegbench-cache``) unless
+    ``EEGBENCH_BENCH_CACHE`` is set."""
+    out = (out or fx.REPO / "results" / "read_speed-compare.json").resolve()
+    roots = {"before": _export(rev), "after": fx.REPO}
+    runs = {}
+    for side, root in roots.items():
+        path = out.with_name(f"{out.stem}-{side}.json")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+        print(f"== {side} ({rev if side == 'before' else 'this checkout'}: {root})", flush=True)
+        subprocess.run([sys.executable, "-m", "benchmarks.read_speed", *argv, "--out", str(path)], cwd=root,
+                       env=env, check=True)
+        runs[side] = json.loads(path.read_text())["rows"]
+    print()
+    print(f"before = {rev}, after = this checkout ({platform.node()}, {os.cpu_count()} cores)")
+    print(render_compare(runs["before"], runs["after"]))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default=fx.profile_name(), help="smoke, standard or real")
@@ -229,7 +300,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the rows reading each store through its reference library (h5py, zarr-python, "
                              "tensorstore, numpy)")
+    parser.add_argument("--before", default=None, metavar="GIT_REV",
+                        help="also run the table for this revision's eegbench and print before -> after")
     args = parser.parse_args(argv)
+    if args.before:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        i = argv.index("--before")
+        rest = argv[:i] + argv[i + 2:]
+        if "--out" in rest:
+            j = rest.index("--out")
+            rest = rest[:j] + rest[j + 2:]
+        compare(args.before, rest, args.out)
+        return
     os.environ["EEGBENCH_PROFILE"] = args.profile
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import eegbench

@@ -49,8 +49,17 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def test_open_imports_no_pandas_and_no_codec(stores: dict[str, str], fmt: str) -> None:
     loaded = _modules_after(f"import eegbench\nds = eegbench.open({stores[fmt]!r})\nassert len(ds) == 3\n"
                             "assert len(ds[1].ch_names) == 4")
-    heavy = loaded & (set(HEAVY) - {"pyarrow", "h5py", "hdf5plugin"})  # tables are Parquet; HDF5 tables need h5py
+    heavy = loaded & (set(HEAVY) - {"pyarrow", "h5py"})  # tables are Parquet; HDF5 keeps them in tables.h5
     assert not heavy, f"open of a {fmt} store imported {sorted(heavy)}"
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "zarr"])
+def test_cli_info_imports_no_pandas_and_no_codec(stores: dict[str, str], fmt: str) -> None:
+    loaded = _modules_after("import contextlib, io\nfrom eegbench.cli import main\n"
+                            "with contextlib.redirect_stdout(io.StringIO()):\n"
+                            f"    assert main(['info', {stores[fmt]!r}]) == 0")
+    heavy = loaded & (set(HEAVY) - {"pyarrow", "h5py"})
+    assert not heavy, f"eegbench info of a {fmt} store imported {sorted(heavy)}"
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "zarr", "parquet"])

@@ -127,8 +127,11 @@ def h5_open(path: Path | str, **kwargs: Any) -> h5py.File:
 
     HDF5 shares one file object per process and refuses a second open whose locking flag
     differs ("file locking flag values don't match"), e.g. when the user has the same file open
-    through ``h5py.File(..., locking=False)``. That is not damage: retry with the other flag."""
-    h5py = _h5py()
+    through ``h5py.File(..., locking=False)``. That is not damage: retry with the other flag.
+    Plain h5py (no hdf5plugin): ``tables.h5`` needs no plugin filter; signal files are opened
+    through :meth:`HDF5Source._h5`, which registers them first."""
+    import h5py
+
     try:
         return h5py.File(path, "r", **kwargs)
     except OSError as exc:
