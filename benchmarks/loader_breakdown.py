@@ -1,0 +1,104 @@
+"""Where a DataLoader batch's time goes, per batch of 64 random 2-s windows (issue #9 "workers=2 >=
+1.5x workers=0": the breakdown when the machine says otherwise).
+
+    python -m benchmarks.loader_breakdown STORE [--batches 12] [--batch 64]
+
+Prints, per batch: the read of the windows into ordinary memory (``__getitems__`` outside a worker),
+the allocation + first write of a batch-sized tensor in shared memory (what every worker batch
+costs before a sample is read: PyTorch moves worker batches through shared memory, default collate
+included), a plain memcpy of the batch, and the DataLoader's windows/s with 0 and 2 workers.
+On 2 cores, workers=2 can only beat workers=0 by (read) / (read + shared-memory cost + main-process
+cost per batch); with fresh shared memory per batch costing about as much as the reads, 1.5x is out
+of reach whatever the reader does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+
+def _ms(samples: list[float]) -> float:
+    return 1000 * statistics.median(samples)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+
+    from eegbench.formats._chunks import CHUNK_CACHE
+    from eegbench.torch import WindowDataset, collate, worker_init_fn
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("store")
+    parser.add_argument("--batches", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--window-seconds", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    CHUNK_CACHE.max_bytes = 0  # as the benchmarks: every window decodes
+    probe = WindowDataset(args.store, window_samples=1)
+    window = int(round(args.window_seconds * probe.dataset[0].sfreq))
+    wds = WindowDataset(args.store, window_samples=window, stride_samples=window // 2)
+    rng = np.random.default_rng(0)
+    batches = [rng.integers(0, len(wds), args.batch).tolist() for _ in range(args.batches)]
+    wds.__getitems__(batches[0])  # warm the page cache / imports
+    read, read_cpu = [], []
+    for idx in batches:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        wds.__getitems__(idx)
+        read.append(time.perf_counter() - t0)
+        read_cpu.append(time.thread_time() - c0)
+    x = wds.__getitems__(batches[0]).x
+    shape, n = tuple(x.shape), x.numel()
+    shm, plain, copy, shm_cpu, plain_cpu = [], [], [], [], []
+    dst = torch.empty(shape)
+    for _ in range(args.batches):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        storage = torch.empty(0)._typed_storage()._new_shared(n, device="cpu")  # as default_collate does
+        y = torch.empty(0).new(storage).resize_(shape)
+        y.numpy()[:] = 0.0
+        shm.append(time.perf_counter() - t0)
+        shm_cpu.append(time.thread_time() - c0)
+        del y, storage
+        t0, c0 = time.perf_counter(), time.thread_time()
+        y = torch.empty(shape)
+        y.numpy()[:] = 0.0
+        plain.append(time.perf_counter() - t0)
+        plain_cpu.append(time.thread_time() - c0)
+        del y
+        t0 = time.perf_counter()
+        dst.copy_(x)
+        copy.append(time.perf_counter() - t0)
+    rates = {}
+    for workers in (0, 2):
+        loader = DataLoader(wds, batch_size=args.batch, shuffle=True, num_workers=workers, collate_fn=collate,
+                            worker_init_fn=worker_init_fn if workers else None,
+                            generator=torch.Generator().manual_seed(0))
+        it = iter(loader)
+        next(it)
+        count, t0, c0 = 0, time.perf_counter(), time.process_time()
+        for _ in range(args.batches):
+            try:
+                xb, _ = next(it)
+            except StopIteration:
+                break
+            count += len(xb)
+        wall = time.perf_counter() - t0
+        rates[workers] = (count / wall, 1000 * (time.process_time() - c0) / max(count // args.batch, 1))
+        del it, loader
+    mb = n * 4 / 1e6
+    print(f"store {args.store}: batch {args.batch} x {shape[1]} ch x {window} samples = {mb:.1f} MB float32")
+    print(f"read into ordinary memory      {_ms(read):8.1f} ms/batch  (thread CPU {_ms(read_cpu):.1f} ms)")
+    print(f"shared-memory alloc + 1st write {_ms(shm):7.1f} ms/batch  (thread CPU {_ms(shm_cpu):.1f} ms)")
+    print(f"ordinary alloc + 1st write      {_ms(plain):7.1f} ms/batch  (thread CPU {_ms(plain_cpu):.1f} ms)")
+    print(f"memcpy of the batch             {_ms(copy):7.1f} ms/batch")
+    for w, (rate, main_cpu) in rates.items():
+        print(f"DataLoader workers={w}: {rate:7.0f} windows/s (main-process CPU {main_cpu:.1f} ms/batch)")
+    print(f"workers=2 / workers=0: {rates[2][0] / rates[0][0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
