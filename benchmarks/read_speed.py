@@ -23,7 +23,8 @@ Before/after in one command (same harness, same machine, one after the other)::
 
 runs this table for the eegbench of git revision ``--before`` (exported with ``git archive`` into
 the bench cache, its own store cache, measured by *this* checkout's benchmark code) and for this
-checkout, then prints the key figures side by side (``--out`` gets ``-before``/``-after`` JSON).
+checkout, then prints the key figures side by side (``--out`` gets ``-before``/``-after`` JSON;
+the reference-library rows, which do not depend on eegbench, are measured in the after run only).
 """
 
 from __future__ import annotations
@@ -93,9 +94,12 @@ def _time_reads(read, windows) -> list[float]:
 def _cold_reads(read, windows, files, close) -> tuple[list[float], float, int]:
     """Timed reads after closing (unmapping) and evicting every file; also the largest number of
     bytes still resident after an eviction (mincore): 0 means every read really was cold."""
+    from benchmarks.bench_reference import pageout_own_mappings
+
     times, nbytes, resident = [], 0, 0
     for r, s in windows:
         close()
+        pageout_own_mappings(files)  # maps another row left in this process (e.g. eegbench's file manager)
         fx.evict(files)
         resident = max(resident, fx.resident_bytes(files))
         before = fx.disk_read_bytes()
@@ -172,7 +176,12 @@ def measure_loader(path: Path, window: int, n_batches: int) -> dict:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
 
-    from eegbench.torch import WindowDataset, collate, worker_init_fn
+    from eegbench.torch import WindowDataset, worker_init_fn
+
+    try:
+        from eegbench.torch import collate
+    except ImportError:  # an older eegbench (read_speed --before): PyTorch's default collate
+        collate = None
 
     fx.warm(path)  # every variant starts from a warm page cache
     wds = WindowDataset(path, window_samples=window)
@@ -279,8 +288,10 @@ def compare(rev: str, argv: list[str], out: Path | None) -> None:
         path = out.with_name(f"{out.stem}-{side}.json")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
         print(f"== {side} ({rev if side == 'before' else 'this checkout'}: {root})", flush=True)
-        subprocess.run([sys.executable, "-m", "benchmarks.read_speed", *argv, "--out", str(path)], cwd=root,
-                       env=env, check=True)
+        # reference-library rows read with h5py/zarr/tensorstore/numpy: the same before and after
+        extra = ["--no-reference"] if side == "before" and "--no-reference" not in argv else []
+        subprocess.run([sys.executable, "-m", "benchmarks.read_speed", *argv, *extra, "--out", str(path)],
+                       cwd=root, env=env, check=True)
         runs[side] = json.loads(path.read_text())["rows"]
     print()
     print(f"before = {rev}, after = this checkout ({platform.node()}, {os.cpu_count()} cores)")
