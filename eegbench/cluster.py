@@ -67,7 +67,30 @@ def run_writes(client: Any, format_name: str, root: Path, keys: list[str], datas
             bar.update()
     except BaseException:
         client.cancel(list(futures))
+        # a cancelled task that is already running is not stopped: it would go on writing into the
+        # temporary store after the caller removed it (re-creating folders). Wait until no worker
+        # holds any of these tasks, so the cleanup that follows is the last word.
+        _wait_released(client, [f.key for f in futures])
         raise
     finally:
         bar.close()
     return out
+
+
+def _wait_released(client: Any, keys: list[str], timeout: float = 120.0) -> None:
+    """Block until no worker holds a task of ``keys`` (running, cancelled-while-running or queued)."""
+    import time
+
+    wanted = frozenset(keys)
+
+    def held(dask_worker: Any) -> int:  # runs on each worker
+        return sum(1 for k in dask_worker.state.tasks if k in wanted)
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not any(client.run(held).values()):
+                return
+        except Exception:  # noqa: BLE001 - a lost worker or a closing client: nothing left to wait for
+            return
+        time.sleep(0.05)

@@ -859,7 +859,7 @@ def _glob_escape(path: str) -> str:
 
 def from_pretrained(repo_id: str, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None,
                     offline: bool | None = None, verify: bool = False, token: str | None = None,
-                    **filters: Any) -> Dataset:
+                    streaming: bool = False, **filters: Any) -> Dataset:
     """Open a dataset from the Hub (or, offline, from the local cache), lazily.
 
     ``filters`` are description columns (BIDS entities included), e.g. ``subject="001"`` or
@@ -869,7 +869,17 @@ def from_pretrained(repo_id: str, *, revision: str | None = None, cache_dir: str
     partial cache raises :class:`~eegbench.errors.CacheMissError` naming the repository, revision
     and missing files. ``verify=True`` re-hashes the files used against the manifest (see
     :func:`verify_repo`). ``cache_dir`` defaults to ``EEGBENCH_CACHE_DIR``, else huggingface_hub's.
+
+    ``streaming=True`` downloads nothing up front: the same lazy dataset reads the repository's
+    files by byte ranges over ``hf://`` (see :func:`stream`); nothing goes to the cache.
     """
+    if streaming:
+        if is_offline(offline):
+            from .errors import OptionError
+
+            raise OptionError("streaming=True reads from the Hub; offline, use from_pretrained without "
+                              "streaming (the local cache)")
+        return stream(repo_id, revision=revision, token=token, verify=verify, **filters)
     from .store import open as open_store
 
     pulled = pull(repo_id, revision=revision, cache_dir=cache_dir, offline=offline, token=token, **filters)
@@ -886,6 +896,50 @@ def from_pretrained(repo_id: str, *, revision: str | None = None, cache_dir: str
             raise CorruptStoreError(f"{repo_id}: {DESCRIPTION} disagrees with the store's description table")
     dataset.attrs.setdefault("hub", {"repo_id": repo_id, "revision": pulled.revision, "commit": pulled.commit})
     return dataset
+
+
+def stream(repo_id: str, *, revision: str | None = None, token: str | None = None, verify: bool = False,
+           **filters: Any) -> Dataset:
+    """The repository's store, opened lazily over ``hf://`` byte ranges (``HfFileSystem``).
+
+    The revision is resolved to its commit first (one API request, none when ``revision`` is a
+    40-hex commit), so every later read is of that commit even if the branch moves. Opening then
+    reads the header and ``tables.pack`` (see :mod:`eegbench.remote`); a window reads only its
+    chunks' byte ranges (plus each recording's chunk index once). ``filters`` select recordings
+    by the description table, as in :func:`from_pretrained`; nothing of the other recordings is
+    read. ``verify=True`` fetches and re-hashes every file of the store first."""
+    from .store import open as open_store
+
+    _check_repo_id(repo_id)
+    _require_hf()
+    rev = revision or "main"
+    commit = rev if re.fullmatch(r"[0-9a-f]{40}", rev) else _resolve_commit(repo_id, rev, token)
+    options = {k: v for k, v in (("endpoint", _endpoint()), ("token", token)) if v is not None}
+    try:
+        dataset = open_store(f"hf://datasets/{repo_id}@{commit}", storage_options=options, verify=verify)
+    except FileNotFoundError as exc:
+        raise HubError(f"{repo_id}@{commit}: {_scrub(exc, token)}") from None
+    if filters:
+        source = dataset.byte_source  # type: ignore[attr-defined]
+        dataset = dataset.take(select_rows(dataset.description, filters, f"{repo_id}@{rev}: "))
+        dataset.byte_source = source  # type: ignore[attr-defined]
+    dataset.attrs.setdefault("hub", {"repo_id": repo_id, "revision": rev, "commit": commit, "streaming": True})
+    return dataset
+
+
+def _resolve_commit(repo_id: str, revision: str, token: str | None) -> str:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return HfApi(endpoint=_endpoint(), token=token).dataset_info(repo_id, revision=revision).sha
+    except RevisionNotFoundError:
+        raise HubError(f"{repo_id} has no revision {revision!r}") from None
+    except RepositoryNotFoundError:
+        raise HubError(f"dataset repository {repo_id} not found on the Hub (or it is private: pass a token "
+                       "or run `hf auth login`)") from None
+    except Exception as exc:
+        raise HubError(f"resolving {repo_id}@{revision} failed: {_scrub(exc, token)}") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """Stores at a URL: ``open("s3://bucket/ds.zarr")``, ``open("https://host/ds.h5store")``, ``hf://``;
 ``save``/``convert`` to ``s3://``; ``verify`` of a remote store.
 
-Opening costs: one ``GET`` of ``eegbench.json`` (the header: format, options and the manifest
-with every file's size, so no ``HEAD`` per file), then the metadata tables, fetched
-concurrently: HDF5 keeps them all in ``tables.h5`` (one request for the whole file), Zarr and
-NumPy+Parquet one object per table (``tables/<name>/c/0``, ``tables/<name>.parquet``). Nothing
-else: a recording's chunk index is fetched (once, then cached) by the first read that touches
-it, and a window then costs only its chunks' byte ranges (see :mod:`eegbench.io.remote`).
+Opening costs 2 requests in every format: one ``GET`` of ``eegbench.json`` (the header: format,
+options and the manifest with every file's size, so no ``HEAD`` per file), then one of
+``tables.pack`` (every metadata table, see :mod:`eegbench.pack`). The header and the tables go
+through :mod:`eegbench.validate` exactly as a local store's (digest, bounds, storage descriptions
+against the manifest). Nothing else: a recording's chunk index is fetched (once, then cached) by
+the first read that touches it, and a window then costs only its chunks' byte ranges (see
+:mod:`eegbench.io.remote`).
 
 Writing to object storage (``save(ds, "s3://bucket/ds.zarr")``): the store is written locally
 first (in a temporary folder, with every guarantee of the local path -- ``jobs``/``client``
@@ -22,14 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import CorruptStoreError, EegbenchError, NotAStoreError, SchemaVersionError, StoreExistsError
+from .errors import CorruptStoreError, NotAStoreError, StoreExistsError
 from .io.remote import RemoteSource, is_remote
 
 HEADER = "eegbench.json"
@@ -46,15 +46,21 @@ def _source(url: str, storage_options: dict[str, Any] | None) -> RemoteSource:
 
 
 def read_header(src: RemoteSource) -> dict[str, Any]:
-    """The store header at ``src`` (one request); typed errors like the local reader's."""
+    """The store header at ``src`` (one request), validated like a local one (typed, bounded,
+    ``header_sha256`` checked) by :mod:`eegbench.validate`; returns the raw dict."""
+    return _parse_header(src).raw
+
+
+def _parse_header(src: RemoteSource) -> Any:
     from . import manifest as _manifest
+    from . import validate as _validate
 
     url, probe = src.url(HEADER), _HEADER_PROBE
     try:  # a ranged GET (a plain one costs s3fs a HEAD first); the rest if the header is larger
-        raw = src._call(lambda: src.fs.cat_file(url, start=0, end=probe))
-        while len(raw) == probe:
+        raw = src._call(lambda: src.cat(url, 0, probe))
+        while len(raw) == probe and probe <= _validate.MAX_HEADER_BYTES:
             src.stats.requests += 1
-            more = src._call(lambda p=probe: src.fs.cat_file(url, start=p, end=2 * p))
+            more = src._call(lambda p=probe: src.cat(url, p, 2 * p))
             raw, probe = raw + more, 2 * probe
             if not more:
                 break
@@ -63,21 +69,19 @@ def read_header(src: RemoteSource) -> dict[str, Any]:
                              "(an upload still running or killed) or the URL may be wrong") from None
     src.stats.requests += 1
     src.stats.bytes += len(raw)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptStoreError(f"{src.url(HEADER)}: unreadable store header ({exc})") from exc
-    if not isinstance(header, dict) or "schema_version" not in header or "format" not in header:
-        raise CorruptStoreError(f"{src.url(HEADER)}: store header lacks schema_version/format")
-    version = header["schema_version"]
-    if not isinstance(version, int) or version > _manifest.SCHEMA_VERSION:
-        raise SchemaVersionError(f"{src.root} uses store schema {version}, newer than this eegbench reads "
-                                 f"({_manifest.SCHEMA_VERSION}); upgrade eegbench")
-    files = header.get("files", {})
-    if not isinstance(files, dict):
-        raise CorruptStoreError(f"{src.url(HEADER)}: the manifest is not a mapping")
-    src.set_sizes({rel: int(e["size"]) for rel, e in files.items()})
+    header = _validate.parse_header(_Where(src.root), raw, _manifest.SCHEMA_VERSION)
+    src.set_sizes({rel: e.size for rel, e in header.files.items()})
     return header
+
+
+class _Where(str):
+    """A URL that error messages join with a file name like a local path (``url / "eegbench.json"``)."""
+
+    def __truediv__(self, other: str) -> _Where:
+        return _Where(f"{self.rstrip('/')}/{other}")
+
+    def __fspath__(self) -> str:
+        return str(self)
 
 
 def _fetch_many(src: RemoteSource, paths: list[str]) -> dict[str, bytes]:
@@ -87,13 +91,9 @@ def _fetch_many(src: RemoteSource, paths: list[str]) -> dict[str, bytes]:
     urls = [src.url(p) for p in paths]
     ends = [src.sizes[p] if p in src.sizes else None for p in paths]  # ranged GETs: no HEAD first
     if len(urls) == 1:
-        out = {paths[0]: src._call(lambda: src.fs.cat_file(urls[0], start=0, end=ends[0]))}
+        out = {paths[0]: src._call(lambda: src.cat(urls[0], 0, ends[0]))}
     else:
-        got = src._call(lambda: src.fs.cat_ranges(urls, [0] * len(urls), ends, on_error="raise"))
-        for g in got:
-            if isinstance(g, BaseException):
-                raise g
-        out = dict(zip(paths, got))
+        out = dict(zip(paths, src._call(lambda: src.cat_ranges(urls, [0] * len(urls), ends))))
     src.stats.requests += len(paths)
     src.stats.bytes += sum(len(v) for v in out.values())
     for p, data in out.items():
@@ -103,8 +103,37 @@ def _fetch_many(src: RemoteSource, paths: list[str]) -> dict[str, bytes]:
     return out
 
 
-def _read_tables(src: RemoteSource, fmt: str, files: dict[str, Any]) -> dict[str, bytes | None]:
-    """Parquet bytes of every metadata table (None when the store has none of that name)."""
+def _read_tables(src: RemoteSource, fmt: str, header: Any) -> dict[str, bytes | None]:
+    """Parquet bytes of every metadata table (None when the store has none of that name), each
+    checked against its SHA-256 in the sealed header. One request: ``tables.pack``; a store without
+    a pack (written by a format that keeps tables only in its own files) costs one per table file."""
+    from . import pack as _pack
+    from . import validate as _validate
+
+    where = _Where(src.root) / HEADER
+    sealed = header.raw.get("tables_sha256")
+    if not isinstance(sealed, dict):
+        raise _validate.corrupt(where, "tables_sha256", "missing")
+    spans = _pack.entries(header.raw, src.sizes, where)
+    if spans is not None:
+        try:
+            data = _fetch_many(src, [_pack.PACK])[_pack.PACK]
+        except FileNotFoundError:
+            raise CorruptStoreError(f"{src.root}: {_pack.PACK} is missing; the store is incomplete — "
+                                    "re-upload or re-convert it") from None
+        return _pack.split(data, spans, sealed, src.root)
+    out = _read_table_files(src, fmt, header.files)
+    import hashlib
+
+    for name, data in out.items():
+        if (None if data is None else hashlib.sha256(data).hexdigest()) != sealed.get(name):
+            raise CorruptStoreError(f"{src.root}: metadata table {name} does not match the SHA-256 the store "
+                                    "header records for it (modified, corrupted or from another store)")
+    return out
+
+
+def _read_table_files(src: RemoteSource, fmt: str, files: dict[str, Any]) -> dict[str, bytes | None]:
+    """The tables from each format's own files (stores without ``tables.pack``)."""
     import google_crc32c
 
     if fmt == "hdf5":
@@ -149,44 +178,27 @@ def _read_tables(src: RemoteSource, fmt: str, files: dict[str, Any]) -> dict[str
 
 def open_store(url: str, *, storage_options: dict[str, Any] | None = None, lazy: bool = True,
                verify: bool = False) -> Any:
-    """:func:`eegbench.open` of a store at a URL (see the module docstring)."""
-    import pandas as pd
+    """:func:`eegbench.open` of a store at a URL (see the module docstring).
 
-    from .formats import get_backend
-    from .model import Dataset
-    from .store import _build_recordings_lazy
-    from .tables import frame_from_parquet, from_json
+    The header and every table row go through :mod:`eegbench.validate` exactly as for a local
+    store (the same builder: rows parsed and bounded at open, each recording's storage checked
+    against the manifest when it is first built), so a crafted remote store gets the same typed
+    errors as a crafted local one."""
+    from .store import _open_tables, _typed
 
     src = _source(url, storage_options)
-    header = read_header(src)
-    backend = get_backend(header["format"])
-    files = header.get("files", {})
+    header = _parse_header(src)
     if verify:
-        verify_store(url, storage_options=storage_options, _src=src, _header=header)
-    raw = _read_tables(src, backend.name, files)
-    try:
-        tables = {name: None if data is None else frame_from_parquet(data) for name, data in raw.items()}
-    except EegbenchError:
-        raise
-    except Exception as exc:
-        raise CorruptStoreError(f"{url}: cannot read metadata table ({exc})") from exc
-    recordings = _build_recordings_lazy(src.root, backend, tables)
-    for rec in recordings:  # every recording reads through this one source (options, cache, counters)
-        _attach(rec.source, src)
-    description = tables["description"]
-    if description is None:
-        description = pd.DataFrame(index=pd.RangeIndex(len(recordings)))
-    dataset = Dataset(recordings, description, from_json(header.get("attrs", "{}")), tables["windows"])
+        verify_store(url, storage_options=storage_options, _src=src, _header=header.raw)
+    from .formats import get_backend
+
+    backend = get_backend(header.format)
+    raw = _read_tables(src, backend.name, header)
+    dataset, _keys = _typed(src.root, _open_tables, src.root, backend, header, raw, src)
     dataset.byte_source = src  # type: ignore[attr-defined]  # counters for benchmarks and tests
     if not lazy:
-        dataset = Dataset([r.load() for r in dataset], dataset.description, dataset.attrs, dataset.windows)
+        dataset = type(dataset)([r.load() for r in dataset], dataset.description, dataset.attrs, dataset.windows)
     return dataset
-
-
-def _attach(source: Any, src: RemoteSource) -> None:
-    """Make a format's lazy source read through ``src`` (kept when pickled)."""
-    if hasattr(source, "__dict__"):
-        source.__dict__["_bytes"] = src
 
 
 def byte_source(dataset: Any) -> RemoteSource | None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import atomic as _atomic
 from . import manifest as _manifest
+from . import pack as _pack
 from . import validate as _validate
 from ._frame import Table
 from .codecs import DEFAULT, CodecSpec, check_counts_range, check_integer_storage, resolve
@@ -287,12 +288,15 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
             results = _run_writes(backend.name, tmp, keys, dataset, layouts, jobs, progress, strict=integer is True)
         layouts = [r[0] for r in results]
         storages = [r[1] for r in results]
-        sealed = {}
+        sealed, packed = {}, {}
         for name, frame in _tables(dataset, keys, layouts, storages).items():
             data = frame_to_parquet(frame)
             backend.write_table(tmp, name, data)
             sealed[name] = hashlib.sha256(data).hexdigest()
+            packed[name] = data
         backend.finalize(tmp, keys)
+        pack_bytes, pack_entry = _pack.build(packed)  # every table in one object: a 1-read/1-request open
+        (tmp / _pack.PACK).write_bytes(pack_bytes)
         header = {
             "schema_version": _manifest.SCHEMA_VERSION,
             "format": backend.name,
@@ -303,6 +307,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
             "n_recordings": len(dataset),
             "store_id": uuid.uuid4().hex,
             "tables_sha256": sealed,
+            _pack.FIELD: pack_entry,
             "attrs": to_json(dataset.attrs),
             "files": _manifest.build(tmp),
         }
@@ -414,36 +419,57 @@ def _open_once(root: Path, lazy: bool, verify: bool, recordings: list[str] | Non
     sealed = header.raw.get("tables_sha256")
     if not isinstance(sealed, dict):
         raise _validate.corrupt(root / _manifest.HEADER, "tables_sha256", "missing")
+    spans = _pack.entries(header.raw, {rel: e.size for rel, e in header.files.items()}, root / _manifest.HEADER)
+    if spans is not None:  # one read of tables.pack, each table checked against tables_sha256
+        raw = _pack.split(_read_pack(root), spans, sealed, root)
+    else:
+        raw = {}
+        for name in _pack.TABLE_NAMES:
+            data = raw[name] = backend.read_table(root, name)
+            # every table's bytes are bound to the (digest-sealed) header: a flipped byte, or a table
+            # or header taken from another store, is an error in every format
+            if (None if data is None else hashlib.sha256(data).hexdigest()) != sealed.get(name):
+                raise CorruptStoreError(f"{root}: metadata table {name} does not match the SHA-256 the store "
+                                        f"header records for it (modified, corrupted or from another store); "
+                                        f"run `eegbench verify {root}`")
+    dataset, keys = _open_tables(root, backend, header, raw)
+    if recordings is not None and keys:
+        position = {k: i for i, k in enumerate(keys)}
+        dataset = dataset.take([position[k] for k in recordings])
+    if not lazy:
+        dataset = Dataset([r.load() for r in dataset], dataset.description, dataset.attrs, dataset.windows)
+    return dataset
+
+
+def _open_tables(root: Path | str, backend: FormatBackend, header: _validate.Header,
+                 raw: dict[str, bytes | None], byte_source: Any = None) -> tuple[Dataset, list[str]]:
+    """The lazy dataset (and its recording keys) from the tables' (already SHA-256-checked) Parquet
+    bytes; local and remote stores alike: every row validated now, each recording built on first
+    access. ``byte_source``: the remote source every recording reads through."""
     tables = {}
-    for name in ("recordings", "channels", "annotations", "history", "description", "windows"):
-        data = backend.read_table(root, name)
-        # every table's bytes are bound to the (digest-sealed) header: a flipped byte, or a table
-        # or header taken from another store, is an error in every format
-        if (None if data is None else hashlib.sha256(data).hexdigest()) != sealed.get(name):
-            raise CorruptStoreError(f"{root}: metadata table {name} does not match the SHA-256 the store header "
-                                    f"records for it (modified, corrupted or from another store); "
-                                    f"run `eegbench verify {root}`")
+    for name in _pack.TABLE_NAMES:
+        data = raw.get(name)
         try:  # parsed with pyarrow into a light table: opening needs no pandas (see eegbench._frame)
             tables[name] = None if data is None else Table(data)
             len(tables[name] or ())
         except Exception as exc:  # a damaged table is a damaged store
             raise CorruptStoreError(f"{root}: cannot read metadata table {name} ({type(exc).__name__}: "
                                     f"{str(exc)[:300]}); run `eegbench verify {root}`") from exc
-    built = _build_recordings(root, backend, tables, header)
+    builder = _ValidatedBuilder(root, backend.name, tables, header, byte_source)
+    built = LazyRecordings(builder.n, builder)
     windows, description = tables["windows"], tables["description"]
     if description is None:
         description = Table(n_rows=len(built))
     elif len(description) != len(built):
         raise CorruptStoreError(f"{root}: the description table has {len(description)} rows for "
                                 f"{len(built)} recordings")
-    dataset = Dataset(built, description, _validate.cell_json(header.attrs, root / _manifest.HEADER, "attrs"),
-                      windows)
-    if recordings is not None and len(tables["recordings"]):
-        position = {k: i for i, k in enumerate(tables["recordings"]["key"])}
-        dataset = dataset.take([position[k] for k in recordings])
-    if not lazy:
-        dataset = Dataset([r.load() for r in dataset], dataset.description, dataset.attrs, dataset.windows)
-    return dataset
+    return Dataset(built, description, _validate.cell_json(header.attrs, f"{root}/{_manifest.HEADER}", "attrs"),
+                   windows), [row.key for row in builder.rows]
+
+
+def _read_pack(root: Path) -> bytes:
+    """The bytes of ``tables.pack`` (already checked to be a regular file of its manifest size)."""
+    return (root / _pack.PACK).read_bytes()  # a Hub cache snapshot links it to its blob (check_tree allows that)
 
 
 def _partial_manifest(root: Path, backend: FormatBackend, files: dict[str, Any],
@@ -469,11 +495,13 @@ class _ValidatedBuilder:
     Zarr, reads its array metadata) is checked when that recording is first built, before any of
     its samples can be read. Picklable (plain data), so lazily-built datasets cross processes."""
 
-    def __init__(self, root: Path, backend_name: str, tables: dict[str, Any], header: _validate.Header) -> None:
+    def __init__(self, root: Path | str, backend_name: str, tables: dict[str, Any], header: _validate.Header,
+                 byte_source: Any = None) -> None:
         self.rows = _validate.parse_recordings(tables["recordings"], root, header.n_recordings)
         n = len(self.rows)
         self.root, self.backend_name, self.files, self.n = root, backend_name, header.files, n
-        self.pin = _folder_id(root)
+        self.byte_source = byte_source  # a remote store's RemoteSource (None: local files)
+        self.pin = _folder_id(root) if byte_source is None else None
         self.channels = _validate.parse_channels(_validate.group_rows(tables["channels"], n, root, "channels"),
                                                  self.rows, root)
         self.ann_groups = _validate.group_rows(tables["annotations"], n, root, "annotations")
@@ -486,7 +514,9 @@ class _ValidatedBuilder:
         layout = SignalLayout(row.n_channels, row.n_times, row.dtype, row.chunk_samples, row.codec, q)
         storage = _typed(root, _validate.check_storage, backend.name, row, self.files, root)
         source = backend.open_signals(root, row.key, layout, storage)
-        if hasattr(source, "check_pin"):
+        if self.byte_source is not None and hasattr(source, "__dict__"):
+            source.__dict__["_bytes"] = self.byte_source  # every read goes through the store's one source
+        elif hasattr(source, "check_pin"):
             source.pin = self.pin  # a read after the store was replaced raises StoreChangedError
         onset, duration, desc, ch_names = _validate.parse_annotations(self.ann_groups[i], i, root)
         return Recording(source, row.sfreq, ch.names, ch_types=ch.types, units=ch.units,
@@ -495,80 +525,6 @@ class _ValidatedBuilder:
                          description=row.description,
                          history=_validate.parse_history(self.hist_groups[i], i, root),
                          provenance=row.provenance, name=row.name)
-
-
-def _build_recordings(root: Path, backend: FormatBackend, tables: dict[str, Any],
-                      header: _validate.Header) -> LazyRecordings:
-    """The local store's recordings: every table row validated now, each recording built (and its
-    files checked) on first access (see :class:`_ValidatedBuilder`)."""
-    builder = _ValidatedBuilder(root, backend.name, tables, header)
-    return LazyRecordings(builder.n, builder)
-
-
-class _RecordingBuilder:
-    """Builds recording ``i`` of an opened store on first access, from the metadata tables.
-
-    The tables are split per recording once, by vectorised sorts and ``searchsorted`` bounds
-    (no per-recording DataFrame), so opening a store of N recordings costs a few table reads
-    plus O(N) NumPy work, and each recording is built (a few tens of microseconds) only when
-    the caller touches it. Picklable (plain data), so lazily-built datasets cross processes."""
-
-    def __init__(self, root: Path | str, backend_name: str, tables: dict[str, Any]) -> None:
-        recs = tables["recordings"]
-        if recs is None:
-            raise CorruptStoreError(f"{root}: the recordings table is missing")
-        self.root, self.backend_name, self.n = root, backend_name, len(recs)
-        self.recs = {c: recs[c].tolist() for c in recs.columns}
-        self.chans = self._split(tables["channels"], "index", ["name", "type", "unit", "q_scale", "q_offset",
-                                                                "q_gain"])
-        self.anns = self._split(tables["annotations"], None, ["onset", "duration", "description", "ch_names"])
-        self.hist = self._split(tables["history"], "step", ["entry"])
-
-    def _split(self, frame: pd.DataFrame | None, order: str | None, columns: list[str]) -> dict[str, Any]:
-        """Columns sorted by (recording, order) as arrays/lists + bounds of each recording's rows."""
-        if frame is None or frame.empty:
-            return {"bounds": np.zeros(self.n + 1, dtype=np.int64), **{c: [] for c in columns}}
-        rec = frame["recording"].to_numpy()
-        idx = (np.lexsort((frame[order].to_numpy(), rec)) if order is not None
-               else np.argsort(rec, kind="stable"))
-        out: dict[str, Any] = {"bounds": np.searchsorted(rec[idx], np.arange(self.n + 1))}
-        for c in columns:
-            col = frame[c].to_numpy()[idx]
-            out[c] = col if col.dtype.kind == "f" else col.tolist()
-        return out
-
-    def __call__(self, i: int) -> Recording:
-        r = {c: v[i] for c, v in self.recs.items()}
-        a, b = int(self.chans["bounds"][i]), int(self.chans["bounds"][i + 1])
-        ch = {c: v[a:b] for c, v in self.chans.items() if c != "bounds"}
-        q = None
-        if r["dtype"] != "float32":
-            q = Quantization(np.asarray(ch["q_scale"]), np.asarray(ch["q_offset"]), np.asarray(ch["q_gain"]),
-                             r["dtype"])
-        layout = SignalLayout(int(r["n_channels"]), int(r["n_times"]), r["dtype"], int(r["chunk_samples"]),
-                              CodecSpec.from_json(from_json(r["codec"])), q)
-        source = get_backend(self.backend_name).open_signals(self.root, r["key"], layout, from_json(r["storage"]))
-        a2, b2 = int(self.anns["bounds"][i]), int(self.anns["bounds"][i + 1])
-        annotations = Annotations(np.asarray(self.anns["onset"][a2:b2], dtype=float),
-                                  np.asarray(self.anns["duration"][a2:b2], dtype=float),
-                                  list(self.anns["description"][a2:b2]),
-                                  [tuple(from_json(c)) for c in self.anns["ch_names"][a2:b2]])
-        a3, b3 = int(self.hist["bounds"][i]), int(self.hist["bounds"][i + 1])
-        history = [from_json(e) for e in self.hist["entry"][a3:b3]]
-        meas_date = None if not isinstance(r["meas_date"], str) else _dt.datetime.fromisoformat(r["meas_date"])
-        return Recording(source, r["sfreq"], list(ch["name"]), ch_types=list(ch["type"]), units=list(ch["unit"]),
-                         meas_date=meas_date, first_samp=int(r["first_samp"]), annotations=annotations,
-                         description=from_json(r["description"]), history=history,
-                         provenance=from_json(r["provenance"]), name=r["name"])
-
-
-def _build_recordings_lazy(root: Path | str, backend: FormatBackend, tables: dict[str, Any]) -> LazyRecordings:
-    """A remote store's recordings, each built on first access (see :class:`_RecordingBuilder`).
-
-    Local stores go through :func:`_build_recordings` (every row parsed by :mod:`eegbench.validate`,
-    which stats files locally); remote stores do not get that validation yet."""
-    builder = _RecordingBuilder(root, backend.name, tables)
-    return LazyRecordings(builder.n, builder)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class HubServer:
         self.commits: dict[str, dict[str, dict[str, bytes]]] = {}   # repo -> sha -> {path: bytes}
         self.refs: dict[str, dict[str, str]] = {}                   # repo -> branch -> sha
         self.requests: list[tuple[str, str, int]] = []
+        self.bytes_sent = 0  # body bytes of every response (range requests: the range only)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -108,6 +109,8 @@ class HubServer:
             h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         if not head and body:
+            with self._lock:
+                self.bytes_sent += len(body)
             h.wfile.write(body)
 
     def _error(self, h, code: str, message: str, head: bool, log: str) -> None:

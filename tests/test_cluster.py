@@ -31,6 +31,23 @@ class FlakySource(ArraySource):
         return super().read(start, stop, channels)
 
 
+class SlowSource(ArraySource):
+    """Reads slowly and leaves ``<marker>`` once a read returned (a recording still being written
+    when another one fails)."""
+
+    def __init__(self, data: np.ndarray, marker: str, delay: float, **kwargs) -> None:
+        super().__init__(data, **kwargs)
+        self.marker, self.delay = marker, delay
+
+    def read(self, start, stop, channels):
+        import time
+
+        time.sleep(self.delay)
+        out = super().read(start, stop, channels)
+        Path(self.marker).touch()
+        return out
+
+
 @pytest.fixture(scope="module")
 def client():
     import cloudpickle
@@ -79,9 +96,14 @@ def test_recording_failing_every_retry_leaves_nothing(tmp_path, client):
     ds = _dataset()
     rec = ds[0]
     bad = Recording(FlakySource(rec.get_data(), str(tmp_path / "m"), always=True), rec.sfreq, rec.ch_names)
+    # the other recording is still being written when the failure ends the conversion: its task,
+    # cancelled but running, must be over before the temporary store is removed (else it re-creates it)
+    slow = Recording(SlowSource(ds[1].get_data(), str(tmp_path / "slow-done"), delay=3.0), ds[1].sfreq,
+                     ds[1].ch_names)
     with pytest.raises(RuntimeError, match="injected failure"):
-        eegbench.save(Dataset([bad, ds[1]]), tmp_path / "bad.zarr", "zarr", client=client)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+        eegbench.save(Dataset([bad, slow]), tmp_path / "bad.zarr", "zarr", client=client)
+    # save returned only once the slow task was over (its read done), then removed the temporary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "slow-done"]
 
 
 def test_cli_scheduler(tmp_path, client):

@@ -56,11 +56,6 @@ def _url(kind, server, fmt):
     return f"s3://{BUCKET}/ds.{SUFFIX[fmt]}", server.storage_options
 
 
-def _n_tables(local) -> int:
-    ds = eegbench.open(local)
-    return 4 + (ds.windows is not None) + 1  # recordings, channels, annotations, history, description (+windows)
-
-
 @pytest.mark.parametrize("kind", ["http", "s3"])
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_remote_windows_bitwise_and_counted(stores, http, s3, kind, fmt):
@@ -70,8 +65,8 @@ def test_remote_windows_bitwise_and_counted(stores, http, s3, kind, fmt):
     server.traffic.reset()
     ds = eegbench.open(url, storage_options=opts)
     n_open, _ = server.traffic.snapshot()
-    # open: the header + the tables (HDF5: one tables.h5; others: one object per table), nothing else
-    assert n_open <= (2 if fmt == "hdf5" else 1 + 6), server.traffic.log
+    # open: the header + tables.pack (every table in one object), nothing else (goal: <= 3)
+    assert n_open == 2, server.traffic.log
     assert [r.name for r in ds] == [r.name for r in local]
 
     src = ds.byte_source

@@ -163,6 +163,66 @@ class RemoteSource:
         """The whole file in one request (small files: tables, metadata)."""
         return self._fetch(path, [(0, self.size(path))])[0] if self.size(path) else b""
 
+    # --- one request per range ------------------------------------------------------------------
+    def cat(self, url: str, start: int, end: int | None) -> bytes:
+        """Bytes ``start:end`` of ``url`` in one ranged GET (not counted in :attr:`stats`)."""
+        if self.protocol == "hf":
+            return self._hf_range(url, start, end)
+        return self.fs.cat_file(url, start=start, end=end)
+
+    def cat_ranges(self, urls: list[str], starts: list[int], ends: list[int | None]) -> list[bytes]:
+        """Several ranges, one request each, sent concurrently."""
+        if self.protocol == "hf":  # HfFileSystem is synchronous: a few threads
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
+                return list(pool.map(self._hf_range, urls, starts, ends))
+        got = self.fs.cat_ranges(urls, starts, ends, on_error="raise")
+        for g in got:
+            if isinstance(g, BaseException):
+                raise g
+        return got
+
+    def _hf_range(self, url: str, start: int, end: int | None) -> bytes:
+        """One ranged GET on the Hub's ``resolve`` URL of ``url``. (``HfFileSystem.cat_file`` and its
+        file objects first ask for the file's size or whether it is a folder -- a tree-listing API
+        call per folder -- and its stream file reads to the end of the file.)"""
+        from huggingface_hub import hf_hub_url
+        from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
+
+        if end is None:
+            end = self.size(url[len(self.root) + 1:])
+        if end <= start:
+            return b""
+        repo_type, repo_id, revision = self._hf_repo()
+        rel = url[len(self.root) + 1:]
+        endpoint = self.storage_options.get("endpoint") or getattr(self.fs, "endpoint", None)
+        target = hf_hub_url(repo_id, rel, repo_type=repo_type, revision=revision, endpoint=endpoint)
+        headers = {**build_hf_headers(token=self.storage_options.get("token")), "range": f"bytes={start}-{end - 1}"}
+        r = http_backoff("GET", target, headers=headers)
+        try:
+            hf_raise_for_status(r)
+        except EntryNotFoundError as exc:
+            raise FileNotFoundError(url) from exc
+        return r.content
+
+    def _hf_repo(self) -> tuple[str, str, str]:
+        """(repo type, repo id, revision) of an ``hf://`` root: parsed when the revision is a commit,
+        else resolved once by ``HfFileSystem`` (one API request per process)."""
+        import re
+
+        got = self.__dict__.get("_hf")
+        if got is None:
+            m = re.fullmatch(r"hf://(?:(datasets|spaces)/)?([^/@]+/[^/@]+)@([0-9a-f]{40})", self.root)
+            if m:
+                got = ({"datasets": "dataset", "spaces": "space", None: "model"}[m.group(1)], m.group(2), m.group(3))
+            else:
+                res = self.fs.resolve_path(self.root)
+                got = (res.repo_type, res.repo_id, res.revision)
+            self.__dict__["_hf"] = got
+        return got
+
     # --- internals ----------------------------------------------------------------------------
     def _block(self, path: str, index: int) -> bytes:
         key = (path, index)
@@ -192,13 +252,12 @@ class RemoteSource:
         if not todo:
             return out
         url = self.url(path)
-        fs = self.fs
         if len(todo) == 1:
             a, b = ranges[todo[0]]
-            results = [self._call(lambda: fs.cat_file(url, start=a, end=b))]
+            results = [self._call(lambda: self.cat(url, a, b))]
         else:
-            results = self._call(lambda: fs.cat_ranges([url] * len(todo), [ranges[i][0] for i in todo],
-                                                       [ranges[i][1] for i in todo], on_error="raise"))
+            results = self._call(lambda: self.cat_ranges([url] * len(todo), [ranges[i][0] for i in todo],
+                                                         [ranges[i][1] for i in todo]))
         with self._lock:
             self.stats.requests += len(todo)
             self.stats.bytes += sum(len(r) for r in results)
