@@ -153,6 +153,7 @@ class _RangeHandler(BaseHTTPRequestHandler):
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # listen backlog (socketserver's default 5 drops connections of 8 busy workers)
     root: Path
     shaping: _Shaping
 

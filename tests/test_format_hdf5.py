@@ -138,7 +138,7 @@ def test_file_layout_is_documented_and_plain_h5py_reads_it(tmp_path, compression
     counts, q, x = _signals(2)
     path = _save(tmp_path, x, q, compression=compression)
     files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
-    assert files == ["eegbench.json", SIGNALS, "tables.h5"]
+    assert files == ["eegbench.json", SIGNALS, "tables.h5", "tables.pack"]
     codec = resolve(compression)
     with h5py.File(path / SIGNALS, "r") as f:
         ds = f["signals"]
