@@ -144,10 +144,14 @@ class Table:
         return pd.DataFrame(index=pd.RangeIndex(self._n))
 
     def __getstate__(self) -> dict[str, Any]:
+        if self._data is None:  # a slice (iloc) or a built table: its columns are all it has
+            return {"data": None, "n": self._n, "cols": self._cols, "json": self._json}
         return {"data": self._data, "n": self._n}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["data"], n_rows=state["n"])  # type: ignore[misc]
+        if "cols" in state:
+            self._cols, self._json = state["cols"], list(state["json"])
 
     def __repr__(self) -> str:
         return f"<eegbench Table: {len(self)} rows, columns {self.columns}>"

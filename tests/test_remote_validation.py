@@ -155,3 +155,18 @@ def test_local_open_reads_tables_from_the_pack_only(served, tmp_path):
     assert eegbench.open(store).description.equals(want)
     with pytest.raises(CorruptStoreError):
         eegbench.verify(store)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_pickled_datasets_keep_every_table_local_and_remote(served, fmt):
+    """Worker processes get pickled lazily-built datasets: the per-recording slices of the tables
+    (annotations, history) must survive pickling, for local and remote stores alike."""
+    import pickle
+
+    root, server = served
+    for where in (root / f"good-{fmt}", f"{server.url}/good-{fmt}"):
+        ds = eegbench.open(where)
+        again = pickle.loads(pickle.dumps(ds))
+        for a, b in zip(again, ds):
+            assert a.annotations.description == b.annotations.description and a.history == b.history
+            assert np.array_equal(a.get_data(start=5, stop=50), b.get_data(start=5, stop=50))
