@@ -464,12 +464,19 @@ def check_storage(fmt: str, row: RecordingRow, files: dict[str, FileEntry], root
                               f"{row.dtype} samples")
             if k == "npy" and (not isinstance(s.get("chunk_crc32c"), list) or len(s["chunk_crc32c"]) != n_chunks):
                 raise corrupt(where, "chunk_crc32c", f"expected the {n_chunks} chunk checksums")
+        if "index_crc32c" in s:  # binds the chunk file + index to this recording (formats/parquet.py)
+            as_int(s["index_crc32c"], where, "index_crc32c", 0, 2**32 - 1)
     elif fmt == "hdf5":
         e = entry(s.get("file"), "file")
         need = n_chunks * 32 + (raw_bytes if row.codec.compression == "none" else 0)
         if e.size < need:
             raise corrupt(where, "n_times/n_channels", f"{s.get('file')} ({e.size} bytes) cannot hold "
                           f"{row.n_channels} x {row.n_times} {row.dtype} samples in {n_chunks} chunks")
+        at = s.get("index_at")
+        if at is not None and not (isinstance(at, list) and len(at) == 4):
+            raise corrupt(where, "index_at", "expected [offset, nbytes, filter_mask, crc32c]")
+        for j, v in enumerate(at or ()):
+            as_int(v, where, f"index_at[{j}]", 0, 2**64 - 1)
         ds = s.get("dataset", "signals")
         if not isinstance(ds, str) or not KEY.match(ds.lstrip("/")):
             raise corrupt(where, "dataset", f"{str(ds)[:80]!r} is not a dataset name")
@@ -487,6 +494,10 @@ def check_storage(fmt: str, row: RecordingRow, files: dict[str, FileEntry], root
             raise corrupt(where, "n_shards", f"{s['n_shards']} shards cannot hold {row.n_times} samples")
         if s.get("index_location", "end") not in ("end", "start"):
             raise corrupt(where, "index_location", "expected 'end' or 'start'")
+        tag = s.get("shard_tag")
+        if tag is not None and not (isinstance(tag, str) and len(tag) == 32
+                                    and all(c in "0123456789abcdef" for c in tag)):
+            raise corrupt(where, "shard_tag", "expected 32 lowercase hex digits")
         if not isinstance(s.get("codecs"), list):
             raise corrupt(where, "codecs", "expected a list of codec descriptions")
         per_shard = shard // row.chunk_samples

@@ -383,9 +383,9 @@ def test_all_zero_region_reads_as_zeros(tmp_path, small_shards):
     small_shards(4, 50, 2)  # 50-sample chunks, 200-sample shards
     ds = _save(rec, tmp_path / "s", compression="blosc-lz4", chunk_seconds=0.5)
     src = ds[0].source
-    for shard in (1, 2):  # every chunk empty: the shard file is just an index of sentinels
+    for shard in (1, 2):  # every chunk empty: the shard file is just its binding tag and an index of sentinels
         assert (_shard_index(tmp_path / "s", src, shard) == EMPTY).all()
-        assert (tmp_path / "s" / src.storage["shard_path"].format(shard=shard)).stat().st_size == 4 * 16 + 4
+        assert (tmp_path / "s" / src.storage["shard_path"].format(shard=shard)).stat().st_size == zb._TAG + 4 * 16 + 4
     entries = _shard_index(tmp_path / "s", src, 3)
     assert (entries[0] == EMPTY).all() and (entries[1] != EMPTY).all()  # chunk 12 not stored, 13 stored
     CHUNK_CACHE.clear()

@@ -242,6 +242,7 @@ class HDF5Source(ChunkedSource):
             if (ds.shape, ds.dtype, ds.chunks) != expected:
                 raise self.corrupt(f"{rel}: /signals is {ds.shape} {ds.dtype} chunks {ds.chunks}, "
                                    f"the store's tables say {expected[0]} {expected[1]} chunks {expected[2]}")
+            self._check_binding(rel, f[INDEX])
             dcpl = ds.id.get_create_plist()
             filters = [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())]
             if not set(filters) <= _FAST_FILTERS:  # LZF: decode through HDF5, over the byte source
@@ -269,6 +270,23 @@ class HDF5Source(ChunkedSource):
         self._h_index = index.tolist()  # plain ints: per-chunk lookups are list indexing
         self._h_filters = filters
 
+    def _check_binding(self, rel: str, index_ds: h5py.Dataset) -> None:
+        """The file is the one this recording's sealed storage info describes: the CRC32C of
+        ``/chunk_index``'s stored bytes (which hold every chunk's own CRC32C) must be the one the
+        writer recorded in ``index_at``. A signal file of another recording or another store -- same
+        name, same size, valid in itself -- is refused here, once per file open (a few hundred bytes)."""
+        at = self.storage.get("index_at")
+        if not (isinstance(at, list) and len(at) == 4):
+            return  # written before files were bound (nothing to check against)
+        try:
+            _mask, raw = index_ds.id.read_direct_chunk((0,) * index_ds.ndim)
+        except Exception as exc:
+            raise self.corrupt(f"{rel}: the stored bytes of {INDEX} cannot be read", exc) from exc
+        if google_crc32c.value(bytes(raw)) != int(at[3]):
+            raise self.corrupt(f"signal file {rel} does not belong to this recording of this store: its "
+                               f"{INDEX} differs from the one sealed in the store's tables (a file swapped with "
+                               "another recording's, or copied from another store)")
+
     def _prepare_direct(self, rel: str) -> bool:
         """Load /chunk_index from the byte range the writer recorded (``storage["index_at"]``),
         CRC32C-checked; False when the store predates it or the codec needs HDF5 (LZF)."""
@@ -280,7 +298,14 @@ class HDF5Source(ChunkedSource):
         n = self.layout.n_chunks
         if nbytes != n * 4 * 8 + 4:  # (n, 4) uint64 + fletcher32
             raise self.corrupt(f"{rel}: the recorded {INDEX} location holds {nbytes} bytes, expected {n * 32 + 4}")
-        raw = self.check_bytes(self.bytes.get(rel, offset, offset + nbytes), nbytes, crc, rel, -1, offset)
+        data = self.bytes.get(rel, offset, offset + nbytes)
+        if len(data) != nbytes:
+            raise self.corrupt(f"{rel}: {INDEX} is truncated ({len(data)} of {nbytes} bytes at offset {offset})")
+        raw = np.frombuffer(data, dtype=np.uint8)
+        if google_crc32c.value(raw) != crc:  # also what binds the file to this recording (_check_binding)
+            raise self.corrupt(f"signal file {rel} does not belong to this recording of this store: its "
+                               f"{INDEX} differs from the one sealed in the store's tables (damaged, a file "
+                               "swapped with another recording's, or copied from another store)")
         index = np.frombuffer(raw[:-4].tobytes(), dtype="<u8").reshape(n, 4)
         size = self.bytes.size(rel)
         beyond = np.flatnonzero(index[:, 0] + index[:, 1] > size)

@@ -269,10 +269,20 @@ class ChunkFileSource(_Source):
     def _prepare(self) -> None:
         rel_index, rel_chunks = self._rel("index"), self._rel("chunks")
         try:
-            raw = self.bytes.get(rel_index, 0, self.bytes.size(rel_index))
-            index = read_chunk_index(bytes(raw))
+            raw = bytes(self.bytes.get(rel_index, 0, self.bytes.size(rel_index)))
+            bound = self.storage.get("index_crc32c")
+            # the index holds every chunk's CRC32C, so its own CRC32C, sealed in the store's tables,
+            # binds both files of the recording to it: a pair swapped with another recording's or
+            # copied from another store is refused here, once per process
+            if bound is not None and google_crc32c.value(raw) != bound:
+                raise self.corrupt(f"chunk index {rel_index} does not belong to this recording of this store: it "
+                                   "differs from the one sealed in the store's tables (damaged, swapped with another "
+                                   "recording's, or copied from another store)")
+            index = read_chunk_index(raw)
         except FileNotFoundError as exc:
             raise self.corrupt(f"chunk index {rel_index} is missing", exc) from exc
+        except CorruptStoreError:
+            raise
         except Exception as exc:  # pyarrow's errors on a damaged file, missing columns
             raise self.corrupt(f"chunk index {rel_index} is truncated or not a valid chunk index table", exc) from exc
         n = self.layout.n_chunks
@@ -411,7 +421,8 @@ def _index_metadata(layout: SignalLayout, dtype: np.dtype, pipeline: list[Any], 
 
 
 def _write_chunks(paths: dict[str, Path], blocks: Iterable[tuple[int, np.ndarray]], layout: SignalLayout,
-                  dtype: np.dtype) -> None:
+                  dtype: np.dtype) -> int:
+    """Write the chunk file and its index; returns the CRC32C of the index file's bytes."""
     import json
 
     import pyarrow as pa
@@ -436,7 +447,11 @@ def _write_chunks(paths: dict[str, Path], blocks: Iterable[tuple[int, np.ndarray
     table = pa.table({"offset": index[:, 0], "size": index[:, 1], "crc32c": index[:, 2].astype(np.uint32),
                       "first_sample": np.arange(layout.n_chunks, dtype=np.int64) * cs})
     table = table.replace_schema_metadata({"eegbench": json.dumps(meta)})
-    pq.write_table(table, paths["index"], compression="none")  # tiny; uncompressed pages parse fastest
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="none")  # tiny; uncompressed pages parse fastest
+    data = sink.getvalue()
+    paths["index"].write_bytes(data)
+    return google_crc32c.value(data.to_pybytes())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -463,12 +478,13 @@ class ParquetBackend:
             crcs = _write_npy(paths["npy"], blocks, layout, dtype)
             files = {"npy": paths["npy"]}
         else:
-            _write_chunks(paths, blocks, layout, dtype)
+            index_crc = _write_chunks(paths, blocks, layout, dtype)
             files = {"chunks": paths["chunks"], "index": paths["index"]}
         storage: dict[str, Any] = {"version": STORAGE_VERSION, "kind": "npy" if "npy" in files else "chunks",
                                    "files": {k: p.relative_to(root).as_posix() for k, p in files.items()}}
         if "chunks" in files:
             storage["checksum"] = "crc32c"
+            storage["index_crc32c"] = index_crc
         else:
             storage["chunk_crc32c"] = crcs
         return storage

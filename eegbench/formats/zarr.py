@@ -61,6 +61,7 @@ import json
 import os
 import shutil
 import threading
+import uuid
 import warnings
 import zlib
 from collections.abc import Callable, Iterable
@@ -95,6 +96,15 @@ _EMPTY = 2**64 - 1  # sharding index sentinel: inner chunk not stored (fill valu
 _INDEX_ENTRY = 16  # (offset, nbytes) as two little-endian uint64
 _GROUP_BYTES = 16 << 20  # raw bytes of inner chunks encoded per zarr-python call while writing
 _CRC = 4
+#: bytes of the binding tag each shard file carries just before its index (unreferenced by the
+#: index, so Zarr readers skip it): the recording's 16-byte nonce from the sealed storage info
+#: (``shard_tag``, hex) + the shard number (uint64 LE)
+_TAG = 24
+
+
+def shard_tag(nonce: str, shard: int) -> bytes:
+    """The binding tag of shard ``shard`` of the recording whose storage info holds ``nonce``."""
+    return bytes.fromhex(nonce) + int(shard).to_bytes(8, "little")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -484,8 +494,9 @@ class _ShardWriter:
     Every shard gets a file, even one whose chunks are all empty (index of sentinels, valid for
     any Zarr reader), so a missing shard file always means a damaged store."""
 
-    def __init__(self, folder: Path, chunks_per_shard: int, n_chunks: int) -> None:
-        self.folder, self.per_shard, self.n_chunks = folder, chunks_per_shard, n_chunks
+    def __init__(self, folder: Path, chunks_per_shard: int, n_chunks: int, nonce: str | None = None) -> None:
+        self.folder, self.per_shard, self.n_chunks, self.nonce = folder, chunks_per_shard, n_chunks, nonce
+        self.shard = -1
         self.next = 0  # next chunk index
         self.fh: Any = None
         self.index = np.empty((chunks_per_shard, 2), dtype="<u8")
@@ -509,13 +520,15 @@ class _ShardWriter:
     def _open(self, shard: int) -> None:
         self._close_shard()
         self.fh = open(self.folder / str(shard), "wb")  # closed by _close_shard / _abort
+        self.shard = shard
         self.index[:] = _EMPTY  # chunks past the array's end (last shard) stay empty
         self.offset = 0
 
     def _close_shard(self) -> None:
         if self.fh is not None:
             raw = self.index.tobytes()
-            self.fh.write(raw + google_crc32c.value(raw).to_bytes(_CRC, "little"))
+            tag = b"" if self.nonce is None else shard_tag(self.nonce, self.shard)
+            self.fh.write(tag + raw + google_crc32c.value(raw).to_bytes(_CRC, "little"))
             self.fh.close()
             self.fh = None
 
@@ -686,6 +699,15 @@ class ZarrSource(ChunkedSource):
             raise self.corrupt("its codec description cannot be read by this eegbench", exc) from exc
 
     # --- files --------------------------------------------------------------------------
+    def tag(self, shard: int) -> bytes:
+        """The binding tag shard ``shard`` must carry (empty: a store written without tags)."""
+        nonce = self.storage.get("shard_tag")
+        if nonce is None or not self.index_at_end:
+            return b""
+        if not (isinstance(nonce, str) and len(nonce) == 32 and all(c in "0123456789abcdef" for c in nonce)):
+            raise self.corrupt(f"its storage info has an invalid shard_tag {str(nonce)[:40]!r}")
+        return shard_tag(nonce, shard)
+
     def _rel(self, shard: int) -> str:
         return self.shard_path.replace("{shard}", str(shard))  # not str.format: the path comes from the store
 
@@ -712,13 +734,23 @@ class ZarrSource(ChunkedSource):
         except FileNotFoundError as exc:
             raise self.corrupt(f"shard file {rel} is missing", exc) from exc
         isize = n * _INDEX_ENTRY + _CRC
-        if size < isize:
+        tag = self.tag(shard)
+        if size < isize + len(tag):
             raise self.corrupt(f"shard file {rel} is truncated ({size} bytes, its index alone is {isize})")
-        where = size - isize if self.index_at_end else 0
-        raw = bytes(self.bytes.get(rel, where, where + isize))
-        if len(raw) != isize or google_crc32c.value(raw[:-_CRC]) != int.from_bytes(raw[-_CRC:], "little"):
+        where = size - isize - len(tag) if self.index_at_end else 0
+        raw = bytes(self.bytes.get(rel, where, where + isize + len(tag)))  # the tag comes with the index read
+        if len(raw) != isize + len(tag):
             raise self.corrupt(f"the chunk index of shard file {rel} fails its crc32c checksum "
                                "(truncated or modified)")
+        stored_tag, raw = raw[:len(tag)], raw[len(tag):]
+        if google_crc32c.value(raw[:-_CRC]) != int.from_bytes(raw[-_CRC:], "little"):
+            raise self.corrupt(f"the chunk index of shard file {rel} fails its crc32c checksum "
+                               "(truncated or modified)")
+        if stored_tag != tag:
+            raise self.corrupt(f"shard file {rel} does not belong to shard {shard} of this recording of this "
+                               "store: its binding tag differs from the one sealed in the store's tables (a file "
+                               "swapped with another recording's or shard's, or copied from another store)")
+        isize += len(tag)
         entries = np.frombuffer(raw, dtype="<u8", count=2 * n).reshape(n, 2).tolist()
         lo, hi = (0, size - isize) if self.index_at_end else (isize, size)
         for j, (off, nb) in enumerate(entries):
@@ -817,7 +849,8 @@ class ZarrBackend:
         filters, serializer, compressors = _inner_codecs(layout)
         cf = cf_scale_offset(layout.quantization)
         encoder = _encoder_for(layout, filters, serializer, compressors)  # reused across recordings
-        with _ShardWriter(folder / "c" / "0", shard // cs, layout.n_chunks) as shards:
+        nonce = uuid.uuid4().hex  # binds every shard file to this recording's sealed storage info
+        with _ShardWriter(folder / "c" / "0", shard // cs, layout.n_chunks, nonce) as shards:
             pos = 0  # samples received
             carry: np.ndarray | None = None  # a partial chunk, only if blocks are not chunk-aligned
             for start, block in blocks:
@@ -859,6 +892,7 @@ class ZarrBackend:
             "shard_samples": shard,
             "n_shards": -(-n_times // shard),
             "index_location": "end",
+            "shard_tag": nonce,
             "fill_value": 0,
             "codecs": [c.to_dict() for c in (*filters, serializer, *compressors)],
         }

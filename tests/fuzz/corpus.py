@@ -154,6 +154,7 @@ def cases(base: str, store: Path, rng: random.Random, n_target: int) -> list[dic
     add({"kind": "extra-devzero", "file": "zero"})
     add({"kind": "symlink-dir", "file": "signals"})
     add({"kind": "swap"})
+    add({"kind": "foreign-recording"})  # every file of recording 0 from the other store
     for field, value in HEADER_EDITS:
         for recompute in (False, True):
             add({"kind": "header", "field": field, "value": value, "recompute": recompute})
@@ -293,6 +294,9 @@ def apply(case: dict[str, Any], store: Path, foreign: Path) -> None:
         shutil.copytree(path, outside)
         shutil.rmtree(path)
         path.symlink_to(outside)
+    elif kind == "foreign-recording":
+        for a in sorted(p for p in files_of(store) if "rec-00000" in p):
+            shutil.copyfile(foreign / a, store / a)
     elif kind == "swap":
         sig = sorted(p for p in files_of(store) if "rec-00000" in p)
         for a in sig:
@@ -312,18 +316,6 @@ def apply(case: dict[str, Any], store: Path, foreign: Path) -> None:
         _edit_table(store, "recordings", _storage_path_edit(case["value"]), case["recompute"])
     else:
         raise ValueError(kind)
-
-
-def known_gap(case: dict[str, Any]) -> bool:
-    """Damage this version does not detect at read time (``verify`` does): a *whole* signal file
-    replaced by the same-named, same-size file of another store, or two recordings' files swapped,
-    in the formats whose chunk checksums live inside the signal files themselves (Zarr shards,
-    HDF5 files, NumPy+Parquet compressed chunk files with their index). Uncompressed .npy signals
-    carry chunk CRCs in the sealed tables and are detected. Counted apart in the figures."""
-    base = case.get("base", "")
-    if base.startswith("parquet-none"):
-        return False
-    return case["kind"] == "swap" or (case["kind"] == "foreign" and case.get("file", "").startswith("signals/"))
 
 
 # ---------------------------------------------------------------------------------------------
