@@ -133,7 +133,11 @@ class ChunkedSource:
 
     def _ensure_ready(self) -> None:
         if not self.__dict__.get("_h_ready"):
-            self._prepare()
+            try:
+                self._prepare()
+            except CorruptStoreError:
+                self.check_pin()  # files of a store that replaced the one opened: say that instead
+                raise
             self.check_pin()
             self._h_ready = True
 
@@ -206,7 +210,13 @@ class ChunkedSource:
 
     def _wrap(self, exc: Exception, index: Any) -> Exception:
         """The typed error for a failure while loading chunk(s) ``index``."""
-        if isinstance(exc, (CorruptStoreError, ResourceLimitError, StoreChangedError)):
+        if isinstance(exc, (ResourceLimitError, StoreChangedError)):
+            return exc
+        try:  # damage seen in a store replaced since it was opened is the replacement, not damage
+            self.check_pin()
+        except StoreChangedError as changed:
+            return changed
+        if isinstance(exc, CorruptStoreError):
             return exc
         if is_exhausted(exc):  # out of descriptors: the store is fine
             return ResourceLimitError(f"{self.root}: recording {self.key}: chunk {index}: the process has no "

@@ -106,8 +106,10 @@ def run(all_cases: list[dict[str, Any]], bases: Path, workers: int, progress: bo
     try:
         while pending or any(w.case for w in pool):
             for i, w in enumerate(pool):
+                if w.case is not None or not pending:
+                    continue
                 fresh = 0
-                while w.case is None and pending and not w.send(pending[0]):
+                while not w.send(pending[0]):
                     fresh += w.last is None
                     if fresh > 3:
                         raise RuntimeError(f"fuzz workers die before their first case (exit {w.proc.wait()})")
@@ -118,8 +120,7 @@ def run(all_cases: list[dict[str, Any]], bases: Path, workers: int, progress: bo
                         w.last = None
                     w.kill()
                     w = pool[i] = _Worker(bases)
-                if w.case is not None:
-                    pending.popleft()
+                pending.popleft()
             busy = [w for w in pool if w.case is not None]
             ready, _, _ = select.select([w.proc.stdout for w in busy], [], [], 1.0)
             now = time.monotonic()
