@@ -494,10 +494,10 @@ def check_storage(fmt: str, row: RecordingRow, files: dict[str, FileEntry], root
             raise corrupt(where, "n_shards", f"{s['n_shards']} shards cannot hold {row.n_times} samples")
         if s.get("index_location", "end") not in ("end", "start"):
             raise corrupt(where, "index_location", "expected 'end' or 'start'")
-        tag = s.get("shard_tag")
-        if tag is not None and not (isinstance(tag, str) and len(tag) == 32
-                                    and all(c in "0123456789abcdef" for c in tag)):
-            raise corrupt(where, "shard_tag", "expected 32 lowercase hex digits")
+        tags = s.get("shard_tags")
+        if tags is not None and not (isinstance(tags, list) and len(tags) == n_shards and all(
+                isinstance(t, str) and len(t) == 32 and all(c in "0123456789abcdef" for c in t) for t in tags)):
+            raise corrupt(where, "shard_tags", f"expected {n_shards} digests of 32 lowercase hex digits")
         if not isinstance(s.get("codecs"), list):
             raise corrupt(where, "codecs", "expected a list of codec descriptions")
         per_shard = shard // row.chunk_samples

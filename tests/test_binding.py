@@ -4,8 +4,9 @@ A whole signal file that is valid in itself -- swapped with another recording's,
 another store with the same layout -- must be a CorruptStoreError on the first read of that
 recording, in every format and codec, and an untouched store must read bitwise equal. The check
 costs no I/O per window: HDF5 compares the CRC32C of /chunk_index's stored bytes with the sealed
-``index_at``, Zarr compares the tag stored just before each shard's index with the sealed
-``shard_tag``, compressed NumPy+Parquet the CRC32C of the chunk index file with ``index_crc32c``,
+``index_at``, Zarr compares the tag stored just before each shard's index (a digest of the shard's
+contents + its number) with the sealed
+``shard_tags``, compressed NumPy+Parquet the CRC32C of the chunk index file with ``index_crc32c``,
 and uncompressed .npy its chunks' CRC32C with ``chunk_crc32c``.
 """
 

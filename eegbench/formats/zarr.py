@@ -57,11 +57,11 @@ sample is requested.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import threading
-import uuid
 import warnings
 import zlib
 from collections.abc import Callable, Iterable
@@ -97,14 +97,17 @@ _INDEX_ENTRY = 16  # (offset, nbytes) as two little-endian uint64
 _GROUP_BYTES = 16 << 20  # raw bytes of inner chunks encoded per zarr-python call while writing
 _CRC = 4
 #: bytes of the binding tag each shard file carries just before its index (unreferenced by the
-#: index, so Zarr readers skip it): the recording's 16-byte nonce from the sealed storage info
-#: (``shard_tag``, hex) + the shard number (uint64 LE)
+#: index, so Zarr readers skip it): a 16-byte digest of the shard's contents (BLAKE2b of its index
+#: and of the crc32c that ends every stored inner chunk), also kept in the sealed storage info
+#: (``shard_tags``, hex, one per shard), + the shard number (uint64 LE). Deterministic (the same
+#: recording converts to the same bytes) and bound to the contents: a shard file of another
+#: recording, shard or store fails it unless it holds the very same samples.
 _TAG = 24
 
 
-def shard_tag(nonce: str, shard: int) -> bytes:
-    """The binding tag of shard ``shard`` of the recording whose storage info holds ``nonce``."""
-    return bytes.fromhex(nonce) + int(shard).to_bytes(8, "little")
+def shard_tag(digest: str, shard: int) -> bytes:
+    """The binding tag of shard ``shard`` whose sealed content digest is ``digest`` (hex)."""
+    return bytes.fromhex(digest) + int(shard).to_bytes(8, "little")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,9 +497,11 @@ class _ShardWriter:
     Every shard gets a file, even one whose chunks are all empty (index of sentinels, valid for
     any Zarr reader), so a missing shard file always means a damaged store."""
 
-    def __init__(self, folder: Path, chunks_per_shard: int, n_chunks: int, nonce: str | None = None) -> None:
-        self.folder, self.per_shard, self.n_chunks, self.nonce = folder, chunks_per_shard, n_chunks, nonce
+    def __init__(self, folder: Path, chunks_per_shard: int, n_chunks: int) -> None:
+        self.folder, self.per_shard, self.n_chunks = folder, chunks_per_shard, n_chunks
         self.shard = -1
+        self.crcs: list[int] = []  # the stored crc32c of each chunk of the open shard
+        self.tags: list[str] = []  # per shard written: its content digest (hex)
         self.next = 0  # next chunk index
         self.fh: Any = None
         self.index = np.empty((chunks_per_shard, 2), dtype="<u8")
@@ -513,6 +518,9 @@ class _ShardWriter:
             self.index[j] = _EMPTY
         else:
             self.fh.write(data)
+            # the chunk's own crc32c (the last codec) covers its other bytes; a CRC over the whole
+            # chunk would be the same constant for every chunk (CRC residue of a message + its CRC)
+            self.crcs.append(int.from_bytes(data[-_CRC:], "little"))
             self.index[j] = (self.offset, len(data))
             self.offset += len(data)
         self.next += 1
@@ -521,14 +529,16 @@ class _ShardWriter:
         self._close_shard()
         self.fh = open(self.folder / str(shard), "wb")  # closed by _close_shard / _abort
         self.shard = shard
+        self.crcs = []
         self.index[:] = _EMPTY  # chunks past the array's end (last shard) stay empty
         self.offset = 0
 
     def _close_shard(self) -> None:
         if self.fh is not None:
             raw = self.index.tobytes()
-            tag = b"" if self.nonce is None else shard_tag(self.nonce, self.shard)
-            self.fh.write(tag + raw + google_crc32c.value(raw).to_bytes(_CRC, "little"))
+            digest = hashlib.blake2b(raw + np.asarray(self.crcs, dtype="<u4").tobytes(), digest_size=16).hexdigest()
+            self.tags.append(digest)
+            self.fh.write(shard_tag(digest, self.shard) + raw + google_crc32c.value(raw).to_bytes(_CRC, "little"))
             self.fh.close()
             self.fh = None
 
@@ -701,12 +711,13 @@ class ZarrSource(ChunkedSource):
     # --- files --------------------------------------------------------------------------
     def tag(self, shard: int) -> bytes:
         """The binding tag shard ``shard`` must carry (empty: a store written without tags)."""
-        nonce = self.storage.get("shard_tag")
-        if nonce is None or not self.index_at_end:
+        tags = self.storage.get("shard_tags")
+        if tags is None or not self.index_at_end:
             return b""
-        if not (isinstance(nonce, str) and len(nonce) == 32 and all(c in "0123456789abcdef" for c in nonce)):
-            raise self.corrupt(f"its storage info has an invalid shard_tag {str(nonce)[:40]!r}")
-        return shard_tag(nonce, shard)
+        digest = tags[shard] if isinstance(tags, list) and len(tags) == self.n_shards else None
+        if not (isinstance(digest, str) and len(digest) == 32 and all(c in "0123456789abcdef" for c in digest)):
+            raise self.corrupt(f"its storage info has no valid shard_tags entry for shard {shard}")
+        return shard_tag(digest, shard)
 
     def _rel(self, shard: int) -> str:
         return self.shard_path.replace("{shard}", str(shard))  # not str.format: the path comes from the store
@@ -849,8 +860,7 @@ class ZarrBackend:
         filters, serializer, compressors = _inner_codecs(layout)
         cf = cf_scale_offset(layout.quantization)
         encoder = _encoder_for(layout, filters, serializer, compressors)  # reused across recordings
-        nonce = uuid.uuid4().hex  # binds every shard file to this recording's sealed storage info
-        with _ShardWriter(folder / "c" / "0", shard // cs, layout.n_chunks, nonce) as shards:
+        with _ShardWriter(folder / "c" / "0", shard // cs, layout.n_chunks) as shards:
             pos = 0  # samples received
             carry: np.ndarray | None = None  # a partial chunk, only if blocks are not chunk-aligned
             for start, block in blocks:
@@ -892,7 +902,7 @@ class ZarrBackend:
             "shard_samples": shard,
             "n_shards": -(-n_times // shard),
             "index_location": "end",
-            "shard_tag": nonce,
+            "shard_tags": shards.tags,  # binds every shard file to this recording (see _TAG)
             "fill_value": 0,
             "codecs": [c.to_dict() for c in (*filters, serializer, *compressors)],
         }
