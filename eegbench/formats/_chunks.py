@@ -136,7 +136,8 @@ class ChunkedSource:
             try:
                 self._prepare()
             except CorruptStoreError:
-                self.check_pin()  # files of a store that replaced the one opened: say that instead
+                if self._replaced():  # files of a store that replaced the one opened: say that instead
+                    self.check_pin()
                 raise
             self.check_pin()
             self._h_ready = True
@@ -157,6 +158,17 @@ class ChunkedSource:
         if not same:
             raise StoreChangedError(f"{self.root} was replaced or removed after it was opened (recording "
                                     f"{self.key}); reading on would mix two stores — open it again")
+
+    def _replaced(self) -> bool:
+        """True if another store now sits at the path opened (a removed store is not "replaced":
+        reading it is a missing-file CorruptStoreError)."""
+        if self.pin is None or not isinstance(self.root, Path):
+            return False
+        try:
+            st = os.stat(self.root)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) != tuple(self.pin)
 
     def ready(self) -> None:
         """Load (and validate) per-process metadata before a read allocates anything."""
@@ -212,10 +224,11 @@ class ChunkedSource:
         """The typed error for a failure while loading chunk(s) ``index``."""
         if isinstance(exc, (ResourceLimitError, StoreChangedError)):
             return exc
-        try:  # damage seen in a store replaced since it was opened is the replacement, not damage
-            self.check_pin()
-        except StoreChangedError as changed:
-            return changed
+        if self._replaced():  # damage seen in a store replaced since it was opened is the replacement
+            try:
+                self.check_pin()
+            except StoreChangedError as changed:
+                return changed
         if isinstance(exc, CorruptStoreError):
             return exc
         if is_exhausted(exc):  # out of descriptors: the store is fine
