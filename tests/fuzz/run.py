@@ -44,6 +44,13 @@ def _worker(bases_dir: str) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     refs: dict[str, Any] = {}
     scratch = Path(tempfile.mkdtemp(prefix="eegbench-fuzz-"))
+    # warm up: eegbench imports its libraries (pandas, h5py, zarr, numcodecs...) and compiles its
+    # kernels on first use; doing that here keeps it out of the cases' timeouts and traced memory
+    for warm in sorted(p.name for p in Path(bases_dir).iterdir() if p.is_dir() and not p.name.endswith("-foreign")
+                       and (p.name.endswith("-int") or "-none-" in p.name)):
+        refs[warm] = corpus.dataset(0, warm.endswith("-int"))
+        corpus.check(Path(bases_dir) / warm, refs[warm], measure_memory=False)
+    print(json.dumps({"ready": True}), flush=True)  # the parent waits for this line
     for line in sys.stdin:
         case = json.loads(line)
         base = case["base"]
@@ -79,6 +86,10 @@ class _Worker:
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.fuzz.run", "--worker", str(bases)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
                                      cwd=Path(__file__).resolve().parents[2])
+        # wait for its imports (seconds on a loaded machine), so they never count in a case's timeout
+        line = self.proc.stdout.readline()
+        if not line or not json.loads(line).get("ready"):
+            raise RuntimeError(f"fuzz worker failed to start (exit {self.proc.poll()}): {line[:200]!r}")
         self.case: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None  # the record of the last case this worker finished
         self.started = 0.0
@@ -98,7 +109,16 @@ class _Worker:
         self.proc.wait()
 
 
-def run(all_cases: list[dict[str, Any]], bases: Path, workers: int, progress: bool = True) -> list[dict[str, Any]]:
+def run(all_cases: list[dict[str, Any]], bases: Path, workers: int, progress: bool = True,
+        log: Any = None) -> list[dict[str, Any]]:
+    """Every case through the worker pool; each record is also appended to ``log`` (JSON lines, a
+    later line for the same id replaces an earlier one) as it arrives, so an interrupted run keeps
+    what it measured."""
+
+    def record(res: dict[str, Any]) -> None:
+        if log is not None:
+            log.write(json.dumps(res, default=str) + "\n")
+            log.flush()
     pending = collections.deque(all_cases)
     results: list[dict[str, Any]] = []
     pool = [_Worker(bases) for _ in range(workers)]
@@ -117,6 +137,7 @@ def run(all_cases: list[dict[str, Any]], bases: Path, workers: int, progress: bo
                     # that case is a crash, whatever it reported
                     if w.last is not None:
                         w.last.update(outcome="crash", error=f"worker exit {w.proc.wait()} after the case")
+                        record(w.last)
                         w.last = None
                     w.kill()
                     w = pool[i] = _Worker(bases)
@@ -133,6 +154,7 @@ def run(all_cases: list[dict[str, Any]], bases: Path, workers: int, progress: bo
                         res = json.loads(line)
                         res.update({k: w.case[k] for k in w.case if k not in res})
                         results.append(res)
+                        record(res)
                         w.case, w.last = None, res
                         continue
                     res = dict(w.case, outcome="crash", error=f"worker exit {w.proc.wait()}")
@@ -141,6 +163,7 @@ def run(all_cases: list[dict[str, Any]], bases: Path, workers: int, progress: bo
                 else:
                     continue
                 results.append(res)
+                record(res)
                 w.kill()
                 pool[i] = _Worker(bases)
             if progress and len(results) % 200 == 0 and results:
@@ -200,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--bases", help="folder for the base stores (default: a temporary folder)")
-    ap.add_argument("--json", help="write every case's record here")
+    ap.add_argument("--json", help="write every case's record here (and, as they arrive, to <json>l)")
     args = ap.parse_args(argv)
     if args.worker:
         _worker(args.worker)
@@ -215,7 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         bases = corpus.build_bases(folder, formats)
         cases = select_cases(formats, per_base, args.seed, bases, args.every)
         t0 = time.monotonic()
-        results = run(cases, folder, args.workers)
+        log = open(args.json + "l", "w") if args.json else None  # noqa: SIM115 - closed below
+        try:
+            results = run(cases, folder, args.workers, log=log)
+        finally:
+            if log is not None:
+                log.close()
         elapsed = time.monotonic() - t0
     finally:
         if tmp:
