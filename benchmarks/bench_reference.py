@@ -131,6 +131,8 @@ class ReferenceWindow:
     def teardown(self, built, reader, cache):
         from eegbench.formats._chunks import CHUNK_CACHE
 
+        if not hasattr(self, "_saved"):  # setup skipped (asv tears down anyway): nothing to restore
+            return
         CHUNK_CACHE.max_bytes = self._saved
         self.target.close()
 
