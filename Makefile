@@ -49,7 +49,7 @@ HASH = $(shell git rev-parse HEAD)
 #   htj2k at 2 s); bench_reference (eegbench vs each format's own library).
 #   Cut vs standard: 4 recordings x 150 s instead of 20 x 5 min (same generator), gzip and the
 #   archive codecs not in the timing suites, one round (asv: two), DataLoader 3 timed batches instead
-#   of 10, save 2 samples at most, no time_* duplicates of track_* figures, and not run: bench_remote,
+#   of 10, one save sample, no time_* duplicates of track_* figures nor ReadMemory, and not run: bench_remote,
 #   bench_many_recordings,
 #   bench_open_cost, bench_synthetic. Every benchmark forks from one asv forkserver that
 #   imported the libraries once.
@@ -59,7 +59,7 @@ bench: setup
 # The committed reference, the one command run at the end (clean tree at the commit to publish):
 # quick profile into results/asv (machine vm-quick), results/results.csv, results/plots/,
 # results/RECOMMENDATION.md (the byte-for-byte test's input) and the dashboard in results/html;
-# then `git add results/ && git commit`.
+# other machines' results in results/asv are removed (older readers); then `git add -A results/ && git commit`.
 bench-reference: setup
 	$(BIN)/python -m benchmarks.mainjob --profile quick --reference
 

@@ -226,7 +226,7 @@ def compression_ratio(rows, header: str, profile: str, real_md: Path, path: Path
             for x, v in zip(xs, vals):
                 ax.text(x, 0.05 if math.isnan(v) else v + 0.05, "n/a" if math.isnan(v) else f"{v:.2f}",
                         ha="center", fontsize=6, rotation=90)
-        ax.set_xticks(range(len(codecs)), codecs)
+        ax.set_xticks(range(len(codecs)), codecs, rotation=30, ha="right")
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_title(title)
         ax.grid(True, axis="y", alpha=0.3)

@@ -162,10 +162,12 @@ def test_quick_main_job_selects_its_suites_deliberately():
     q = mainjob.QUICK_BENCH
     chosen = ["bench_dataloader.DataLoaderThroughput.track_windows_per_s", "bench_size.Size.track_bytes",
               "bench_random_access.RandomWindow.track_ms_per_window", "bench_save.Save.time_save",
-              "bench_reference.ReferenceWindow.track_ms_per_window", "bench_open.Open.track_open_ms_per_recording"]
+              "bench_reference.ReferenceWindow.track_ms_per_window", "bench_open.Open.track_open_ms_per_recording",
+              "bench_memory.Memory.track_open_peak_bytes"]
     left_out = ["bench_remote.RemoteDataLoader.track_remote_windows_per_s", "bench_remote.RemoteWindow.track_open_ms",
                 "bench_many_recordings.ManyOpen.time_open", "bench_synthetic.Generate.time_generate_standard_recording", "bench_open_cost.OpenCostTracks.track_import_open_ms",
-                "bench_open.Open.time_open", "bench_random_access.RandomWindow.time_open_and_read"]
+                "bench_open.Open.time_open", "bench_random_access.RandomWindow.time_open_and_read",
+                "bench_memory.ReadMemory.track_read_windows_peak_bytes"]
     # asv matches a parameterized benchmark as "name(param, ...)", a plain one by its name
     assert all(re.search(q, name) and re.search(q, f"{name}(hdf5 none 0.5s, warm)") for name in chosen)
     assert not any(re.search(q, name) or re.search(q, f"{name}(hdf5 none 0.5s, warm)") for name in left_out)
@@ -196,3 +198,12 @@ def test_teardown_after_a_skipped_setup_is_not_a_failure():
 
     bench_save.Save().teardown({}, "hdf5 jpegxl 2s")
     bench_reference.ReferenceWindow().teardown({}, "tensorstore zarr blosc-zstd 1s", "warm")
+
+
+def test_reference_run_replaces_older_reference_machines(tmp_path):
+    for name in ("vm", "vm-quick", "other"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "machine.json").write_text("{}")
+    (tmp_path / "benchmarks.json").write_text("{}")
+    assert mainjob._drop_other_machines(tmp_path, "vm-quick") == ["other", "vm"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["benchmarks.json", "vm-quick"]
