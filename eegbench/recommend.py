@@ -66,6 +66,7 @@ class ResultRow:
     ``median`` is in ``unit`` (NaN = could not be measured); ``spread`` is the interquartile range
     of the samples in the same unit (NaN when asv kept no statistics, e.g. ``track_*``).
     ``code_hash`` is the hash of the reader sources that were measured (``""`` when unknown).
+    ``date`` (ISO 8601, UTC) is when the run was recorded; asv's commit date for runs eegbench did not record.
     """
 
     benchmark: str

@@ -162,7 +162,7 @@ def load_asv(results_dir: Path, machines: Sequence[str] | None = None) -> list[R
                 for combo, value, lo, hi in zip(combos, result, q25, q75):
                     spread = _num(hi) - _num(lo) if lo is not None and hi is not None else math.nan
                     rows.append(ResultRow(key, tuple(_unquote(c) for c in combo), _num(value), spread, unit, machine,
-                                          data.get("commit_hash", ""), _iso(data.get("date")),
+                                          data.get("commit_hash", ""), run.get("recorded") or _iso(data.get("date")),
                                           run.get("profile", ""), str(entry.get("version") or ""),
                                           run.get("code_hash", "")))
     if not rows:
