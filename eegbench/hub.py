@@ -838,11 +838,8 @@ def _snapshot(repo_id: str, revision: str, cache: Path, patterns: list[str] | No
                 "cache that holds it") from None
         raise HubError(f"{repo_id} at revision {revision}: the Hub could not be reached and the cache {cache} "
                        "does not hold it; check the connection (or HF_ENDPOINT)") from None
-    except RevisionNotFoundError:
-        raise HubError(f"{repo_id} has no revision {revision!r}") from None
-    except RepositoryNotFoundError:
-        raise HubError(f"dataset repository {repo_id} not found on the Hub (or it is private: pass a token "
-                       "or run `hf auth login`)") from None
+    except (RevisionNotFoundError, RepositoryNotFoundError) as exc:
+        raise _missing_on_hub(exc, repo_id, revision) from None
     except EntryNotFoundError as exc:
         raise HubError(f"{repo_id}@{revision}: {_scrub(exc, token)}") from None
     except EegbenchError:
@@ -927,17 +924,24 @@ def stream(repo_id: str, *, revision: str | None = None, token: str | None = Non
     return dataset
 
 
+def _missing_on_hub(exc: Exception, repo_id: str, revision: str) -> HubError:
+    """The error for a repository or revision the Hub does not have (shared by pull and streaming)."""
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    if isinstance(exc, RevisionNotFoundError):
+        return HubError(f"{repo_id} has no revision {revision!r}")
+    return HubError(f"dataset repository {repo_id} not found on the Hub (or it is private: pass a token "
+                    "or run `hf auth login`)")
+
+
 def _resolve_commit(repo_id: str, revision: str, token: str | None) -> str:
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
     try:
         return HfApi(endpoint=_endpoint(), token=token).dataset_info(repo_id, revision=revision).sha
-    except RevisionNotFoundError:
-        raise HubError(f"{repo_id} has no revision {revision!r}") from None
-    except RepositoryNotFoundError:
-        raise HubError(f"dataset repository {repo_id} not found on the Hub (or it is private: pass a token "
-                       "or run `hf auth login`)") from None
+    except (RevisionNotFoundError, RepositoryNotFoundError) as exc:
+        raise _missing_on_hub(exc, repo_id, revision) from None
     except Exception as exc:
         raise HubError(f"resolving {repo_id}@{revision} failed: {_scrub(exc, token)}") from None
 
