@@ -53,7 +53,11 @@ class _ILoc:
         t = self.table
         if isinstance(index, (int, np.integer)):
             raise TypeError("Table.iloc takes a slice or an integer array, not one row")
-        return Table._from_columns({c: v[index] for c, v in t._cols.items()}, len(range(t._n)[index])
+        if t._arrow is not None and isinstance(index, slice) and index.step in (None, 1):
+            start, stop, _ = index.indices(t._n)  # rows of the Parquet table, converted when read
+            return Table._from_arrow(t._arrow.slice(start, max(stop - start, 0)), t._names, t._json)
+        cols = t._all()
+        return Table._from_columns({c: v[index] for c, v in cols.items()}, len(range(t._n)[index])
                                    if isinstance(index, slice) else len(np.asarray(index)), t._json)
 
 
@@ -67,12 +71,34 @@ class Table:
         self._json: list[str] = []
         self._n = 0 if n_rows is None else int(n_rows)
         self._parsed = data is None
+        self._arrow: Any = None  # the parsed pyarrow table: each column converted on first use
+        self._names: list[str] = []
 
     @classmethod
     def _from_columns(cls, cols: dict[str, np.ndarray], n: int, json_cols: list[str]) -> Table:
         t = cls(n_rows=n)
-        t._cols, t._json = cols, list(json_cols)
+        t._cols, t._json, t._names = cols, list(json_cols), list(cols)
         return t
+
+    @classmethod
+    def _from_arrow(cls, arrow: Any, names: list[str], json_cols: list[str]) -> Table:
+        t = cls(n_rows=arrow.num_rows)
+        t._arrow, t._names, t._json = arrow, list(names), list(json_cols)
+        return t
+
+    def _col(self, name: str) -> np.ndarray:
+        self._parse()
+        values = self._cols.get(name)
+        if values is None:
+            if self._arrow is None or name not in self._names:
+                raise KeyError(name)
+            values = self._cols[name] = _to_numpy(self._arrow.column(name))
+        return values
+
+    def _all(self) -> dict[str, np.ndarray]:
+        """Every column, converted."""
+        self._parse()
+        return {c: self._col(c) for c in self._names}
 
     def _parse(self) -> None:
         if self._parsed:
@@ -88,14 +114,16 @@ class Table:
         if b"pandas" in meta:  # pandas' stored index columns are the index, not data columns
             hidden = {c for c in json.loads(meta[b"pandas"]).get("index_columns", []) if isinstance(c, str)}
         self._n = table.num_rows
-        self._cols = {name: _to_numpy(table.column(name)) for name in table.column_names if name not in hidden}
+        self._arrow = table
+        self._names = [name for name in table.column_names if name not in hidden]
+        self._cols = {}
         self._parsed = True
 
     # -- the DataFrame subset -------------------------------------------------------------------
     @property
     def columns(self) -> list[str]:
         self._parse()
-        return list(self._cols)
+        return list(self._names)
 
     def __len__(self) -> int:
         self._parse()
@@ -109,11 +137,7 @@ class Table:
         return name in self.columns
 
     def __getitem__(self, name: str) -> Column:
-        self._parse()
-        try:
-            return Column(self._cols[name])
-        except KeyError:
-            raise KeyError(name) from None
+        return Column(self._col(name))
 
     @property
     def iloc(self) -> _ILoc:
@@ -123,8 +147,7 @@ class Table:
     def to_dict(self, orient: str = "records") -> list[dict[str, Any]]:
         if orient != "records":
             raise ValueError("Table.to_dict supports orient='records' only")
-        self._parse()
-        lists = {c: v.tolist() for c, v in self._cols.items()}
+        lists = {c: v.tolist() for c, v in self._all().items()}
         return [{c: lists[c][i] for c in lists} for i in range(self._n)]
 
     def sort_values(self, column: str) -> Table:
@@ -139,19 +162,20 @@ class Table:
             return frame_from_parquet(self._data)
         import pandas as pd
 
-        if self._cols:
-            return pd.DataFrame({c: v for c, v in self._cols.items()}, index=pd.RangeIndex(self._n))
+        cols = self._all()
+        if cols:
+            return pd.DataFrame(cols, index=pd.RangeIndex(self._n))
         return pd.DataFrame(index=pd.RangeIndex(self._n))
 
     def __getstate__(self) -> dict[str, Any]:
         if self._data is None:  # a slice (iloc) or a built table: its columns are all it has
-            return {"data": None, "n": self._n, "cols": self._cols, "json": self._json}
+            return {"data": None, "n": self._n, "cols": self._all(), "json": self._json}
         return {"data": self._data, "n": self._n}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["data"], n_rows=state["n"])  # type: ignore[misc]
         if "cols" in state:
-            self._cols, self._json = state["cols"], list(state["json"])
+            self._cols, self._json, self._names = state["cols"], list(state["json"]), list(state["cols"])
 
     def __repr__(self) -> str:
         return f"<eegbench Table: {len(self)} rows, columns {self.columns}>"

@@ -143,6 +143,8 @@ def check_sizes(root: Path, manifest: dict[str, Any]) -> None:
 
 
 def _entries(root: Path, manifest: dict[str, Any]) -> dict[str, _validate.FileEntry]:
+    if isinstance(manifest, _validate.Files):  # a parsed header's manifest: checked already
+        return manifest  # type: ignore[return-value]
     out = {}
     for rel, e in manifest.items():
         if isinstance(e, _validate.FileEntry):

@@ -410,16 +410,19 @@ def _folder_id(root: Path) -> tuple[int, int]:
 def _open_once(root: Path, lazy: bool, verify: bool, recordings: list[str] | None) -> Dataset:
     header = _manifest.parse(root)
     backend = get_backend(header.format)
-    files = header.files
-    if recordings is not None:
+    files, tree = header.files, None
+    if recordings is not None:  # a partial copy: its few files are all checked now
         files = _partial_manifest(root, backend, files, recordings)
-    _manifest.check_sizes(root, files)
+        _manifest.check_sizes(root, files)
+    else:  # the files outside signals/ now; each recording's files when it is first built
+        tree = _validate.LazyTree(root, files)
+        tree.check_outside()
     if verify:
         _manifest.verify(root, files)
     sealed = header.raw.get("tables_sha256")
     if not isinstance(sealed, dict):
         raise _validate.corrupt(root / _manifest.HEADER, "tables_sha256", "missing")
-    spans = _pack.entries(header.raw, {rel: e.size for rel, e in header.files.items()}, root / _manifest.HEADER)
+    spans = _pack.entries(header.raw, header.files.sizes(), root / _manifest.HEADER)
     if spans is not None:  # one read of tables.pack, each table checked against tables_sha256
         raw = _pack.split(_read_pack(root), spans, sealed, root)
     else:
@@ -432,7 +435,7 @@ def _open_once(root: Path, lazy: bool, verify: bool, recordings: list[str] | Non
                 raise CorruptStoreError(f"{root}: metadata table {name} does not match the SHA-256 the store "
                                         f"header records for it (modified, corrupted or from another store); "
                                         f"run `eegbench verify {root}`")
-    dataset, keys = _open_tables(root, backend, header, raw)
+    dataset, keys = _open_tables(root, backend, header, raw, tree=tree)
     if recordings is not None and keys:
         position = {k: i for i, k in enumerate(keys)}
         dataset = dataset.take([position[k] for k in recordings])
@@ -442,10 +445,12 @@ def _open_once(root: Path, lazy: bool, verify: bool, recordings: list[str] | Non
 
 
 def _open_tables(root: Path | str, backend: FormatBackend, header: _validate.Header,
-                 raw: dict[str, bytes | None], byte_source: Any = None) -> tuple[Dataset, list[str]]:
+                 raw: dict[str, bytes | None], byte_source: Any = None,
+                 tree: _validate.LazyTree | None = None) -> tuple[Dataset, list[str]]:
     """The lazy dataset (and its recording keys) from the tables' (already SHA-256-checked) Parquet
-    bytes; local and remote stores alike: every row validated now, each recording built on first
-    access. ``byte_source``: the remote source every recording reads through."""
+    bytes; local and remote stores alike: whole-column checks now, each recording's rows (and,
+    with ``tree``, its files) checked when it is first built. ``byte_source``: the remote source
+    every recording reads through."""
     tables = {}
     for name in _pack.TABLE_NAMES:
         data = raw.get(name)
@@ -455,7 +460,7 @@ def _open_tables(root: Path | str, backend: FormatBackend, header: _validate.Hea
         except Exception as exc:  # a damaged table is a damaged store
             raise CorruptStoreError(f"{root}: cannot read metadata table {name} ({type(exc).__name__}: "
                                     f"{str(exc)[:300]}); run `eegbench verify {root}`") from exc
-    builder = _ValidatedBuilder(root, backend.name, tables, header, byte_source)
+    builder = _ValidatedBuilder(root, backend.name, tables, header, byte_source, tree)
     built = LazyRecordings(builder.n, builder)
     windows, description = tables["windows"], tables["description"]
     if description is None:
@@ -464,7 +469,7 @@ def _open_tables(root: Path | str, backend: FormatBackend, header: _validate.Hea
         raise CorruptStoreError(f"{root}: the description table has {len(description)} rows for "
                                 f"{len(built)} recordings")
     return Dataset(built, description, _validate.cell_json(header.attrs, f"{root}/{_manifest.HEADER}", "attrs"),
-                   windows), [row.key for row in builder.rows]
+                   windows), list(builder.keys)
 
 
 def _read_pack(root: Path) -> bytes:
@@ -488,42 +493,71 @@ def _partial_manifest(root: Path, backend: FormatBackend, files: dict[str, Any],
 
 
 class _ValidatedBuilder:
-    """Builds recording ``i`` of an opened local store on first access.
+    """Builds recording ``i`` of an opened store on first access.
 
-    Every row of the tables is parsed and bounded by :mod:`eegbench.validate` at open (cheap: no
-    file is touched); the storage description of recording ``i`` (which stats its files and, for
-    Zarr, reads its array metadata) is checked when that recording is first built, before any of
-    its samples can be read. Picklable (plain data), so lazily-built datasets cross processes."""
+    At open only whole-column checks run (:func:`eegbench.validate.recording_keys`, the
+    ``recording`` columns of the per-recording tables, the channels table's columns; for a local
+    store the files that belong to no recording, see :class:`eegbench.validate.LazyTree`).
+    Recording ``i``'s rows (recordings, channels, annotations, history), its storage description
+    against the manifest and its files (an ``lstat`` each: regular, no symlink, manifest size) are
+    checked when it is first built, before any of its samples can be read: a damaged recording
+    raises the same :class:`~eegbench.errors.CorruptStoreError` then, and the others still read.
+    Picklable (plain data), so lazily-built datasets cross processes."""
 
     def __init__(self, root: Path | str, backend_name: str, tables: dict[str, Any], header: _validate.Header,
-                 byte_source: Any = None) -> None:
-        self.rows = _validate.parse_recordings(tables["recordings"], root, header.n_recordings)
-        n = len(self.rows)
+                 byte_source: Any = None, tree: _validate.LazyTree | None = None) -> None:
+        self.table = tables["recordings"]
+        self.keys = _validate.recording_keys(self.table, root, header.n_recordings)
+        n = len(self.keys)
         self.root, self.backend_name, self.files, self.n = root, backend_name, header.files, n
         self.byte_source = byte_source  # a remote store's RemoteSource (None: local files)
         self.pin = _folder_id(root) if byte_source is None else None
-        self.channels = _validate.parse_channels(_validate.group_rows(tables["channels"], n, root, "channels"),
-                                                 self.rows, root)
-        self.ann_groups = _validate.group_rows(tables["annotations"], n, root, "annotations")
-        self.hist_groups = _validate.group_rows(tables["history"], n, root, "history")
+        self.tree = tree
+        channels = tables["channels"]
+        if n and channels is None:
+            raise CorruptStoreError(f"{root}: the channels table is missing")
+        if n and not channels.empty:
+            _validate._columns(channels, f"{root}: table channels", _validate.CHANNEL_COLUMNS)
+        self.ch_groups = _validate.Groups(channels, n, root, "channels")
+        self.ann_groups = _validate.Groups(tables["annotations"], n, root, "annotations")
+        self.hist_groups = _validate.Groups(tables["history"], n, root, "history")
+        if tree is not None:
+            tree.check_unowned(self.keys)
+
+    def _validated(self, i: int) -> tuple[Any, ...]:
+        """Recording ``i``'s rows, parsed and bounded, and its files checked (no sample read)."""
+        root = self.root
+        row = _validate.parse_recording(self.table, i, root)
+        used: list[str] = []
+        storage = _validate.check_storage(self.backend_name, row, self.files, root, used)
+        if self.tree is not None:
+            try:
+                self.tree.check_recording(row.key, used)
+            except CorruptStoreError:
+                if self.pin is not None and _folder_id(root) not in (self.pin, (-1, -1)):
+                    raise StoreChangedError(f"{root} was replaced after it was opened (recording {row.key}); "
+                                            "open it again") from None
+                raise
+        ch = _validate.parse_channels_of(self.ch_groups[i], row, i, root)
+        ann = _validate.parse_annotations(self.ann_groups[i], i, root)
+        history = _validate.parse_history(self.hist_groups[i], i, root)
+        return row, ch, storage, ann, history
 
     def __call__(self, i: int) -> Recording:
-        root, row, ch = self.root, self.rows[i], self.channels[i]
+        root = self.root
+        row, ch, storage, (onset, duration, desc, ch_names), history = _typed(root, self._validated, i)
         backend = get_backend(self.backend_name)
         q = None if ch.q is None else Quantization(*ch.q, row.dtype)
         layout = SignalLayout(row.n_channels, row.n_times, row.dtype, row.chunk_samples, row.codec, q)
-        storage = _typed(root, _validate.check_storage, backend.name, row, self.files, root)
         source = backend.open_signals(root, row.key, layout, storage)
         if self.byte_source is not None and hasattr(source, "__dict__"):
             source.__dict__["_bytes"] = self.byte_source  # every read goes through the store's one source
         elif hasattr(source, "check_pin"):
             source.pin = self.pin  # a read after the store was replaced raises StoreChangedError
-        onset, duration, desc, ch_names = _validate.parse_annotations(self.ann_groups[i], i, root)
         return Recording(source, row.sfreq, ch.names, ch_types=ch.types, units=ch.units,
                          meas_date=row.meas_date, first_samp=row.first_samp,
                          annotations=Annotations(onset, duration, desc, ch_names),
-                         description=row.description,
-                         history=_validate.parse_history(self.hist_groups[i], i, root),
+                         description=row.description, history=history,
                          provenance=row.provenance, name=row.name)
 
 

@@ -14,13 +14,17 @@ self-contained check can tell, see the README's Reliability section.)
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import hashlib
+import itertools
 import json
 import math
+import operator
 import os
 import re
 import stat
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -61,15 +65,20 @@ def _depth(value: Any) -> int:
     return depth
 
 
-def load_json(text: str | bytes, where: str | os.PathLike, field: str = "(document)") -> Any:
-    """``json.loads`` with bounds: size, nesting depth, integer digits; errors are typed."""
+def load_json(text: str | bytes, where: str | os.PathLike, field: str = "(document)", *,
+              depth_skip: str | None = None) -> Any:
+    """``json.loads`` with bounds: size, nesting depth, integer digits; errors are typed.
+    ``depth_skip``: a top-level member whose depth the caller bounds itself (the header's manifest)."""
     if len(text) > MAX_HEADER_BYTES:
         raise corrupt(where, field, f"{len(text)} bytes of JSON exceed the {MAX_HEADER_BYTES}-byte bound")
     try:
         value = json.loads(text)
     except (ValueError, RecursionError, TypeError, UnicodeDecodeError) as exc:
         raise corrupt(where, field, f"not valid JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
-    if _depth(value) > MAX_JSON_DEPTH:
+    shallow = value
+    if depth_skip is not None and isinstance(value, dict) and depth_skip in value:
+        shallow = {k: v for k, v in value.items() if k != depth_skip}
+    if _depth(shallow) > MAX_JSON_DEPTH:
         raise corrupt(where, field, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 
@@ -120,16 +129,151 @@ class FileEntry:
     sha256: str
 
 
+class Files(Mapping[str, FileEntry]):
+    """The header's manifest ``{path: FileEntry}`` over its parsed JSON (validated as a whole by
+    :func:`parse_header`): an entry object is made only when looked up, so a store of 70,000 files
+    opens without 70,000 objects. Plain data (pickles as the JSON dict)."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: dict[str, dict[str, Any]]) -> None:
+        self._raw = raw  # {path: {"size": int, "sha256": hex}}, checked
+
+    def __getitem__(self, rel: str) -> FileEntry:
+        e = self._raw[rel]
+        return FileEntry(e["size"], e["sha256"])
+
+    def __contains__(self, rel: object) -> bool:
+        return rel in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def size(self, rel: str) -> int:
+        return self._raw[rel]["size"]
+
+    def sizes(self) -> Mapping[str, int]:
+        """``{path: size}`` as a read-only view (no copy)."""
+        return _Sizes(self._raw)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"raw": self._raw}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._raw = state["raw"]
+
+
+class _Sizes(Mapping[str, int]):
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: dict[str, dict[str, Any]]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, rel: str) -> int:
+        return self._raw[rel]["size"]
+
+    def __contains__(self, rel: object) -> bool:
+        return rel in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
 @dataclass(frozen=True)
 class Header:
     schema_version: int
     format: str
-    files: dict[str, FileEntry]
+    files: Files
     n_recordings: int
     attrs: str
     options: dict[str, Any]
     store_id: str | None
     raw: dict[str, Any]
+
+
+#: substrings that make a path of the manifest (joined by newlines, framed by newlines) absolute or
+#: empty, or give it an empty part, a NUL or a backslash; a ``.``/``..`` part needs "/." or "\n."
+_BAD_PATH_PARTS = ("\n/", "//", "/\n", "\n\n", "\x00", "\\")
+_DOT_PARTS = ("/./", "/../", "\n./", "\n../", "/.\n", "/..\n", "\n.\n", "\n..\n")
+_HEX_BYTES = b"0123456789abcdef\n"
+#: bytes of paths whose JSON text is the path between quotes (printable ASCII but " and \)
+_PLAIN_BYTES = bytes([10, 32, 33, *range(35, 92), *range(93, 127)])
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    """The manifest's columns, in the header's order (see :func:`_files_fast`)."""
+    paths: list[str]
+    sizes: list[int]
+    shas: list[str]
+    plain: bool  # every path printable ASCII without quote or backslash
+
+
+def _files_fast(raw_files: dict[str, Any]) -> _Manifest | None:
+    """The manifest checked with whole-column operations (one join and a few substring searches
+    over all paths, one pass per field), or None when any entry needs the entry-by-entry check
+    (which then names the first bad entry). Accepts exactly what the entry-by-entry check accepts
+    among entries of the form ``{"size": int, "sha256": hex}``."""
+    n = len(raw_files)
+    if not n:
+        return _Manifest([], [], [], True)
+    paths = list(raw_files)
+    framed = "\n" + "\n".join(paths) + "\n"
+    if framed.count("\n") != n + 1 or HEADER in raw_files or any(bad in framed for bad in _BAD_PATH_PARTS):
+        return None
+    if ("/." in framed or "\n." in framed) and any(bad in framed for bad in _DOT_PARTS):
+        return None
+    entries = list(raw_files.values())  # type checks through map(type, ...): no Python loop per entry
+    if set(map(type, entries)) != {dict} or set(map(len, entries)) != {2}:
+        return None
+    try:
+        sizes = list(map(_SIZE, entries))
+        shas = list(map(_SHA, entries))
+    except KeyError:
+        return None
+    if set(map(type, sizes)) != {int} or min(sizes) < 0 or max(sizes) > 1 << 62 or set(map(type, shas)) != {str}:
+        return None
+    joined = "\n".join(shas)
+    if len(joined) != 65 * n - 1 or joined[64::65] != "\n" * (n - 1) or not joined.isascii() \
+            or joined.encode("ascii").translate(None, _HEX_BYTES):
+        return None
+    plain = framed.isascii() and not framed.encode("ascii").translate(None, _PLAIN_BYTES)
+    return _Manifest(paths, sizes, shas, plain)
+
+
+_SIZE = operator.itemgetter("size")
+_SHA = operator.itemgetter("sha256")
+_FILES_TOKEN = "\x00eegbench manifest\x00"
+
+
+def _digest_fast(header: dict[str, Any], m: _Manifest) -> str | None:
+    """:func:`header_digest` of a header whose manifest passed :func:`_files_fast`, without
+    json's encoder walking 70,000 entries: the manifest's canonical text is formatted directly
+    (exact when every path is plain and the paths are sorted, as written), the rest by ``json``.
+    None when that does not apply (the caller then uses :func:`header_digest`)."""
+    if not m.paths or not m.plain or m.paths != sorted(m.paths):
+        return None
+    body = {k: v for k, v in header.items() if k != "header_sha256"}
+    body["files"] = _FILES_TOKEN
+    rest = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    token = json.dumps(_FILES_TOKEN, ensure_ascii=False)
+    if rest.count(token) != 1:
+        return None
+    n = len(m.paths)
+    text = "".join(itertools.chain.from_iterable(zip(
+        itertools.repeat('"', n), m.paths, itertools.repeat('":{"sha256":"', n), m.shas,
+        itertools.repeat('","size":', n), map(str, m.sizes), itertools.repeat("},", n))))
+    head, _, tail = rest.partition(token)
+    digest = hashlib.sha256(head.encode("utf-8"))
+    digest.update(b"{" + text[:-1].encode("ascii") + b"}")
+    digest.update(tail.encode("utf-8"))
+    return digest.hexdigest()
 
 
 def header_digest(header: dict[str, Any]) -> str:
@@ -184,7 +328,7 @@ def parse_header(root: Path, data: bytes, max_schema: int, full: bool = True) ->
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise CorruptStoreError(f"{where}: unreadable store header ({exc})") from None
-    h = load_json(text, where)
+    h = load_json(text, where, depth_skip="files")  # the manifest is bounded below
     if not isinstance(h, dict) or "schema_version" not in h or "format" not in h:
         raise CorruptStoreError(f"{where}: store header lacks schema_version/format")
     version = h["schema_version"]
@@ -199,28 +343,36 @@ def parse_header(root: Path, data: bytes, max_schema: int, full: bool = True) ->
                                  "with the current eegbench")
     fmt = as_str(h["format"], where, "format")
     if not full:  # schema and format only (callers that check paths and digests themselves)
-        return Header(version, fmt, {}, 0, "{}", {}, None, h)
+        if _depth(h.get("files")) + 1 > MAX_JSON_DEPTH:
+            raise corrupt(where, "files", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        return Header(version, fmt, Files({}), 0, "{}", {}, None, h)
     raw_files = h.get("files")
     if not isinstance(raw_files, dict):
         raise corrupt(where, "files", "expected an object {path: {size, sha256}}")
-    files = {}
-    for rel, entry in raw_files.items():
-        rel = relpath(rel, where, "files")
-        if rel == HEADER or not isinstance(entry, dict):
-            raise corrupt(where, f"files[{rel!r}]", "not a {size, sha256} entry")
-        sha = entry.get("sha256")
-        if not isinstance(sha, str) or not _HEX64.match(sha):
-            raise corrupt(where, f"files[{rel!r}].sha256", "not a SHA-256 hex digest")
-        files[rel] = FileEntry(as_int(entry.get("size"), where, f"files[{rel!r}].size"), sha)
+    fast = _files_fast(raw_files)
+    files = raw_files
+    if fast is None:  # some entry is unusual: check entry by entry (names the first bad one)
+        files = {}
+        for rel, entry in raw_files.items():
+            rel = relpath(rel, where, "files")
+            if rel == HEADER or not isinstance(entry, dict):
+                raise corrupt(where, f"files[{rel!r}]", "not a {size, sha256} entry")
+            sha = entry.get("sha256")
+            if not isinstance(sha, str) or not _HEX64.match(sha):
+                raise corrupt(where, f"files[{rel!r}].sha256", "not a SHA-256 hex digest")
+            files[rel] = {"size": as_int(entry.get("size"), where, f"files[{rel!r}].size"), "sha256": sha}
+        if _depth(raw_files) + 1 > MAX_JSON_DEPTH:
+            raise corrupt(where, "files", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     digest = h.get("header_sha256")  # after the paths: an escaping path is named as such
-    if not isinstance(digest, str) or digest != header_digest(h):
+    quick = None if fast is None else _digest_fast(h, fast)
+    if not isinstance(digest, str) or digest != (quick or header_digest(h)):
         raise corrupt(where, "header_sha256", "the header does not match its own SHA-256 (edited or damaged)")
     options = h.get("options", {})
     if not isinstance(options, dict):
         raise corrupt(where, "options", "expected an object")
     attrs = h.get("attrs", "{}")
     store_id = h.get("store_id")
-    return Header(version, fmt, files, as_int(h.get("n_recordings", 0), where, "n_recordings", 0, MAX_RECORDINGS),
+    return Header(version, fmt, Files(files), as_int(h.get("n_recordings", 0), where, "n_recordings", 0, MAX_RECORDINGS),
                   as_str(attrs, where, "attrs"), options,
                   None if store_id is None else as_str(store_id, where, "store_id"), h)
 
@@ -236,27 +388,36 @@ def blob_link(root: Path, path: Path) -> bool:
     return False
 
 
-def check_tree(root: Path, files: dict[str, FileEntry]) -> None:
-    """Every manifest file a regular file of its recorded size, reached through no symlink."""
+def check_tree(root: Path, files: Mapping[str, FileEntry], checked_dirs: set[str] | None = None) -> None:
+    """Every manifest file a regular file of its recorded size, reached through no symlink.
+    ``checked_dirs``: folders already found to be real folders (skipped; the ones checked here are added)."""
     root = Path(root)
+    base = os.fspath(root)
     dirs: set[str] = set()
-    for rel in {str(PurePosixPath(rel).parent) for rel in files}:  # few distinct folders
-        parts = PurePosixPath(rel).parts if rel != "." else ()
-        dirs.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    for parent in {rel.rpartition("/")[0] for rel in files}:  # few distinct folders
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = parent.rpartition("/")[0]
+    if checked_dirs:
+        dirs -= checked_dirs
     for sub in sorted(dirs):
         try:
-            st = os.lstat(root / sub)
+            st = os.lstat(f"{base}/{sub}")
         except FileNotFoundError:
             raise CorruptStoreError(f"{root}: folder {sub} is missing; the store is incomplete — "
                                     "re-download or re-convert it") from None
         if not stat.S_ISDIR(st.st_mode):
             raise CorruptStoreError(f"{root}: {sub} is a symlink or not a folder; a store holds only "
                                     "regular files and folders — re-download or re-convert it")
-    for rel, entry in files.items():
+    if checked_dirs is not None:
+        checked_dirs.update(dirs)
+    for rel in files:
+        entry = files[rel]
+        path = f"{base}/{rel}"
         try:
-            st = os.lstat(root / rel)
+            st = os.lstat(path)
             if stat.S_ISLNK(st.st_mode) and blob_link(root, root / rel):
-                st = os.stat(root / rel)
+                st = os.stat(path)
         except FileNotFoundError:
             raise CorruptStoreError(f"{root}: file {rel} is missing; the store is incomplete — "
                                     "re-download or re-convert it") from None
@@ -308,56 +469,81 @@ def _columns(frame: Any, where: str, needed: tuple[str, ...]) -> None:
         raise corrupt(where, ",".join(missing), "missing column(s)")
 
 
-def parse_recordings(frame: Any, root: Path, n_recordings: int | None = None) -> list[RecordingRow]:
-    from .codecs import COMPRESSIONS, CodecSpec
+RECORDING_COLUMNS = ("key", "name", "sfreq", "n_times", "n_channels", "first_samp", "meas_date", "dtype",
+                     "chunk_samples", "codec", "storage", "description", "provenance")
+_KEY_LINES = re.compile(r"(?:[A-Za-z0-9_][A-Za-z0-9_-]*\n)*")
 
+
+def recording_keys(frame: Any, root: Path, n_recordings: int | None = None) -> list[str]:
+    """The checks of the recordings table that open makes on whole columns: the columns are there,
+    one row per recording the header counts, every key valid and unique. Returns the keys.
+    Each row's other fields are checked by :func:`parse_recording` when that recording is built."""
     where = f"{root}: table recordings"
     if frame is None:
         raise CorruptStoreError(f"{root}: the recordings table is missing")
-    _columns(frame, where, ("key", "name", "sfreq", "n_times", "n_channels", "first_samp", "meas_date",
-                            "dtype", "chunk_samples", "codec", "storage", "description", "provenance"))
+    _columns(frame, where, RECORDING_COLUMNS)
     if n_recordings is not None and len(frame) != n_recordings:
         raise corrupt(where, "rows", f"{len(frame)} recordings, the header says {n_recordings}")
-    out, keys = [], set()
-    for i, row in enumerate(frame.to_dict("records")):
-        f = f"[{i}]."
-        key = as_str(row["key"], where, f + "key")
-        if not KEY.match(key) or key in keys:
-            raise corrupt(where, f + "key", f"{key[:80]!r} is not a valid unique recording key")
-        keys.add(key)
-        n_times = as_int(row["n_times"], where, f + "n_times", 0, MAX_N_TIMES)
-        n_channels = as_int(row["n_channels"], where, f + "n_channels", 0, MAX_N_CHANNELS)
-        chunk = as_int(row["chunk_samples"], where, f + "chunk_samples", 1, max(n_times, 1))
-        dtype = as_str(row["dtype"], where, f + "dtype")
-        if dtype not in STORED_DTYPES:
-            raise corrupt(where, f + "dtype", f"{dtype[:40]!r} is not one of {sorted(STORED_DTYPES)}")
-        codec_obj = cell_json(row["codec"], where, f + "codec")
+    keys = list(frame["key"])
+    if all(type(k) is str for k in keys) and _KEY_LINES.fullmatch("\n".join(keys) + "\n" if keys else "") \
+            and len(set(keys)) == len(keys):
+        return keys
+    seen: set[str] = set()  # name the first bad key
+    for i, key in enumerate(keys):
+        key = as_str(key, where, f"[{i}].key")
+        if not KEY.match(key) or key in seen:
+            raise corrupt(where, f"[{i}].key", f"{key[:80]!r} is not a valid unique recording key")
+        seen.add(key)
+    return keys
+
+
+def parse_recording(frame: Any, i: int, root: Path) -> RecordingRow:
+    """Row ``i`` of the recordings table, typed and bounded (its key checked by :func:`recording_keys`)."""
+    from .codecs import COMPRESSIONS, CodecSpec
+
+    where = f"{root}: table recordings"
+    one = frame.iloc[i:i + 1]  # a Parquet-backed table converts this row only
+    row = {c: one[c].to_numpy().tolist()[0] for c in RECORDING_COLUMNS}
+    f = f"[{i}]."
+    key = as_str(row["key"], where, f + "key")
+    n_times = as_int(row["n_times"], where, f + "n_times", 0, MAX_N_TIMES)
+    n_channels = as_int(row["n_channels"], where, f + "n_channels", 0, MAX_N_CHANNELS)
+    chunk = as_int(row["chunk_samples"], where, f + "chunk_samples", 1, max(n_times, 1))
+    dtype = as_str(row["dtype"], where, f + "dtype")
+    if dtype not in STORED_DTYPES:
+        raise corrupt(where, f + "dtype", f"{dtype[:40]!r} is not one of {sorted(STORED_DTYPES)}")
+    codec_obj = cell_json(row["codec"], where, f + "codec")
+    try:
+        codec = CodecSpec.from_json(codec_obj)
+    except Exception:
+        raise corrupt(where, f + "codec", f"{str(codec_obj)[:80]!r} is not a codec description") from None
+    if codec.compression not in COMPRESSIONS:
+        raise corrupt(where, f + "codec", f"unknown compression {str(codec.compression)[:40]!r}")
+    storage = cell_json(row["storage"], where, f + "storage")
+    if not isinstance(storage, dict):
+        raise corrupt(where, f + "storage", "expected an object")
+    meas = row["meas_date"]
+    if isinstance(meas, str):
         try:
-            codec = CodecSpec.from_json(codec_obj)
-        except Exception:
-            raise corrupt(where, f + "codec", f"{str(codec_obj)[:80]!r} is not a codec description") from None
-        if codec.compression not in COMPRESSIONS:
-            raise corrupt(where, f + "codec", f"unknown compression {str(codec.compression)[:40]!r}")
-        storage = cell_json(row["storage"], where, f + "storage")
-        if not isinstance(storage, dict):
-            raise corrupt(where, f + "storage", "expected an object")
-        meas = row["meas_date"]
-        if isinstance(meas, str):
-            try:
-                meas = _dt.datetime.fromisoformat(meas)
-            except ValueError:
-                raise corrupt(where, f + "meas_date", f"{meas[:40]!r} is not an ISO date") from None
-        elif meas is not None and not (isinstance(meas, float) and math.isnan(meas)):
-            raise corrupt(where, f + "meas_date", "expected an ISO date or null")
-        else:
-            meas = None
-        name = row["name"]
-        out.append(RecordingRow(key, as_str(name, where, f + "name"),
-                                as_float(row["sfreq"], where, f + "sfreq", positive=True), n_times, n_channels,
-                                as_int(row["first_samp"], where, f + "first_samp", -(1 << 62)), meas, dtype, chunk,
-                                codec, storage, cell_json(row["description"], where, f + "description"),
-                                cell_json(row["provenance"], where, f + "provenance")))
-    return out
+            meas = _dt.datetime.fromisoformat(meas)
+        except ValueError:
+            raise corrupt(where, f + "meas_date", f"{meas[:40]!r} is not an ISO date") from None
+    elif meas is not None and not (isinstance(meas, float) and math.isnan(meas)):
+        raise corrupt(where, f + "meas_date", "expected an ISO date or null")
+    else:
+        meas = None
+    name = row["name"]
+    return RecordingRow(key, as_str(name, where, f + "name"),
+                        as_float(row["sfreq"], where, f + "sfreq", positive=True), n_times, n_channels,
+                        as_int(row["first_samp"], where, f + "first_samp", -(1 << 62)), meas, dtype, chunk,
+                        codec, storage, cell_json(row["description"], where, f + "description"),
+                        cell_json(row["provenance"], where, f + "provenance"))
+
+
+def parse_recordings(frame: Any, root: Path, n_recordings: int | None = None) -> list[RecordingRow]:
+    """Every row of the recordings table (:func:`recording_keys` + :func:`parse_recording` for each)."""
+    keys = recording_keys(frame, root, n_recordings)
+    return [parse_recording(frame, i, root) for i in range(len(keys))]
 
 
 @dataclass(frozen=True)
@@ -368,32 +554,38 @@ class Channels:
     q: tuple[np.ndarray, np.ndarray, np.ndarray] | None
 
 
-def parse_channels(groups: list[Any], rows: list[RecordingRow], root: Path) -> list[Channels]:
+CHANNEL_COLUMNS = ("recording", "index", "name", "type", "unit", "q_scale", "q_offset", "q_gain")
+
+
+def parse_channels_of(g: Any, row: RecordingRow, i: int, root: Path) -> Channels:
+    """The channel rows ``g`` of recording ``i``: indices a permutation of 0..n_channels-1, names,
+    types and units text, finite calibration for an integer recording."""
     where = f"{root}: table channels"
-    out = []
-    for i, (g, row) in enumerate(zip(groups, rows)):
-        if g is None:
-            raise CorruptStoreError(f"{root}: the channels table is missing")
-        _columns(g, where, ("recording", "index", "name", "type", "unit", "q_scale", "q_offset", "q_gain"))
-        idx = g["index"].to_numpy()
-        if len(g) != row.n_channels or not np.issubdtype(idx.dtype, np.integer) \
-                or not np.array_equal(np.sort(idx), np.arange(row.n_channels)):
-            raise corrupt(where, f"recording {i} index",
-                          f"channel indices are not a permutation of 0..{row.n_channels - 1}")
-        g = g.iloc[np.argsort(idx, kind="stable")]
-        names = [as_str(v, where, f"recording {i} name") for v in g["name"]]
-        types = [as_str(v, where, f"recording {i} type") for v in g["type"]]
-        units = [as_str(v, where, f"recording {i} unit") for v in g["unit"]]
-        q = None
-        if row.dtype != "float32":
-            try:
-                q = tuple(np.asarray(g[c].to_numpy(), dtype=np.float64) for c in ("q_scale", "q_offset", "q_gain"))
-            except (TypeError, ValueError):
-                raise corrupt(where, f"recording {i} q_*", "calibration is not numeric") from None
-            if not all(np.isfinite(a).all() for a in q):
-                raise corrupt(where, f"recording {i} q_*", "calibration is not finite for an integer recording")
-        out.append(Channels(names, types, units, q))
-    return out
+    if g is None:
+        raise CorruptStoreError(f"{root}: the channels table is missing")
+    _columns(g, where, CHANNEL_COLUMNS)
+    idx = g["index"].to_numpy()
+    if len(g) != row.n_channels or not np.issubdtype(idx.dtype, np.integer) \
+            or not np.array_equal(np.sort(idx), np.arange(row.n_channels)):
+        raise corrupt(where, f"recording {i} index",
+                      f"channel indices are not a permutation of 0..{row.n_channels - 1}")
+    g = g.iloc[np.argsort(idx, kind="stable")]
+    names = [as_str(v, where, f"recording {i} name") for v in g["name"]]
+    types = [as_str(v, where, f"recording {i} type") for v in g["type"]]
+    units = [as_str(v, where, f"recording {i} unit") for v in g["unit"]]
+    q = None
+    if row.dtype != "float32":
+        try:
+            q = tuple(np.asarray(g[c].to_numpy(), dtype=np.float64) for c in ("q_scale", "q_offset", "q_gain"))
+        except (TypeError, ValueError):
+            raise corrupt(where, f"recording {i} q_*", "calibration is not numeric") from None
+        if not all(np.isfinite(a).all() for a in q):
+            raise corrupt(where, f"recording {i} q_*", "calibration is not finite for an integer recording")
+    return Channels(names, types, units, q)
+
+
+def parse_channels(groups: list[Any], rows: list[RecordingRow], root: Path) -> list[Channels]:
+    return [parse_channels_of(g, row, i, root) for i, (g, row) in enumerate(zip(groups, rows))]
 
 
 def parse_annotations(g: Any, i: int, root: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[tuple]]:
@@ -420,26 +612,47 @@ def parse_history(g: Any, i: int, root: Path) -> list[Any]:
     return [cell_json(e, where, f"recording {i} entry") for e in g.sort_values("step")["entry"]]
 
 
+class Groups:
+    """Rows of a table per recording 0..n-1: the ``recording`` column is checked (integers in
+    range) and sorted once, on whole columns; ``groups[i]`` slices recording ``i``'s rows."""
+
+    def __init__(self, frame: Any, n: int, root: Path, table: str) -> None:
+        self.frame, self.bounds = frame, None
+        if frame is None or frame.empty:
+            return
+        if "recording" not in frame.columns:
+            raise corrupt(f"{root}: table {table}", "recording", "missing column")
+        rec = frame["recording"].to_numpy()
+        if not np.issubdtype(rec.dtype, np.integer) or rec.min() < 0 or rec.max() >= n:
+            raise corrupt(f"{root}: table {table}", "recording", f"values outside 0..{n - 1}")
+        if len(rec) > 1 and not (rec[1:] >= rec[:-1]).all():  # saved grouped: usually nothing to sort
+            order = np.argsort(rec, kind="stable")
+            self.frame = frame = frame.iloc[order]
+            rec = rec[order]
+        self.bounds = np.searchsorted(rec, np.arange(n + 1))
+
+    def __getitem__(self, i: int) -> Any:
+        if self.frame is None:
+            return None
+        if self.bounds is None:
+            return self.frame.iloc[0:0]
+        return self.frame.iloc[int(self.bounds[i]):int(self.bounds[i + 1])]
+
+
 def group_rows(frame: Any, n: int, root: Path, table: str) -> list[Any]:
     """Rows of ``frame`` per recording 0..n-1 (``recording`` column checked to be in range)."""
-    if frame is None or frame.empty:
-        return [frame.iloc[0:0] if frame is not None else None] * n
-    if "recording" not in frame.columns:
-        raise corrupt(f"{root}: table {table}", "recording", "missing column")
-    rec = frame["recording"].to_numpy()
-    if not np.issubdtype(rec.dtype, np.integer) or rec.min() < 0 or rec.max() >= n:
-        raise corrupt(f"{root}: table {table}", "recording", f"values outside 0..{n - 1}")
-    order = np.argsort(rec, kind="stable")
-    frame = frame.iloc[order]
-    bounds = np.searchsorted(frame["recording"].to_numpy(), np.arange(n + 1))
-    return [frame.iloc[bounds[i]:bounds[i + 1]] for i in range(n)]
+    groups = Groups(frame, n, root, table)
+    return [groups[i] for i in range(n)]
 
 
 # ---------------------------------------------------------------------------------------------
 # storage descriptions against the manifest (no I/O: sizes come from the hashed header)
 # ---------------------------------------------------------------------------------------------
-def check_storage(fmt: str, row: RecordingRow, files: dict[str, FileEntry], root: Path) -> dict[str, Any]:
-    """Check a recording's storage description against the manifest; return it (paths checked)."""
+def check_storage(fmt: str, row: RecordingRow, files: Mapping[str, FileEntry], root: Path,
+                  used: list[str] | None = None) -> dict[str, Any]:
+    """Check a recording's storage description against the manifest; return it (paths checked).
+    ``used``: the manifest paths the description names are appended to it (Zarr: also the array
+    folder, as ``<array>/``: its shards are read through it)."""
     where = f"{root}: table recordings [{row.key}].storage"
     s = row.storage
     itemsize = np.dtype(row.dtype).itemsize
@@ -450,6 +663,8 @@ def check_storage(fmt: str, row: RecordingRow, files: dict[str, FileEntry], root
         rel = relpath(rel, where, field)
         if rel not in files:
             raise corrupt(where, field, f"{rel!r} is not a file of the store's manifest")
+        if used is not None:
+            used.append(rel)
         return files[rel]
 
     if fmt == "parquet":
@@ -483,6 +698,8 @@ def check_storage(fmt: str, row: RecordingRow, files: dict[str, FileEntry], root
     elif fmt == "zarr":
         array = relpath(s.get("array"), where, "array")
         entry(f"{array}/zarr.json", "array")
+        if used is not None:
+            used.append(array + "/")
         shard_path = relpath(s.get("shard_path"), where, "shard_path")
         if shard_path.count("{shard}") != 1 or not shard_path.startswith(array + "/"):
             raise corrupt(where, "shard_path", f"{shard_path[:80]!r} is not a shard path of array {array!r}")
@@ -522,3 +739,60 @@ def check_zarr_array(root: Path, array: str, shape: tuple[int, int], dtype: str,
                       f"differs from the recordings table's {list(shape)} ({where})")
     if meta.get("data_type") != dtype:
         raise corrupt(path, "data_type", f"{str(meta.get('data_type'))[:40]!r} differs from the table's {dtype!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the manifest's files, checked per recording on first use
+# ---------------------------------------------------------------------------------------------
+class LazyTree:
+    """The size and type checks of :func:`check_tree`, split so that opening a store of N
+    recordings touches a constant number of files: :meth:`check_outside` (every file outside
+    ``signals/``: tables, pack, group metadata) before any table is read, :meth:`check_unowned`
+    (files under ``signals/`` that belong to no recording) once the keys are known, and
+    :meth:`check_recording` (the files under ``signals/<fan>/<key>`` and any other file its storage
+    description names) before a recording's first byte is read. Each is a bisection into the
+    sorted manifest paths; folders already checked are remembered."""
+
+    SIGNALS = "signals/"
+
+    def __init__(self, root: Path, files: Mapping[str, FileEntry]) -> None:
+        self.root, self.files = Path(root), files
+        self.paths = sorted(files)  # already sorted in a written header: linear
+        self.dirs: set[str] = set()
+        self.lo = bisect.bisect_left(self.paths, self.SIGNALS)
+        self.hi = bisect.bisect_left(self.paths, self.SIGNALS[:-1] + "0")  # "/" + 1
+
+    def _check(self, rels: Iterable[str]) -> None:
+        check_tree(self.root, {rel: self.files[rel] for rel in rels}, self.dirs)
+
+    def _under(self, prefix: str) -> range:
+        """Indices of the paths that start with ``prefix + "."`` or ``prefix + "/"`` (adjacent characters)."""
+        return range(bisect.bisect_left(self.paths, prefix + "."), bisect.bisect_left(self.paths, prefix + "0"))
+
+    def check_outside(self) -> None:
+        self._check(self.paths[:self.lo] + self.paths[self.hi:])
+
+    def check_unowned(self, keys: list[str]) -> None:
+        from .io.layout import signal_prefix
+
+        if self.hi <= self.lo:
+            return
+        owned = np.zeros(self.hi - self.lo + 1, dtype=np.int32)
+        for key in keys:
+            r = self._under(signal_prefix(key))
+            owned[r.start - self.lo] += 1
+            owned[r.stop - self.lo] -= 1
+        free = np.flatnonzero(np.cumsum(owned[:-1]) == 0) + self.lo
+        self._check([self.paths[j] for j in free])
+
+    def check_recording(self, key: str, used: Iterable[str] = ()) -> None:
+        from .io.layout import signal_prefix
+
+        rels = {self.paths[j] for j in self._under(signal_prefix(key))}
+        for rel in used:
+            if rel.endswith("/"):  # a folder the recording reads through (a Zarr array)
+                rels.update(self.paths[j] for j in range(bisect.bisect_left(self.paths, rel),
+                                                         bisect.bisect_left(self.paths, rel[:-1] + "0")))
+            elif rel in self.files:
+                rels.add(rel)
+        self._check(sorted(rels))

@@ -79,6 +79,7 @@ def test_untouched_store_reads_bitwise_equal(stores, tmp_path, fmt, codec):
 def test_swapped_recordings_are_refused_on_read(stores, tmp_path, fmt, codec):
     store = _copy(stores[fmt, codec][0], tmp_path / "s")
     ds = eegbench.open(store)  # opened before: the swap happens under a live dataset too
+    ds[0], ds[1]  # and built (a recording's files are size-checked when it is first built): the binding must tell
     a, b = _signal_files(store, "rec-00000"), _signal_files(store, "rec-00001")
     assert [p.replace("rec-00000", "rec-00001") for p in a] == b
     for pa, pb in zip(a, b):
@@ -102,6 +103,7 @@ def test_file_copied_from_another_store_is_refused_on_read(stores, tmp_path, fmt
     for rel in _signal_files(base, "rec-00000"):
         store = _copy(base, tmp_path / rel.replace("/", "_"))
         ds = eegbench.open(store)
+        ds[0]  # built before the copy
         shutil.copyfile(twin / rel, store / rel)
         CHUNK_CACHE.clear()
         with pytest.raises(CorruptStoreError):
@@ -119,6 +121,7 @@ def test_whole_recording_copied_from_another_store_is_refused(stores, tmp_path, 
     base, twin = stores[fmt, codec]
     store = _copy(base, tmp_path / "s")
     ds = eegbench.open(store)
+    ds[0]  # built before the copy (its files' sizes checked then): the binding must tell
     for rel in _signal_files(base, "rec-00000"):
         shutil.copyfile(twin / rel, store / rel)
     CHUNK_CACHE.clear()

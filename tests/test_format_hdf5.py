@@ -248,16 +248,16 @@ def test_missing_truncated_or_garbage_file_raise(tmp_path, compression):
     file.unlink()
     with pytest.raises(CorruptStoreError, match=f"{SIGNALS} is missing"):
         src.read(0, 10, None)
-    with pytest.raises(CorruptStoreError, match="missing"):
-        eegbench.open(path)
+    with pytest.raises(CorruptStoreError, match="missing"):  # the recording's file check on first use
+        eegbench.open(path)[0]
     file.write_bytes(b"\x89garbage" * (len(good) // 8) + b"\0" * (len(good) % 8))
     with pytest.raises(CorruptStoreError, match="not a readable HDF5 file"):
         src.read(0, 10, None)
     file.write_bytes(good[: len(good) * 2 // 3])
     with pytest.raises(CorruptStoreError):
         src.read(0, 10, None)
-    with pytest.raises(CorruptStoreError, match="bytes"):  # manifest size check at open
-        eegbench.open(path)
+    with pytest.raises(CorruptStoreError, match="bytes"):  # manifest size check when the recording is first used
+        eegbench.open(path)[0]
 
 
 # --- laziness, pickle, processes -----------------------------------------------------------------
