@@ -51,7 +51,7 @@ from ..errors import CorruptStoreError
 from ..io.layout import fanout
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes
-from ._chunks import ChunkedSource
+from ._chunks import ChunkedSource, resident
 
 STORAGE_VERSION = 1
 SIGNALS_DIR = "signals"
@@ -155,10 +155,11 @@ class NpySource(_Source):
                                        "(modified, corrupted, or a file of another recording or store)")
                 done[ci] = 1
 
-    def _with_window(self, start: int, stop: int, channels: np.ndarray | None, fn, prefetch: bool = True,
+    def _with_window(self, start: int, stop: int, channels: np.ndarray | None, fn, prefetch: Any = True,
                      check: bool = True):
         """``fn(arr, base)`` where ``arr[:, t - base]`` is sample ``t`` for ``t`` in [start, stop):
-        a view of the pinned map (``fn`` must copy what it returns), or fetched rows."""
+        a view of the pinned map (``fn`` must copy what it returns), or fetched rows. ``prefetch``:
+        True (the window), False, or the ``(start, stop)`` spans ``fn`` will read."""
         with self._lock:
             self._ensure_ready()
         rel = self._rel("npy")
@@ -171,8 +172,8 @@ class NpySource(_Source):
                     raise self.corrupt(f"signal file {rel} changed size while open (truncated or replaced)")
                 arr = np.ndarray((self.n_channels, self.n_times), dtype=self.dtype, buffer=mm, offset=self._h_offset)
                 try:
-                    if prefetch:
-                        self._prefetch(mm, start, stop, channels)
+                    for a, b in ([(start, stop)] if prefetch is True else prefetch or ()):
+                        self._prefetch(mm, a, b, channels)
                     if check:
                         self._check_chunks(arr, start, stop)
                     return fn(arr, 0)
@@ -205,18 +206,31 @@ class NpySource(_Source):
         return self._with_window(start, stop, None, lambda arr, base: np.array(arr[:, start - base:stop - base]))
 
     #: requests of at least this many bytes per channel ask the kernel to read each channel's span
-    #: in one go (random-access mode would otherwise fault it in page by page)
+    #: in one go (random-access mode would otherwise fault it in page by page); smaller ones do so
+    #: when the span is not in the page cache (``mincore`` of the first and last rows)
     PREFETCH_BYTES = 16 << 10
 
     def _prefetch(self, mm: Any, start: int, stop: int, channels: np.ndarray | None) -> None:
         import mmap
 
+        if not hasattr(mmap, "MADV_WILLNEED"):
+            return
+        cs, done = self.chunk_samples, self._h_verified
+        if not all(done[ci] for ci in range(start // cs, (stop - 1) // cs + 1)):
+            # the first read of a chunk checks its CRC32C over every row of the whole chunk
+            start, stop, channels = start - start % cs, min(self.n_times, ((stop - 1) // cs + 1) * cs), None
         itemsize = self.dtype.itemsize
         span = (stop - start) * itemsize
-        if span < self.PREFETCH_BYTES or not hasattr(mmap, "MADV_WILLNEED"):
-            return
         row_bytes = self.n_times * itemsize
-        for row in range(self.n_channels) if channels is None else np.unique(channels):
+        rows = range(self.n_channels) if channels is None else np.unique(channels).tolist()
+        if span < self.PREFETCH_BYTES:
+            ends = (self._h_offset + rows[0] * row_bytes + start * itemsize,
+                    self._h_offset + rows[-1] * row_bytes + start * itemsize)
+            if all(resident(mm, a, a + span) for a in ends):
+                return  # warm: no syscall per row
+        # one request per row, all queued before the copy waits on any of them (a cold channel-major
+        # window is a few KiB in each of n_channels places; faulting them one by one took 20-50 ms)
+        for row in rows:
             first = self._h_offset + int(row) * row_bytes + start * itemsize
             aligned = first - first % mmap.PAGESIZE
             mm.madvise(mmap.MADV_WILLNEED, aligned, first + span - aligned)
@@ -256,7 +270,8 @@ class NpySource(_Source):
                 self._emit(arr, s - base, s - base + length, channels, out[i], 0)
             return out
 
-        return self._with_window(int(starts.min()), int(starts.max()) + length, None, fill, prefetch=False,
+        spans = [(s, s + length) for s in starts.tolist()]  # cold rows of every window queued first
+        return self._with_window(int(starts.min()), int(starts.max()) + length, channels, fill, prefetch=spans,
                                  check=False)
 
 

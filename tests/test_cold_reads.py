@@ -1,0 +1,156 @@
+"""Evicted uncompressed windows (#9): one ``pread`` of the covering chunks instead of a page fault per
+4 KiB of a map (HDF5/Zarr), one queued readahead request per channel row (channel-major ``.npy``);
+exact data either way. Residency comes from ``mincore``; tests force "not resident" where eviction
+cannot be checked (tmpfs), and check a real eviction where it works."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import eegbench
+import eegbench.formats._chunks as chunks_mod
+import eegbench.formats.parquet as parquet_mod
+from benchmarks._fixtures import evict, resident_bytes
+from conftest import make_recording
+
+
+@pytest.fixture(params=["hdf5", "zarr"])
+def chunked(request, tmp_path):
+    rec = make_recording(16, 20_000, sfreq=500.0, quantized=False)  # float32 storage, 0.5-s chunks
+    path = eegbench.save(rec, tmp_path / "s", format=request.param, compression="none", chunk_seconds=0.5)
+    return path, rec
+
+
+def _count_preads(monkeypatch) -> list[tuple[int, int]]:
+    calls: list[tuple[int, int]] = []
+    real = os.pread
+
+    def counting(fd, n, offset):
+        calls.append((n, offset))
+        return real(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", counting)
+    return calls
+
+
+def test_an_evicted_window_over_four_chunks_is_one_pread(chunked, monkeypatch):
+    path, rec = chunked
+    ds = eegbench.open(path)
+    src = ds[0].source
+    src.ready()
+    src._raw_chunk_at(4)  # Zarr: the shard index, read once per shard and process
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
+    calls = _count_preads(monkeypatch)
+    cs = src.chunk_samples
+    start, stop = 4 * cs + 100, 8 * cs + 100  # chunks 4, 5, 6, 7, 8
+    x = ds[0].get_data(start=start, stop=stop)
+    np.testing.assert_array_equal(x, rec.get_data(start=start, stop=stop))
+    assert len(calls) == 1, calls
+    spots = [src._raw_chunk_at(ci) for ci in range(4, 9)]
+    assert calls[0][1] == spots[0][1]  # from the first chunk's first byte ...
+    assert 5 * 16 * cs * 4 <= calls[0][0] <= 1.25 * 5 * 16 * cs * 4  # ... over the five chunks (+ checksums)
+    out = np.empty((3, 16, 600), dtype=np.float32)  # batches take the same path, window by window
+    calls.clear()
+    src.read_batch(np.array([0, 4_000, 19_400]), 600, None, out=out)
+    assert len(calls) == 3
+    for i, s in enumerate([0, 4_000, 19_400]):
+        np.testing.assert_array_equal(out[i], rec.get_data(start=s, stop=s + 600))
+
+
+def test_a_resident_window_is_copied_from_the_map_without_pread(chunked, monkeypatch):
+    path, rec = chunked
+    ds = eegbench.open(path)
+    ds[0].get_data(start=0, stop=20_000)  # every page resident (and every chunk checked once)
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: True)
+    calls = _count_preads(monkeypatch)
+    np.testing.assert_array_equal(ds[0].get_data(start=1_100, stop=2_600), rec.get_data(start=1_100, stop=2_600))
+    assert calls == []
+
+
+def test_a_corrupt_chunk_read_by_pread_is_an_error(chunked, monkeypatch):
+    path, _ = chunked
+    ds = eegbench.open(path)
+    src = ds[0].source
+    src.ready()
+    rel, off, _, _ = src._raw_chunk_at(5)
+    cs = src.chunk_samples
+    with open(path / rel, "r+b") as fh:
+        fh.seek(off + 100)
+        b = fh.read(1)
+        fh.seek(off + 100)
+        fh.write(bytes([b[0] ^ 0x40]))
+    ds.close()
+    ds = eegbench.open(path)  # a fresh reader of the damaged file
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
+    with pytest.raises(eegbench.errors.CorruptStoreError, match="chunk 5"):
+        ds[0].get_data(start=4 * cs + 100, stop=8 * cs + 100)
+
+
+def test_real_eviction_reads_the_window_with_one_pread(chunked, monkeypatch):
+    path, rec = chunked
+    ds = eegbench.open(path)
+    ds[0].get_data(start=0, stop=10)
+    ds.close()
+    files = [p for p in path.rglob("*") if p.is_file()]
+    evict(files)
+    if resident_bytes(files):
+        pytest.skip("files stay in the page cache after eviction here (tmpfs?)")
+    ds[0].source.ready()  # metadata first (Zarr: + the shard index): the window below is then one read
+    ds[0].source._raw_chunk_at(0)
+    calls = _count_preads(monkeypatch)
+    np.testing.assert_array_equal(ds[0].get_data(start=7_010, stop=8_010), rec.get_data(start=7_010, stop=8_010))
+    assert len(calls) == 1, calls
+
+
+class _FakeMap:
+    def __init__(self) -> None:
+        self.advised: list[tuple[int, int]] = []
+
+    def madvise(self, flag, start, length):
+        self.advised.append((start, length))
+
+
+@pytest.fixture
+def npy(tmp_path):
+    rec = make_recording(16, 20_000, sfreq=500.0, quantized=False)
+    path = eegbench.save(rec, tmp_path / "s", format="parquet", compression="none", chunk_seconds=0.5)
+    return path, rec
+
+
+def test_channel_major_npy_queues_one_request_per_row_when_evicted(npy, monkeypatch):
+    path, rec = npy
+    ds = eegbench.open(path)
+    src = ds[0].source
+    src.ready()
+    mm = _FakeMap()
+    monkeypatch.setattr(parquet_mod, "resident", lambda m, a, b: False)
+    src._prefetch(mm, 1_100, 1_600, None)  # chunks 4..6 unchecked: their whole rows are asked for
+    row = 20_000 * 4
+    assert len(mm.advised) == 16
+    for c, (a, n) in enumerate(mm.advised):
+        first = src._h_offset + c * row + 1_000 * 4
+        assert a <= first and a + n == src._h_offset + c * row + 1_750 * 4
+    # checked chunks: only the window's own samples, only the rows asked for
+    src._h_verified[4:7] = b"\x01\x01\x01"
+    mm.advised.clear()
+    src._prefetch(mm, 1_100, 1_600, np.array([3, 1, 3]))
+    assert len(mm.advised) == 2
+    # resident: no request at all
+    monkeypatch.setattr(parquet_mod, "resident", lambda m, a, b: True)
+    mm.advised.clear()
+    src._prefetch(mm, 1_100, 1_600, None)
+    assert mm.advised == []
+
+
+def test_channel_major_npy_reads_exact_data_when_evicted(npy, monkeypatch):
+    path, rec = npy
+    ds = eegbench.open(path)
+    monkeypatch.setattr(parquet_mod, "resident", lambda m, a, b: False)
+    np.testing.assert_array_equal(ds[0].get_data(start=1_100, stop=2_600), rec.get_data(start=1_100, stop=2_600))
+    starts = np.array([0, 4_000, 19_400])
+    out = ds[0].source.read_batch(starts, 600, np.array([2, 0]))
+    for i, s in enumerate(starts.tolist()):
+        np.testing.assert_array_equal(out[i], rec.get_data(start=s, stop=s + 600)[[2, 0]])
