@@ -6,7 +6,9 @@
 Prints, per batch: the read of the windows into ordinary memory (``__getitems__`` outside a worker),
 the allocation + first write of a batch-sized tensor in shared memory (what every worker batch
 costs before a sample is read: PyTorch moves worker batches through shared memory, default collate
-included), a plain memcpy of the batch, and the DataLoader's windows/s with 0 and 2 workers.
+included), a plain memcpy of the batch, and the DataLoader's windows/s with 0 and 2 workers (2 workers
+twice: batches in eegbench's reused shared buffers, ``eegbench.torch.RING_SLOTS``, and in fresh shared
+memory per batch, as before).
 On 2 cores, workers=2 can only beat workers=0 by (read) / (read + shared-memory cost + main-process
 cost per batch); with fresh shared memory per batch costing about as much as the reads, 1.5x is out
 of reach whatever the reader does.
@@ -72,10 +74,13 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         dst.copy_(x)
         copy.append(time.perf_counter() - t0)
-    rates = {}
-    for workers in (0, 2):
+    import eegbench.torch as et
+
+    rates, slots = {}, et.RING_SLOTS
+    for workers, ring in ((0, slots), (2, slots), (2, 0)):
+        et.RING_SLOTS = ring  # forked workers inherit it: 0 = a fresh shared tensor per batch (PyTorch's way)
         loader = DataLoader(wds, batch_size=args.batch, shuffle=True, num_workers=workers, collate_fn=collate,
-                            worker_init_fn=worker_init_fn if workers else None,
+                            worker_init_fn=worker_init_fn if workers else None, multiprocessing_context="fork",
                             generator=torch.Generator().manual_seed(0))
         it = iter(loader)
         next(it)
@@ -87,17 +92,21 @@ def main(argv: list[str] | None = None) -> None:
                 break
             count += len(xb)
         wall = time.perf_counter() - t0
-        rates[workers] = (count / wall, 1000 * (time.process_time() - c0) / max(count // args.batch, 1))
+        rates[workers, ring] = (count / wall, 1000 * (time.process_time() - c0) / max(count // args.batch, 1))
         del it, loader
+    et.RING_SLOTS = slots
     mb = n * 4 / 1e6
     print(f"store {args.store}: batch {args.batch} x {shape[1]} ch x {window} samples = {mb:.1f} MB float32")
     print(f"read into ordinary memory      {_ms(read):8.1f} ms/batch  (thread CPU {_ms(read_cpu):.1f} ms)")
     print(f"shared-memory alloc + 1st write {_ms(shm):7.1f} ms/batch  (thread CPU {_ms(shm_cpu):.1f} ms)")
     print(f"ordinary alloc + 1st write      {_ms(plain):7.1f} ms/batch  (thread CPU {_ms(plain_cpu):.1f} ms)")
     print(f"memcpy of the batch             {_ms(copy):7.1f} ms/batch")
-    for w, (rate, main_cpu) in rates.items():
-        print(f"DataLoader workers={w}: {rate:7.0f} windows/s (main-process CPU {main_cpu:.1f} ms/batch)")
-    print(f"workers=2 / workers=0: {rates[2][0] / rates[0][0]:.2f}")
+    for (w, ring), (rate, main_cpu) in rates.items():
+        how = "" if not w else (f", reused shared buffers ({ring} per worker)" if ring else ", fresh shared memory per batch")
+        print(f"DataLoader workers={w}{how}: {rate:7.0f} windows/s (main-process CPU {main_cpu:.1f} ms/batch)")
+    w0 = rates[0, slots][0]
+    print(f"workers=2 / workers=0: {rates[2, slots][0] / w0:.2f} (reused buffers), "
+          f"{rates[2, 0][0] / w0:.2f} (fresh shared memory per batch)")
 
 
 if __name__ == "__main__":
