@@ -24,6 +24,7 @@ import os
 import sys
 import threading
 import uuid
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,8 @@ CHUNK_CACHE = ChunkCache(int(os.environ.get("EEGBENCH_CHUNK_CACHE_MB", "64")) <<
 
 
 _MINCORE: Any = None
+_MAP_ADDRESS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # map -> its address
+_VEC = threading.local()  # per-thread mincore vector
 
 
 def _mincore_fn() -> Any:
@@ -94,7 +97,7 @@ def _mincore_fn() -> Any:
             import ctypes
 
             fn = ctypes.CDLL(None, use_errno=True).mincore
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
             fn.restype = ctypes.c_int
             _MINCORE = fn
         except (OSError, AttributeError):
@@ -106,18 +109,24 @@ def resident(mm: Any, start: int, stop: int) -> bool:
     """Whether every page of bytes ``[start, stop)`` of the read-only map ``mm`` is in the page
     cache (``mincore``, one syscall). A map fetches a missing page at a time on fault (4 KiB
     reads, no readahead for random-access maps); a cold window is one ``pread`` instead."""
-    fn = _mincore_fn()
+    fn = _MINCORE if _MINCORE is not None else _mincore_fn()
     if not fn or stop <= start:
         return True
-    page = _PAGE
-    view = np.frombuffer(mm, dtype=np.uint8, count=1)
-    base = view.__array_interface__["data"][0]
-    del view  # the address stays valid while the map is pinned; no export may outlive the loan
-    lo = start - start % page
-    vec = np.empty((stop - lo + page - 1) // page, dtype=np.uint8)
-    if fn(base + lo, stop - lo, vec.__array_interface__["data"][0]) != 0:
+    base = _MAP_ADDRESS.get(mm)
+    if base is None:
+        view = np.frombuffer(mm, dtype=np.uint8, count=1)
+        base = _MAP_ADDRESS[mm] = view.__array_interface__["data"][0]
+        del view  # the address stays valid while the map is open; no export may outlive the loan
+    lo = start - start % _PAGE
+    n = (stop - lo + _PAGE - 1) // _PAGE
+    vec = getattr(_VEC, "buf", None)
+    if vec is None or len(vec) < n:
+        import ctypes
+
+        vec = _VEC.buf = ctypes.create_string_buffer(max(n, 4096))
+    if fn(base + lo, stop - lo, vec) != 0:
         return True  # cannot tell: the map path is always correct
-    return bool((vec & 1).all())
+    return b"\x00" not in vec.raw[:n]  # bit 0 of each byte: page resident (the others are reserved, 0)
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

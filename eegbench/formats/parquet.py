@@ -207,7 +207,7 @@ class NpySource(_Source):
 
     #: requests of at least this many bytes per channel ask the kernel to read each channel's span
     #: in one go (random-access mode would otherwise fault it in page by page); smaller ones do so
-    #: when the span is not in the page cache (``mincore`` of the first and last rows)
+    #: when the span is not in the page cache (``mincore`` of the first row)
     PREFETCH_BYTES = 16 << 10
 
     def _prefetch(self, mm: Any, start: int, stop: int, channels: np.ndarray | None) -> None:
@@ -224,10 +224,9 @@ class NpySource(_Source):
         row_bytes = self.n_times * itemsize
         rows = range(self.n_channels) if channels is None else np.unique(channels).tolist()
         if span < self.PREFETCH_BYTES:
-            ends = (self._h_offset + rows[0] * row_bytes + start * itemsize,
-                    self._h_offset + rows[-1] * row_bytes + start * itemsize)
-            if all(resident(mm, a, a + span) for a in ends):
-                return  # warm: no syscall per row
+            first = self._h_offset + int(rows[0]) * row_bytes + start * itemsize
+            if resident(mm, first, first + span):
+                return  # warm (judged by the first row): no syscall per row
         # one request per row, all queued before the copy waits on any of them (a cold channel-major
         # window is a few KiB in each of n_channels places; faulting them one by one took 20-50 ms)
         for row in rows:
