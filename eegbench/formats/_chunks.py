@@ -99,6 +99,7 @@ def _mincore_fn() -> Any:
             fn = ctypes.CDLL(None, use_errno=True).mincore
             fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
             fn.restype = ctypes.c_int
+            fn.string_at = ctypes.string_at
             _MINCORE = fn
         except (OSError, AttributeError):
             _MINCORE = False
@@ -126,7 +127,8 @@ def resident(mm: Any, start: int, stop: int) -> bool:
         vec = _VEC.buf = ctypes.create_string_buffer(max(n, 4096))
     if fn(base + lo, stop - lo, vec) != 0:
         return True  # cannot tell: the map path is always correct
-    return b"\x00" not in vec.raw[:n]  # bit 0 of each byte: page resident (the others are reserved, 0)
+    # bit 0 of each byte: page resident (the others are reserved, 0); string_at copies n bytes only
+    return b"\x00" not in fn.string_at(vec, n)
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
