@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     for workers, ring in ((0, slots), (2, slots), (2, 0)):
         et.RING_SLOTS = ring  # forked workers inherit it: 0 = a fresh shared tensor per batch (PyTorch's way)
         loader = DataLoader(wds, batch_size=args.batch, shuffle=True, num_workers=workers, collate_fn=collate,
-                            worker_init_fn=worker_init_fn if workers else None, multiprocessing_context="fork",
+                            worker_init_fn=worker_init_fn if workers else None, multiprocessing_context="fork" if workers else None,
                             generator=torch.Generator().manual_seed(0))
         it = iter(loader)
         next(it)
