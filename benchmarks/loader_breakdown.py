@@ -8,10 +8,11 @@ the allocation + first write of a batch-sized tensor in shared memory (what ever
 costs before a sample is read: PyTorch moves worker batches through shared memory, default collate
 included), a plain memcpy of the batch, and the DataLoader's windows/s with 0 and 2 workers (2 workers
 twice: batches in eegbench's reused shared buffers, ``eegbench.torch.RING_SLOTS``, and in fresh shared
-memory per batch, as before).
+memory per batch, as before), each with the CPU per batch of the main process and of the workers, and
+the w2/w0 ratio those CPU times imply on 2 idle cores (wall-clock ratios on a loaded machine say little).
 On 2 cores, workers=2 can only beat workers=0 by (read) / (read + shared-memory cost + main-process
-cost per batch); with fresh shared memory per batch costing about as much as the reads, 1.5x is out
-of reach whatever the reader does.
+cost per batch): with fresh shared memory per batch costing about as much as the reads, 1.5x was
+out of reach; with the workers' reused buffers the shared-memory cost is gone.
 """
 
 from __future__ import annotations
@@ -74,14 +75,27 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         dst.copy_(x)
         copy.append(time.perf_counter() - t0)
+    import gc
+    import resource
+
+    from torch.utils.data import RandomSampler
+
     import eegbench.torch as et
 
-    rates, slots = {}, et.RING_SLOTS
+    def children_cpu() -> float:
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
+
+    rates, worker_cpu, slots = {}, {}, et.RING_SLOTS
     for workers, ring in ((0, slots), (2, slots), (2, 0)):
         et.RING_SLOTS = ring  # forked workers inherit it: 0 = a fresh shared tensor per batch (PyTorch's way)
-        loader = DataLoader(wds, batch_size=args.batch, shuffle=True, num_workers=workers, collate_fn=collate,
-                            worker_init_fn=worker_init_fn if workers else None, multiprocessing_context="fork" if workers else None,
-                            generator=torch.Generator().manual_seed(0))
+        # exactly batches + 1 batches, all consumed: the workers' CPU (counted when they exit) is per batch
+        sampler = RandomSampler(wds, num_samples=(args.batches + 1) * args.batch,
+                                generator=torch.Generator().manual_seed(0))
+        ch0 = children_cpu()
+        loader = DataLoader(wds, batch_size=args.batch, sampler=sampler, num_workers=workers, collate_fn=collate,
+                            worker_init_fn=worker_init_fn if workers else None,
+                            multiprocessing_context="fork" if workers else None)
         it = iter(loader)
         next(it)
         count, t0, c0 = 0, time.perf_counter(), time.process_time()
@@ -94,6 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         wall = time.perf_counter() - t0
         rates[workers, ring] = (count / wall, 1000 * (time.process_time() - c0) / max(count // args.batch, 1))
         del it, loader
+        gc.collect()  # the iterator's shutdown joins the workers: their CPU is now in RUSAGE_CHILDREN
+        worker_cpu[workers, ring] = 1000 * (children_cpu() - ch0) / (args.batches + 1)
     et.RING_SLOTS = slots
     mb = n * 4 / 1e6
     print(f"store {args.store}: batch {args.batch} x {shape[1]} ch x {window} samples = {mb:.1f} MB float32")
@@ -103,10 +119,16 @@ def main(argv: list[str] | None = None) -> None:
     print(f"memcpy of the batch             {_ms(copy):7.1f} ms/batch")
     for (w, ring), (rate, main_cpu) in rates.items():
         how = "" if not w else (f", reused shared buffers ({ring} per worker)" if ring else ", fresh shared memory per batch")
-        print(f"DataLoader workers={w}{how}: {rate:7.0f} windows/s (main-process CPU {main_cpu:.1f} ms/batch)")
+        extra = f", workers' CPU {worker_cpu[w, ring]:.1f} ms/batch" if w else ""
+        print(f"DataLoader workers={w}{how}: {rate:7.0f} windows/s (main-process CPU {main_cpu:.1f} ms/batch{extra})")
     w0 = rates[0, slots][0]
-    print(f"workers=2 / workers=0: {rates[2, slots][0] / w0:.2f} (reused buffers), "
+    print(f"workers=2 / workers=0 (wall): {rates[2, slots][0] / w0:.2f} (reused buffers), "
           f"{rates[2, 0][0] / w0:.2f} (fresh shared memory per batch)")
+    # on an idle 2-core machine: w0 runs at 1 / (its main CPU), w2 at 2 / (worker + main CPU) per batch
+    main0 = rates[0, slots][1]
+    for ring, name in ((slots, "reused buffers"), (0, "fresh shared memory")):
+        implied = 2 * main0 / (worker_cpu[2, ring] + rates[2, ring][1])
+        print(f"workers=2 / workers=0 implied by CPU per batch on 2 idle cores, {name}: {implied:.2f}")
 
 
 if __name__ == "__main__":
