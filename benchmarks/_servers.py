@@ -35,6 +35,9 @@ class Traffic:
     bytes: int = 0
     by_method: dict[str, int] = field(default_factory=dict)
     log: list[tuple[str, str, str | None]] = field(default_factory=list)
+    #: most requests being answered at the same time (counted while the injected latency is slept)
+    max_in_flight: int = 0
+    in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, method: str, path: str, rng: str | None, nbytes: int) -> None:
@@ -46,7 +49,7 @@ class Traffic:
 
     def reset(self) -> None:
         with self._lock:
-            self.requests, self.bytes = 0, 0
+            self.requests, self.bytes, self.max_in_flight = 0, 0, 0
             self.by_method.clear()
             self.log.clear()
 
@@ -67,7 +70,15 @@ class _Shaping:
     def delay(self, nbytes: int) -> None:
         wait = self.latency + (nbytes / self.bandwidth if self.bandwidth else 0.0)
         if wait > 0:
-            time.sleep(wait)
+            t = self.traffic
+            with t._lock:
+                t.in_flight += 1
+                t.max_in_flight = max(t.max_in_flight, t.in_flight)
+            try:
+                time.sleep(wait)
+            finally:
+                with t._lock:
+                    t.in_flight -= 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -144,6 +144,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 
     recommend_cli.add_parser(sub)
 
+    from . import info_cli
+
+    info_cli.add_parser(sub)
+
     from .hub_cli import add_parser as _add_hub
 
     _add_hub(sub)

@@ -201,6 +201,33 @@ def open_store(url: str, *, storage_options: dict[str, Any] | None = None, lazy:
     return dataset
 
 
+def info_store(url: str, *, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`eegbench.info` of a store at a URL: the local summary's fields (sizes from the
+    manifest) plus what reading it cost, counted by the client: ``requests`` (ranged GETs: the
+    header and ``tables.pack``, so 2 for a store written by this version; an ``hf://`` root whose
+    revision is not a commit also makes one Hub API call to resolve it, not counted here) and
+    ``bytes_received``. No signal byte is read."""
+    return _info(url, storage_options)[0]
+
+
+def _info(url: str, storage_options: dict[str, Any] | None) -> tuple[dict[str, Any], Any]:
+    """(:func:`info_store`'s summary, the lazily opened dataset)."""
+    from ._frame import Table
+    from .formats import get_backend
+    from .store import _open_tables, _typed, summarize
+
+    src = _source(url, storage_options)
+    header = _parse_header(src)
+    header_bytes = src.stats.bytes
+    raw = _read_tables(src, get_backend(header.format).name, header)
+    dataset, _keys = _typed(src.root, _open_tables, src.root, get_backend(header.format), header, raw, src)
+    if raw.get("recordings") is None:
+        raise CorruptStoreError(f"{src.root}: the store has no recordings table; run `eegbench verify {src.root}`")
+    summary = summarize(src.root, dataset, header.raw, Table(raw["recordings"]), header_bytes)
+    summary.update(requests=src.stats.requests, bytes_received=src.stats.bytes)
+    return summary, dataset
+
+
 def byte_source(dataset: Any) -> RemoteSource | None:
     """The :class:`RemoteSource` a dataset opened from a URL reads through (None for local stores)."""
     return getattr(dataset, "byte_source", None)
@@ -289,4 +316,4 @@ def _list(fs: Any, root: str) -> list[str]:
     return [p[len(prefix):] for p in found if p.startswith(prefix)]
 
 
-__all__ = ["byte_source", "is_remote", "open_store", "publish", "save_store", "verify_store"]
+__all__ = ["byte_source", "info_store", "is_remote", "open_store", "publish", "save_store", "verify_store"]

@@ -589,9 +589,14 @@ def _file_layout(files: dict[str, Any], n_recordings: int) -> dict[str, Any]:
             "max_folder_entries": entries, "fullest_folder": folder or "."}
 
 
-def info(path: str | os.PathLike) -> dict[str, Any]:
+def info(path: str | os.PathLike, *, storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Summary of a store: format, codec, chunking, recordings, channels, sampling rates, duration,
-    size on disk, file count, compression ratio (float32 bytes / bytes on disk), schema version."""
+    size on disk, file count, compression ratio (float32 bytes / bytes on disk), schema version.
+    For a URL, also the ``requests`` and ``bytes_received`` it cost (see :func:`eegbench.remote.info_store`)."""
+    if isinstance(path, str) and "://" in path:
+        from .remote import info_store
+
+        return info_store(path, storage_options=storage_options)
     return _typed(Path(path), _info, Path(path))
 
 
@@ -599,12 +604,19 @@ def _info(root: Path) -> dict[str, Any]:
     dataset = open(root)
     header = _manifest.read_header(root)
     tables_recs = Table(get_backend(header["format"]).read_table(root, "recordings"))
+    return summarize(str(root), dataset, header, tables_recs, (root / _manifest.HEADER).stat().st_size)
+
+
+def summarize(where: str, dataset: Dataset, header: dict[str, Any], tables_recs: Any,
+              header_bytes: int) -> dict[str, Any]:
+    """:func:`info`'s summary from an opened ``dataset``, its raw ``header`` dict, its recordings
+    table and the header file's size (local and remote stores alike)."""
     files = header.get("files", {})
-    size = sum(e["size"] for e in files.values()) + (root / _manifest.HEADER).stat().st_size
+    size = sum(e["size"] for e in files.values()) + header_bytes
     raw = sum(r.n_channels * r.n_times * 4 for r in dataset)
     codecs = sorted({CodecSpec.from_json(from_json(c)).label for c in tables_recs["codec"]})
     return {
-        "path": str(root),
+        "path": where,
         "format": header["format"],
         "schema_version": header["schema_version"],
         "eegbench_version": header.get("eegbench_version"),

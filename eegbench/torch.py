@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset as _TorchDataset
 
 from .errors import SelectionError, UnknownColumnError
+from .io import batch as _batch
 from .model import Dataset
 
 
@@ -353,6 +354,11 @@ class WindowDataset(_TorchDataset):
             x = torch.empty(shape, dtype=torch.float32)
         out = x.numpy()
         length = self.window_samples
+        if idx.size and _batch.is_concurrent(self.dataset.recordings[int(recs[0])].source):
+            # a remote store: one coalesced fetch per recording, all recordings at the same time
+            sources = {r: self.dataset.recordings[r].source for r in n_ch}
+            _batch.read_windows(sources, self._channels, recs, self._start[idx], length, out)
+            return WindowBatch(x, self._batch_y(idx))
         for k, (r, s) in enumerate(zip(recs.tolist(), self._start[idx].tolist())):
             source, channels = self.dataset.recordings[r].source, self._channels[r]
             if getattr(source, "reads_into", False):
