@@ -205,3 +205,28 @@ def test_obstore_options_mapping():
     assert obstore_store("s3://bucket/x", {"anon": True, "client_kwargs": {"region_name": "eu-west-1"}}) is not None
     # an option obstore has no equivalent for: s3fs reads it
     assert obstore_store("s3://bucket/x", {"requester_pays": True}) is None
+
+
+def _read_in_child(ds, conn):
+    conn.send(ds[1].get_data(start=100, stop=700).tobytes())
+    conn.close()
+
+
+def test_s3_reads_in_a_fork_of_a_process_that_used_obstore(stores, s3):
+    """obstore's runtime does not survive fork (a forked DataLoader worker's requests hung): a fork
+    reads through s3fs instead, with the same bytes."""
+    import multiprocessing
+
+    url, opts = _url("s3", s3, "zarr")
+    ds = eegbench.open(url, storage_options=opts)
+    ds[0].get_data(start=0, stop=10)  # the parent has read (through obstore when installed)
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_read_in_child, args=(ds, child))
+    proc.start()
+    got = parent.recv() if parent.poll(120) else None
+    proc.join(10)
+    if proc.is_alive():
+        proc.kill()
+    assert got is not None, "the forked reader hung"
+    assert got == eegbench.open(stores[1]["zarr"])[1].get_data(start=100, stop=700).tobytes()

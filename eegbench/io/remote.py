@@ -195,7 +195,15 @@ class RemoteSource:
         if self._pid != os.getpid():
             self._init_process()
         if self._obs is None:
-            self._obs = obstore_store(self.root, self.storage_options) or False
+            global _OB_PID
+            if _OB_PID not in (None, os.getpid()):
+                # a fork of a process that used obstore: its Rust runtime does not survive fork
+                # (requests hang in the child), so this process reads through s3fs
+                self._obs = False
+            else:
+                self._obs = obstore_store(self.root, self.storage_options) or False
+                if self._obs:
+                    _OB_PID = os.getpid()
         return self._obs or None
 
     def _ob_range(self, url: str, start: int, end: int | None) -> bytes:
@@ -310,6 +318,9 @@ class RemoteSource:
 #: which client reads ``s3://``: "obstore" (the default when it is installed; Rust, ~2x less client time
 #: per request than s3fs here, and no ~1 s aiobotocore client creation) or "s3fs". Writes always use s3fs.
 S3_CLIENT = os.environ.get("EEGBENCH_S3_CLIENT", "obstore")
+
+#: the process that first read through obstore (its forks fall back to s3fs; see RemoteSource.obstore)
+_OB_PID: int | None = None
 
 #: s3fs storage options obstore has an equivalent for (any other option: the read goes through s3fs)
 _OB_KEYS = {"key", "secret", "token", "endpoint_url", "anon", "region", "client_kwargs", "default_block_size"}
