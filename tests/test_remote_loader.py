@@ -73,3 +73,39 @@ def test_dataloader_with_two_workers_over_http_completes(stores, fmt):
     assert proc.returncode == 0, proc.stderr[-3000:]
     words = proc.stdout.split()
     assert words[0] == "ok" and int(words[2]) > 0  # the workers' reads went to the server
+
+
+EPOLL_SCRIPT = textwrap.dedent("""
+    import gc, os, pathlib, sys, tempfile
+    import fsspec
+    import eegbench.io.remote  # registers the at-fork hook
+    from benchmarks._servers import RangeHTTPServer
+
+    root = pathlib.Path(tempfile.mkdtemp()); (root / "f").write_bytes(b"x" * 1000)
+    server = RangeHTTPServer(root).start()
+    fs = fsspec.filesystem("http", block_size=0)
+    url = server.url + "/f"
+    for _ in range(3):
+        fs.cat_file(url, start=0, end=10)  # pooled keep-alive connections on fsspec's loop
+    pid = os.fork()
+    if pid == 0:  # a DataLoader worker dropping the inherited session
+        del fs
+        fsspec.filesystem("http", block_size=0)
+        gc.collect()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    print(len(fs.cat_file(url, start=0, end=10)), flush=True)
+    server.stop()
+""")
+
+
+def test_fork_child_dropping_the_inherited_session_leaves_the_parent_working():
+    """A forked child's garbage collection of the parent's aiohttp session unregistered the pooled
+    sockets from the epoll instance it shares with the parent: the parent's next request hung."""
+    try:
+        out = subprocess.run([sys.executable, "-c", EPOLL_SCRIPT], cwd=REPO, capture_output=True, text=True,
+                             timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the parent's request after the child's garbage collection hung")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "10"

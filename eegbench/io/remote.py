@@ -3,7 +3,8 @@
 :class:`RemoteSource` implements the :class:`~eegbench.io.ByteSource` door (``size`` / ``get`` /
 ``get_ranges``) over an fsspec file system -- ``HTTPFileSystem`` (aiohttp), ``s3fs`` and
 ``HfFileSystem`` -- so every format's reader streams a remote store with the code it uses for
-local files. What a read costs is what the reader asks for:
+local files. ``s3://`` reads go through obstore when it is installed (:func:`obstore_store`; Rust,
+less client time per request than s3fs), except in a fork of a process that already used it. What a read costs is what the reader asks for:
 
 * ``get_ranges`` coalesces neighbouring ranges (gap up to :attr:`RemoteSource.max_gap`, 64 KiB
   by default: a round trip costs far more than that many bytes) and fetches the merged ranges
@@ -412,3 +413,45 @@ def register() -> None:
 
     for scheme in SCHEMES:
         register_scheme(scheme, _factory)
+
+
+# ---------------------------------------------------------------------------------------------
+# fork safety of fsspec's event loop
+# ---------------------------------------------------------------------------------------------
+# A forked child (a DataLoader worker) inherits the parent's fsspec IO loop *object*, and with it
+# the parent's epoll instance: the kernel object is shared, not copied. When the child drops the
+# inherited aiohttp session (fsspec forgets its instances after a fork; garbage collection), each
+# pooled connection's transport unregisters its socket -- from the *shared* epoll, so the parent's
+# loop is never told again that a response arrived on it, and the parent's next request on that
+# connection waits forever (seen: the remote DataLoader benchmark hanging in the parent's
+# ``eegbench.open`` after a loader with workers; reproduced with one fork + ``gc.collect()``).
+# The child therefore gives the inherited loop a private selector first: what it unregisters is
+# its own. (fsspec itself starts a new loop in the child.)
+_fork_loop: Any = None
+
+
+def _before_fork() -> None:
+    global _fork_loop
+    import sys
+
+    asyn = sys.modules.get("fsspec.asyn")
+    _fork_loop = asyn.loop[0] if asyn is not None else None
+
+
+def _after_fork_in_child() -> None:
+    global _fork_loop
+    loop, _fork_loop = _fork_loop, None
+    if loop is not None and hasattr(loop, "_selector"):
+        import selectors
+
+        loop._selector = selectors.DefaultSelector()
+
+
+def _after_fork_in_parent() -> None:
+    global _fork_loop
+    _fork_loop = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child,
+                        after_in_parent=_after_fork_in_parent)
