@@ -64,8 +64,10 @@ class _ILoc:
 class Table:
     """A read-only table parsed from the Parquet bytes :func:`eegbench.tables.frame_to_parquet` wrote."""
 
-    def __init__(self, data: bytes | None = None, *, n_rows: int | None = None) -> None:
-        """``Table(data)``: the table stored in ``data``; ``Table(n_rows=n)``: ``n`` rows, no columns."""
+    def __init__(self, data: bytes | None = None, *, n_rows: int | None = None, where: str | None = None) -> None:
+        """``Table(data)``: the table stored in ``data``; ``Table(n_rows=n)``: ``n`` rows, no columns.
+        ``where``: the store and table named by the error if the bytes turn out unreadable."""
+        self._where = where
         self._data = None if data is None else bytes(data)
         self._cols: dict[str, np.ndarray] = {}
         self._json: list[str] = []
@@ -159,7 +161,14 @@ class Table:
         if self._data is not None:
             from .tables import frame_from_parquet
 
-            return frame_from_parquet(self._data)
+            try:
+                return frame_from_parquet(self._data)
+            except Exception as exc:  # bytes sealed in the store that pandas cannot rebuild: a damaged store
+                from .errors import CorruptStoreError
+
+                raise CorruptStoreError(f"{self._where or 'a metadata table'}: cannot be read as a table "
+                                        f"({type(exc).__name__}: {str(exc)[:200]}); run `eegbench verify` on "
+                                        f"the store") from exc
         import pandas as pd
 
         cols = self._all()
@@ -170,10 +179,10 @@ class Table:
     def __getstate__(self) -> dict[str, Any]:
         if self._data is None:  # a slice (iloc) or a built table: its columns are all it has
             return {"data": None, "n": self._n, "cols": self._all(), "json": self._json}
-        return {"data": self._data, "n": self._n}
+        return {"data": self._data, "n": self._n, "where": self._where}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["data"], n_rows=state["n"])  # type: ignore[misc]
+        self.__init__(state["data"], n_rows=state["n"], where=state.get("where"))  # type: ignore[misc]
         if "cols" in state:
             self._cols, self._json, self._names = state["cols"], list(state["json"]), list(state["cols"])
 

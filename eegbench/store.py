@@ -455,7 +455,7 @@ def _open_tables(root: Path | str, backend: FormatBackend, header: _validate.Hea
     for name in _pack.TABLE_NAMES:
         data = raw.get(name)
         try:  # parsed with pyarrow into a light table: opening needs no pandas (see eegbench._frame)
-            tables[name] = None if data is None else Table(data)
+            tables[name] = None if data is None else Table(data, where=f"{root}: metadata table {name}")
             len(tables[name] or ())
         except Exception as exc:  # a damaged table is a damaged store
             raise CorruptStoreError(f"{root}: cannot read metadata table {name} ({type(exc).__name__}: "

@@ -147,9 +147,13 @@ def frame_to_parquet(frame: pd.DataFrame) -> bytes:
 def frame_from_parquet(data: bytes) -> pd.DataFrame:
     """Inverse of :func:`frame_to_parquet`."""
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(io.BytesIO(data))
+    # a buffer, not a Python file object, read in this thread: pq.read_table(io.BytesIO) left the
+    # file object to be released by an Arrow pool thread after returning (that thread then takes
+    # the GIL: a crash under tracemalloc on CPython 3.11, gh-128679)
+    table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     json_cols = json.loads((table.schema.metadata or {}).get(_JSON_COLUMNS_KEY, b"[]"))
     frame = table.to_pandas()
     for col in json_cols:

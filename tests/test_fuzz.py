@@ -105,3 +105,35 @@ def test_round_trip_property(tmp_path, n_ch, n_times, sfreq, fmt, codec, names, 
         eegbench.verify(path)
     except EegbenchError as exc:  # pragma: no cover - a failure message
         raise AssertionError(exc) from exc
+
+
+def test_sealed_description_with_crafted_pandas_metadata_is_a_typed_error(tmp_path):
+    """A table whose bytes are sealed (digests recomputed) but whose pandas metadata cannot be
+    rebuilt: open succeeds (pandas is not needed to validate), reading ``description`` is a
+    CorruptStoreError naming the table -- not pandas' KeyError/ValueError (found by the fuzz's
+    resealed byte damage in tables.pack)."""
+    import io
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def craft(data: bytes) -> bytes:
+        table = pq.read_table(pa.BufferReader(data))
+        meta = dict(table.schema.metadata)
+        pandas_meta = json.loads(meta[b"pandas"])
+        pandas_meta["index_columns"] = [{"kind": "rangd", "name": None, "start": 0, "stop": 2, "step": 1}]
+        meta[b"pandas"] = json.dumps(pandas_meta).encode()
+        sink = io.BytesIO()
+        pq.write_table(table.replace_schema_metadata(meta), sink)
+        return sink.getvalue()
+
+    for fmt in ("hdf5", "zarr", "parquet"):
+        path = tmp_path / fmt
+        eegbench.save(corpus.dataset(0, True), path, fmt)
+        corpus._edit_table_bytes(path, "description", craft, recompute=True)
+        eegbench.verify(path)  # every seal holds: only reading the table can tell
+        with eegbench.open(path) as ds:
+            np.testing.assert_array_equal(ds[0].get_data(), corpus.dataset(0, True)[0].get_data())
+            with pytest.raises(CorruptStoreError, match="metadata table description"):
+                ds.description  # noqa: B018 - the property read is the test

@@ -167,9 +167,16 @@ def cases(base: str, store: Path, rng: random.Random, n_target: int) -> list[dic
     for p in STORAGE_PATH_EDITS:
         for recompute in (False, True):
             add({"kind": "storage-path", "value": p, "recompute": recompute})
-    # random byte damage up to the target
+    # random byte damage up to the target; one in five inside a packed table with every seal
+    # recomputed, so the bytes reach the Parquet reader (a crafted store, not a damaged one)
     weights = [(rel, (store / rel).stat().st_size) for rel in files + ["eegbench.json"]]
+    packed = sorted(_packed_sizes(store).items())
     while len(out) < n_target:
+        if packed and rng.random() < 0.2:
+            name, size = rng.choice(packed)
+            add({"kind": "table-bytes", "table": name, "offset": rng.randrange(size), "bit": rng.randrange(8),
+                 "truncate": rng.random() < 0.3, "recompute": True})
+            continue
         rel, size = rng.choice(weights)
         if size == 0:
             continue
@@ -201,16 +208,48 @@ def _rewrite_header(store: Path, mutate: Any, recompute: bool) -> None:
 
 
 def _edit_table(store: Path, name: str, edit: Any, recompute: bool) -> None:
-    from eegbench.formats import get_backend
+    """Edit table ``name`` where open reads it: the slice of ``tables.pack`` (and the per-format
+    table file, which other tools read, alike). ``recompute``: reseal everything (tables_sha256,
+    the pack's spans, manifest, header digest), so only validation can refuse the edit; otherwise
+    the seals are left as they were."""
     from eegbench.tables import frame_from_parquet, frame_to_parquet
+
+    _edit_table_bytes(store, name, lambda data: frame_to_parquet(edit(frame_from_parquet(data))), recompute)
+
+
+def _packed_sizes(store: Path) -> dict[str, int]:
+    """Each table's size in the store's ``tables.pack`` (empty without a pack)."""
+    header = json.loads((store / "eegbench.json").read_text())
+    return {name: size for name, (_, size) in (header.get("tables_pack") or {}).get("tables", {}).items() if size}
+
+
+def _edit_table_bytes(store: Path, name: str, edit: Any, recompute: bool) -> None:
+    """Replace table ``name``'s Parquet bytes by ``edit(bytes)`` in ``tables.pack`` and the
+    per-format table file (see :func:`_edit_table` for ``recompute``)."""
+    import hashlib
+
+    from eegbench import pack
+    from eegbench.formats import get_backend
 
     header = json.loads((store / "eegbench.json").read_text())
     backend = get_backend(header["format"])
-    frame = frame_from_parquet(backend.read_table(store, name))
-    frame = edit(frame)
-    backend.write_table(store, name, frame_to_parquet(frame))
+    spans = pack.entries(header, {k: v["size"] for k, v in header["files"].items()}, store)
+    if spans is None:  # a store without a pack (written before tables.pack)
+        tables = {n: backend.read_table(store, n) for n in pack.TABLE_NAMES}
+    else:
+        tables = pack.split((store / pack.PACK).read_bytes(), spans, header["tables_sha256"], store)
+    data = edit(tables[name])
+    backend.write_table(store, name, data)
+    tables[name] = data
+    if spans is not None:
+        blob, entries = pack.build({k: v for k, v in tables.items() if v is not None})
+        (store / pack.PACK).write_bytes(blob)
     if recompute:
-        _rewrite_header(store, lambda h: None, True)
+        def reseal(h: dict[str, Any]) -> None:
+            h["tables_sha256"][name] = hashlib.sha256(data).hexdigest()
+            if spans is not None:
+                h[pack.FIELD] = entries
+        _rewrite_header(store, reseal, True)
 
 
 def _table_edit(field: str, value: Any):
@@ -309,6 +348,14 @@ def apply(case: dict[str, Any], store: Path, foreign: Path) -> None:
         _rewrite_header(store, lambda h: h.__setitem__(case["field"], case["value"]), case["recompute"])
     elif kind == "table":
         _edit_table(store, "recordings", _table_edit(case["field"], case["value"]), case["recompute"])
+    elif kind == "table-bytes":
+        def damage(data: bytes) -> bytes:
+            if case["truncate"]:
+                return data[:case["offset"]]
+            b = bytearray(data)
+            b[case["offset"]] ^= 1 << case["bit"]
+            return bytes(b)
+        _edit_table_bytes(store, case["table"], damage, case["recompute"])
     elif kind == "channels":
         _edit_table(store, "channels", _channel_edit(case["field"], case["value"]), case["recompute"])
     elif kind == "storage-path":
@@ -343,7 +390,14 @@ def check(store: Path, ref: Dataset, measure_memory: bool = True) -> dict[str, A
     """Open, read everything, compare; then verify. Returns the outcome record."""
     result: dict[str, Any] = {}
     if measure_memory:
-        tracemalloc.start()
+        # tracing stays on for the process's life and only its peak is reset: tracemalloc.stop()
+        # frees its tables while a native thread may be inside the allocation hook (pyarrow's pool
+        # threads take the GIL to release Python objects after a read returned) -- CPython
+        # gh-128679: a SIGSEGV with no Python frame; fixed upstream (python/cpython#128893), not in 3.11
+        if not tracemalloc.is_tracing():
+            tracemalloc.start()
+        baseline = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
     try:
         ds = eegbench.open(store)
         try:
@@ -358,8 +412,7 @@ def check(store: Path, ref: Dataset, measure_memory: bool = True) -> dict[str, A
         result["outcome"], result["error"] = "untyped", f"{type(exc).__name__}: {str(exc)[:300]}"
     finally:
         if measure_memory:
-            result["peak_bytes"] = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
+            result["peak_bytes"] = tracemalloc.get_traced_memory()[1] - baseline
     try:
         eegbench.verify(store)
         result["verify"] = 0
