@@ -128,6 +128,7 @@ TABLE_EDITS = [
 ]
 CHANNEL_EDITS = [("index", 99), ("index", -1), ("index", "dup"), ("name", None), ("q_scale", float("nan")),
                  ("q_gain", 2e-6), ("recording", 7), ("drop", None)]
+TABLE_BYTES_CASES = 40  # resealed byte damage in packed tables per base, whatever the target
 STORAGE_PATH_EDITS = ["../outside.bin", "/etc/passwd", "/dev/zero", "signals/../../x", "signals/%2e%2e/x"]
 
 
@@ -167,15 +168,22 @@ def cases(base: str, store: Path, rng: random.Random, n_target: int) -> list[dic
     for p in STORAGE_PATH_EDITS:
         for recompute in (False, True):
             add({"kind": "storage-path", "value": p, "recompute": recompute})
-    # random byte damage up to the target; one in five inside a packed table with every seal
-    # recomputed, so the bytes reach the Parquet reader (a crafted store, not a damaged one)
-    weights = [(rel, (store / rel).stat().st_size) for rel in files + ["eegbench.json"]]
+    # byte damage inside a packed table with every seal recomputed, so the bytes reach the Parquet
+    # reader (a crafted store, not a damaged one): a fixed share per base, and one in five of the
+    # random damage below
     packed = sorted(_packed_sizes(store).items())
+
+    def table_bytes() -> None:
+        name, size = rng.choice(packed)
+        add({"kind": "table-bytes", "table": name, "offset": rng.randrange(size), "bit": rng.randrange(8),
+             "truncate": rng.random() < 0.3, "recompute": True})
+    for _ in range(TABLE_BYTES_CASES if packed else 0):
+        table_bytes()
+    # random byte damage up to the target
+    weights = [(rel, (store / rel).stat().st_size) for rel in files + ["eegbench.json"]]
     while len(out) < n_target:
         if packed and rng.random() < 0.2:
-            name, size = rng.choice(packed)
-            add({"kind": "table-bytes", "table": name, "offset": rng.randrange(size), "bit": rng.randrange(8),
-                 "truncate": rng.random() < 0.3, "recompute": True})
+            table_bytes()
             continue
         rel, size = rng.choice(weights)
         if size == 0:
