@@ -63,3 +63,23 @@ def test_storage_option_pairs():
         "endpoint_url": "http://127.0.0.1:9000", "anon": True, "n": 3}
     with pytest.raises(OptionError):
         storage_options(["oops"])
+
+
+def test_info_s3_url_with_storage_options(served, capsys):
+    """`eegbench info s3://... -o endpoint_url=... -o key=... -o secret=...` against the local S3 server."""
+    pytest.importorskip("moto")
+    pytest.importorskip("s3fs")
+    import eegbench.remote
+    from benchmarks._servers import S3Server
+
+    root, _http = served
+    with S3Server() as s3:
+        s3.create_bucket("eegbench-info")
+        eegbench.remote.publish(root / "ds.h5", "s3://eegbench-info/ds.h5", storage_options=s3.storage_options)
+        s3.traffic.reset()
+        assert main(["info", "s3://eegbench-info/ds.h5", "--json", "-o", f"endpoint_url={s3.endpoint_url}",
+                     "-o", "key=testing", "-o", "secret=testing"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert s3.traffic.requests == got["requests"] == 2, s3.traffic.log
+        assert got["bytes_received"] == s3.traffic.bytes
+    assert got["n_recordings"] == 3 and got["format"] == "hdf5"
