@@ -3,7 +3,8 @@
 The manifest lists every file of the store with its size and SHA-256, written at save time; the
 header itself is covered by ``header_sha256`` (the digest of its canonical JSON without that
 field, see :mod:`eegbench.validate`) and names the store by a random ``store_id``.
-:func:`check_sizes` (an ``lstat`` per file, done by every ``open``) catches truncated, missing,
+:func:`check_sizes` (an ``lstat`` per file; ``open`` makes it per recording on first use, see
+:class:`eegbench.validate.LazyTree`) catches truncated, missing,
 symlinked or special files; :func:`verify` re-hashes everything and also reports files that are
 not in the manifest, never following a path out of the store and never blocking on a FIFO or
 device.
@@ -51,6 +52,64 @@ def list_files(root: Path) -> list[str]:
     return sorted(out)
 
 
+# SHA-256 of files this process wrote whole through :func:`write_file` / :class:`HashingWriter`
+# (hashed while writing): (st_dev, st_ino) -> (path, size, mtime_ns, ctime_ns, sha256). :func:`build`
+# takes a file's digest from here only for the same path whose lstat still shows that inode, size,
+# mtime and ctime (a later write, truncation, rename or replacement changes one of them); otherwise
+# it reads the file back. Every file eegbench writes in a store is written once per save.
+_WRITTEN: dict[tuple[int, int], tuple[str, int, int, int, str]] = {}
+_MAX_WRITTEN = 1 << 20
+
+
+def _remember(path: str | os.PathLike, st: os.stat_result, sha256: str) -> None:
+    if len(_WRITTEN) >= _MAX_WRITTEN:  # saves that failed before build() left theirs: forget all
+        _WRITTEN.clear()
+    _WRITTEN[st.st_dev, st.st_ino] = (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, sha256)
+
+
+def write_file(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` as the new file ``path``; its SHA-256 is computed here, so the store's
+    manifest (:func:`build`) need not read the file back."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        st = os.fstat(fh.fileno())
+    _remember(path, st, hashlib.sha256(data).hexdigest())
+
+
+class HashingWriter:
+    """A new file written in pieces (``write``), hashed as it goes; ``close`` records its SHA-256
+    for :func:`build`, ``abort`` closes it without (the caller discards the file)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.fh = open(path, "wb")
+        self.path = path
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.digest.update(data)
+
+    def close(self) -> None:
+        self.fh.flush()
+        st = os.fstat(self.fh.fileno())
+        self.fh.close()
+        _remember(self.path, st, self.digest.hexdigest())
+
+    def abort(self) -> None:
+        self.fh.close()
+
+
+def _known(base: str, rel: str) -> dict[str, Any] | None:
+    """``{size, sha256}`` of a file hashed while it was written, if it is unchanged since."""
+    path = os.path.join(base, rel)
+    st = os.lstat(path)
+    rec = _WRITTEN.pop((st.st_dev, st.st_ino), None)
+    if rec is None or not stat.S_ISREG(st.st_mode) or rec[:4] != (path, st.st_size, st.st_mtime_ns, st.st_ctime_ns):
+        return None
+    return {"size": st.st_size, "sha256": rec[4]}
+
+
 def _entry(base: str, rel: str) -> dict[str, Any]:
     """``{size, sha256}`` of one file: one open, the size from ``fstat``."""
     digest = hashlib.sha256()
@@ -69,11 +128,19 @@ def build(root: Path, fsync: bool = True) -> dict[str, dict[str, Any]]:
     elsewhere, or if ``syncfs`` fails, an ``fsync`` per file."""
     rels = list_files(root)
     base = os.fspath(root)
+    known = {}
+    if _WRITTEN:  # hashed while written (one lstat each instead of reading them back)
+        for rel in rels:
+            entry = _known(base, rel)
+            if entry is not None:
+                known[rel] = entry
+    todo = [rel for rel in rels if rel not in known]
     # threads overlap the reads and the hashing (hashlib releases the GIL on large buffers)
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
-        manifest = dict(zip(rels, pool.map(lambda rel: _entry(base, rel), rels)))
+        known.update(zip(todo, pool.map(lambda rel: _entry(base, rel), todo)))
+    manifest = {rel: known[rel] for rel in rels}
     if fsync and not _syncfs(root):
         for rel in rels:
             fd = os.open(root / rel, os.O_RDONLY)

@@ -355,8 +355,10 @@ def open(path: str | os.PathLike, *, lazy: bool = True, verify: bool = False,  #
          recordings: list[str] | None = None, storage_options: dict[str, Any] | None = None) -> Dataset:
     """Open a store written by :func:`save`, whatever its format (read from ``eegbench.json``).
 
-    Lazy by default: reads the header and metadata tables only (a ``stat`` per file checks the
-    manifest sizes, so a truncated file is reported here); samples are read on demand, only the
+    Lazy by default: reads the header and metadata tables only and checks them on whole columns
+    (an ``lstat`` per metadata file checks its manifest size); recording ``i``'s table rows and files
+    (an ``lstat`` each) are checked when it is first built (``dataset[i]``), before any of its
+    samples, so a damaged recording is reported then. Samples are read on demand, only the
     chunks a request overlaps. ``lazy=False`` loads every sample into memory. ``verify=True``
     re-hashes every file against the SHA-256 manifest first. ``recordings`` (a list of recording
     keys such as ``"rec-00003"``) opens a partial copy holding only those recordings' files plus

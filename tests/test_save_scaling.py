@@ -119,3 +119,45 @@ def test_delta_keeps_zarr_pythons_encoder():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert isinstance(zb._encoder_for(layout, *zb._inner_codecs(layout)), zb._ChunkEncoder)
+
+
+# --- SHA-256 computed while writing ------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["zarr", "parquet", "hdf5"])
+def test_manifest_hashed_while_writing_equals_reading_back(tmp_path, fmt, monkeypatch):
+    """The manifest of a save equals one built by reading every file back, and the Zarr and
+    NumPy+Parquet signal files are not read back (their digests were taken while writing)."""
+    from eegbench import manifest
+
+    read_back: list[str] = []
+    real = manifest._entry
+    monkeypatch.setattr(manifest, "_entry", lambda base, rel: (read_back.append(rel), real(base, rel))[1])
+    ds = eegbench.Dataset([eegbench.synthetic.make_dataset(1, n_channels=3, duration_s=5.0, seed=i)[0]
+                           for i in range(4)])
+    path = eegbench.save(ds, tmp_path / "s", format=fmt)
+    files = json.loads((path / manifest.HEADER).read_text())["files"]
+    monkeypatch.setattr(manifest, "_entry", real)
+    assert manifest.build(path, fsync=False) == files
+    signal = [rel for rel in files if rel.startswith("signals/")]
+    if fmt == "hdf5":
+        assert set(signal) <= set(read_back)  # written by libhdf5: read back
+    else:
+        assert signal and not set(signal) & set(read_back)
+
+
+def test_a_file_changed_after_writing_is_read_back(tmp_path):
+    import os
+
+    from eegbench import manifest
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    manifest.write_file(a, b"first")
+    manifest.write_file(b, b"other")
+    with open(a, "r+b") as fh:  # same size, new bytes, written later: mtime/ctime move
+        fh.write(b"FIRST")
+    os.utime(a, ns=(0, 0))  # (a write in the same clock tick may keep mtime: make sure it moved)
+    got = manifest.build(tmp_path, fsync=False)
+    assert got == {"a": {"size": 5, "sha256": manifest.sha256_file(a)}, "b": {"size": 5, "sha256": manifest.sha256_file(b)}}
+    w = manifest.HashingWriter(tmp_path / "c")
+    w.write(b"abc")
+    w.abort()  # an aborted file is not remembered: read back
+    assert manifest.build(tmp_path, fsync=False)["c"]["sha256"] == manifest.sha256_file(tmp_path / "c")

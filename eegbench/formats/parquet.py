@@ -49,6 +49,7 @@ import numpy as np
 from ..codecs import decode_chunk, encode_chunk, load_numcodecs, numcodecs_pipeline, undelta
 from ..errors import CorruptStoreError
 from ..io.layout import fanout
+from ..manifest import HashingWriter, write_file
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes
 from ._chunks import ChunkedSource, resident
@@ -447,7 +448,8 @@ def _write_chunks(paths: dict[str, Path], blocks: Iterable[tuple[int, np.ndarray
     index = np.zeros((layout.n_chunks, 3), dtype=np.int64)
     cf = cf_scale_offset(layout.quantization)
     n, offset = 0, 0
-    with open(paths["chunks"], "wb") as fh:
+    fh = HashingWriter(paths["chunks"])  # hashed while written: the manifest does not read it back
+    try:
         for _start, block in _blocks_checked(blocks, layout, dtype):
             if cf is not None and not cf_exact(layout.quantization, cf, block):
                 cf = None  # int32 counts this pair does not reproduce: no CF claim
@@ -457,6 +459,10 @@ def _write_chunks(paths: dict[str, Path], blocks: Iterable[tuple[int, np.ndarray
                 index[n] = (offset, len(data), google_crc32c.value(data))
                 offset += len(data)
                 n += 1
+    except BaseException:
+        fh.abort()
+        raise
+    fh.close()
     meta = _index_metadata(layout, dtype, pipeline, paths["chunks"].name, cf)
     table = pa.table({"offset": index[:, 0], "size": index[:, 1], "crc32c": index[:, 2].astype(np.uint32),
                       "first_sample": np.arange(layout.n_chunks, dtype=np.int64) * cs})
@@ -464,7 +470,7 @@ def _write_chunks(paths: dict[str, Path], blocks: Iterable[tuple[int, np.ndarray
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="none")  # tiny; uncompressed pages parse fastest
     data = sink.getvalue()
-    paths["index"].write_bytes(data)
+    write_file(paths["index"], data)
     return google_crc32c.value(data.to_pybytes())
 
 

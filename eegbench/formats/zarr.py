@@ -82,6 +82,7 @@ from ..codecs import (
 )
 from ..errors import CorruptStoreError
 from ..io.layout import fanout, signal_prefix
+from ..manifest import HashingWriter, write_file
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes, time_attributes, time_index_dtype
 from ._chunks import ChunkedSource
@@ -204,9 +205,9 @@ def _write_node(folder: Path, meta: dict[str, Any], chunks: Iterable[tuple[str, 
     """One Zarr node written directly: its chunks, then its ``zarr.json`` (metadata last)."""
     for rel, data in chunks:
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        (folder / rel).write_bytes(data)
+        write_file(folder / rel, data)  # hashed while written: the manifest does not read it back
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "zarr.json").write_bytes(_node_json(meta))
+    write_file(folder / "zarr.json", _node_json(meta))
 
 
 def _coordinate_template(kind: str, dtype: str, sfreq: float | None) -> dict[str, Any]:
@@ -527,7 +528,7 @@ class _ShardWriter:
 
     def _open(self, shard: int) -> None:
         self._close_shard()
-        self.fh = open(self.folder / str(shard), "wb")  # closed by _close_shard / _abort
+        self.fh = HashingWriter(self.folder / str(shard))  # closed by _close_shard / _abort
         self.shard = shard
         self.crcs = []
         self.index[:] = _EMPTY  # chunks past the array's end (last shard) stay empty
@@ -556,7 +557,7 @@ class _ShardWriter:
 
     def _abort(self) -> None:
         if self.fh is not None:
-            self.fh.close()
+            self.fh.abort()
             self.fh = None
 
 
@@ -894,7 +895,7 @@ class ZarrBackend:
             meta = dict(_array_template(layout, shard, filters, serializer, compressors))
             meta["shape"] = [n_ch, n_times]
             meta["attributes"] = _attributes(layout, shard, cf)
-            (folder / "zarr.json").write_bytes(_node_json(meta))
+            write_file(folder / "zarr.json", _node_json(meta))
             _write_coordinates(group_folder, layout)
         return {
             "array": rel,
