@@ -21,6 +21,10 @@ from typing import Any
 
 import numpy as np
 
+#: column conversions of slices (iloc) of one table after which a column is converted whole once
+#: and sliced: one recording's rows convert only themselves, a loop over every recording is linear
+_SLICES_BEFORE_WHOLE = 256
+
 
 class Column:
     """One column: ``to_numpy()``, ``tolist()``, iteration (Python scalars, as pandas yields)."""
@@ -55,7 +59,9 @@ class _ILoc:
             raise TypeError("Table.iloc takes a slice or an integer array, not one row")
         if t._arrow is not None and isinstance(index, slice) and index.step in (None, 1):
             start, stop, _ = index.indices(t._n)  # rows of the Parquet table, converted when read
-            return Table._from_arrow(t._arrow.slice(start, max(stop - start, 0)), t._names, t._json)
+            sub = Table._from_arrow(t._arrow.slice(start, max(stop - start, 0)), t._names, t._json)
+            sub._parent, sub._start = t, start
+            return sub
         cols = t._all()
         return Table._from_columns({c: v[index] for c, v in cols.items()}, len(range(t._n)[index])
                                    if isinstance(index, slice) else len(np.asarray(index)), t._json)
@@ -75,6 +81,9 @@ class Table:
         self._parsed = data is None
         self._arrow: Any = None  # the parsed pyarrow table: each column converted on first use
         self._names: list[str] = []
+        self._parent: Table | None = None  # a slice (iloc) of this Parquet-backed table, from row _start
+        self._start = 0
+        self._served = 0  # columns of slices converted (see _col)
 
     @classmethod
     def _from_columns(cls, cols: dict[str, np.ndarray], n: int, json_cols: list[str]) -> Table:
@@ -94,6 +103,12 @@ class Table:
         if values is None:
             if self._arrow is None or name not in self._names:
                 raise KeyError(name)
+            p = self._parent
+            if p is not None:  # a few slices convert their own rows; many share the whole column
+                p._served += 1
+                if name in p._cols or p._served > _SLICES_BEFORE_WHOLE:
+                    values = self._cols[name] = p._col(name)[self._start:self._start + self._n]
+                    return values
             values = self._cols[name] = _to_numpy(self._arrow.column(name))
         return values
 

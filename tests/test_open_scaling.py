@@ -198,3 +198,25 @@ def test_lazily_opened_dataset_pickles_and_checks_in_the_child(tmp_path):
     np.testing.assert_array_equal(clone[0].get_data(), ds[0].get_data())
     with pytest.raises(CorruptStoreError, match="has 10 bytes"):
         clone[1]
+
+
+def test_every_recording_built_in_a_loop_matches_the_saved_one(tmp_path):
+    """Past a few hundred column conversions of one-recording slices, a table's columns are
+    converted whole and sliced (eegbench._frame): the recordings must not change at the switch."""
+    from eegbench._frame import _SLICES_BEFORE_WHOLE
+
+    n = 3 * _SLICES_BEFORE_WHOLE // 13 + 5  # well past the switch (13 columns per recording row)
+    recs = []
+    for i in range(n):
+        rec = make_recording(2, 50 + i, seed=i)
+        rec = eegbench.Recording(rec.get_data(), rec.sfreq, [f"c{i}a", f"c{i}b"], name=f"r{i}",
+                                 description={"subject": f"s{i}", "age": i})
+        rec.annotations = eegbench.Annotations(np.array([0.1 * i]), np.array([0.2]), [f"ev{i}"])
+        recs.append(rec)
+    path = eegbench.save(eegbench.Dataset(recs), tmp_path / "s", format="parquet")
+    opened = eegbench.open(path)
+    for i, rec in enumerate(opened):
+        assert (rec.name, rec.ch_names, rec.n_times, rec.description) == (f"r{i}", [f"c{i}a", f"c{i}b"], 50 + i,
+                                                                             {"subject": f"s{i}", "age": i})
+        assert list(rec.annotations.description) == [f"ev{i}"]
+    np.testing.assert_array_equal(opened[n - 1].get_data(), recs[n - 1].get_data())

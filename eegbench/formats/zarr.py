@@ -201,13 +201,35 @@ def _node_json(meta: dict[str, Any]) -> bytes:
     return json.dumps(meta, allow_nan=False).encode()
 
 
-def _write_node(folder: Path, meta: dict[str, Any], chunks: Iterable[tuple[str, bytes]] = ()) -> None:
+def _mkdirs(path: str, made: set[str]) -> None:
+    """``mkdir -p path`` for one writer's new tree: ``made`` holds folders known to exist (seeded
+    with the recording's own folder), so each new folder costs one ``mkdir`` and no failed one."""
+    if path in made:
+        return
+    parent = os.path.dirname(path)
+    if parent != path and parent not in made:
+        if os.path.isdir(parent):
+            made.add(parent)
+        else:
+            _mkdirs(parent, made)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        pass
+    made.add(path)
+
+
+def _write_node(folder: Path, meta: dict[str, Any], chunks: Iterable[tuple[str, bytes]] = (),
+                made: set[str] | None = None) -> None:
     """One Zarr node written directly: its chunks, then its ``zarr.json`` (metadata last)."""
+    made = set() if made is None else made
+    base = os.fspath(folder)
     for rel, data in chunks:
-        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
-        write_file(folder / rel, data)  # hashed while written: the manifest does not read it back
-    folder.mkdir(parents=True, exist_ok=True)
-    write_file(folder / "zarr.json", _node_json(meta))
+        path = os.path.join(base, rel)
+        _mkdirs(os.path.dirname(path), made)
+        write_file(path, data)  # hashed while written: the manifest does not read it back
+    _mkdirs(base, made)
+    write_file(os.path.join(base, "zarr.json"), _node_json(meta))
 
 
 def _coordinate_template(kind: str, dtype: str, sfreq: float | None) -> dict[str, Any]:
@@ -285,7 +307,7 @@ def _coordinate_nodes(layout: SignalLayout) -> list[tuple[str, dict[str, Any], l
     return nodes
 
 
-def _write_coordinates(group_folder: Path, layout: SignalLayout) -> None:
+def _write_coordinates(group_folder: Path, layout: SignalLayout, made: set[str] | None = None) -> None:
     """``channel`` (names) and ``time`` (sample index, CF-scaled to seconds) beside the signals, so
     ``xarray.open_zarr(store, group="signals/<key>")`` labels both axes."""
     nodes = _coordinate_nodes(layout)
@@ -293,7 +315,7 @@ def _write_coordinates(group_folder: Path, layout: SignalLayout) -> None:
         _write_coordinates_zarr(group_folder, layout)
         return
     for name, meta, chunks in nodes:
-        _write_node(group_folder / name, meta, chunks)
+        _write_node(group_folder / name, meta, chunks, made)
 
 
 def _write_coordinates_zarr(group_folder: Path, layout: SignalLayout) -> None:
@@ -498,7 +520,7 @@ class _ShardWriter:
     Every shard gets a file, even one whose chunks are all empty (index of sentinels, valid for
     any Zarr reader), so a missing shard file always means a damaged store."""
 
-    def __init__(self, folder: Path, chunks_per_shard: int, n_chunks: int) -> None:
+    def __init__(self, folder: Path, chunks_per_shard: int, n_chunks: int, made: set[str] | None = None) -> None:
         self.folder, self.per_shard, self.n_chunks = folder, chunks_per_shard, n_chunks
         self.shard = -1
         self.crcs: list[int] = []  # the stored crc32c of each chunk of the open shard
@@ -507,7 +529,7 @@ class _ShardWriter:
         self.fh: Any = None
         self.index = np.empty((chunks_per_shard, 2), dtype="<u8")
         self.offset = 0
-        folder.mkdir(parents=True, exist_ok=True)
+        _mkdirs(os.fspath(folder), set() if made is None else made)
 
     def add(self, data: bytes | None) -> None:
         if self.next >= self.n_chunks:
@@ -858,10 +880,11 @@ class ZarrBackend:
         group_folder = Path(root) / group_rel
         folder = group_folder / DATA
         _rmtree(group_folder)  # overwrite: no stale shard of an earlier attempt may survive
+        made: set[str] = set()  # folders of this recording's tree known to exist
         filters, serializer, compressors = _inner_codecs(layout)
         cf = cf_scale_offset(layout.quantization)
         encoder = _encoder_for(layout, filters, serializer, compressors)  # reused across recordings
-        with _ShardWriter(folder / "c" / "0", shard // cs, layout.n_chunks) as shards:
+        with _ShardWriter(folder / "c" / "0", shard // cs, layout.n_chunks, made) as shards:
             pos = 0  # samples received
             carry: np.ndarray | None = None  # a partial chunk, only if blocks are not chunk-aligned
             for start, block in blocks:
@@ -888,7 +911,7 @@ class ZarrBackend:
             warnings.simplefilter("ignore")
             # stores rooted at this recording's own folder: parallel workers never write a shared
             # parent zarr.json (finalize writes the upper groups); the data array's metadata last
-            _write_node(group_folder, {**_GROUP_META, "attributes": _group_attributes(layout)})
+            _write_node(group_folder, {**_GROUP_META, "attributes": _group_attributes(layout)}, made=made)
             # the data array's zarr.json: zarr-python builds it once per (channels, chunking,
             # shard, codecs); each recording only sets its shape and attributes (many short
             # recordings would otherwise pay zarr-python's array creation each)
@@ -896,7 +919,7 @@ class ZarrBackend:
             meta["shape"] = [n_ch, n_times]
             meta["attributes"] = _attributes(layout, shard, cf)
             write_file(folder / "zarr.json", _node_json(meta))
-            _write_coordinates(group_folder, layout)
+            _write_coordinates(group_folder, layout, made)
         return {
             "array": rel,
             "shard_path": f"{rel}/c/0/{{shard}}",
