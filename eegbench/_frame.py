@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-#: column conversions of slices (iloc) of one table after which a column is converted whole once
+#: column conversions of slices (iloc) of one table after which the table is converted whole once
 #: and sliced: one recording's rows convert only themselves, a loop over every recording is linear
 _SLICES_BEFORE_WHOLE = 256
 
@@ -57,7 +57,8 @@ class _ILoc:
         t = self.table
         if isinstance(index, (int, np.integer)):
             raise TypeError("Table.iloc takes a slice or an integer array, not one row")
-        if t._arrow is not None and isinstance(index, slice) and index.step in (None, 1):
+        if t._arrow is not None and len(t._cols) < len(t._names) and isinstance(index, slice) \
+                and index.step in (None, 1):
             start, stop, _ = index.indices(t._n)  # rows of the Parquet table, converted when read
             sub = Table._from_arrow(t._arrow.slice(start, max(stop - start, 0)), t._names, t._json)
             sub._parent, sub._start = t, start
@@ -104,9 +105,11 @@ class Table:
             if self._arrow is None or name not in self._names:
                 raise KeyError(name)
             p = self._parent
-            if p is not None:  # a few slices convert their own rows; many share the whole column
+            if p is not None:  # a few slices convert their own rows; many share the whole table
                 p._served += 1
-                if name in p._cols or p._served > _SLICES_BEFORE_WHOLE:
+                if p._served > _SLICES_BEFORE_WHOLE:
+                    p._all()  # converted whole once: later slices are NumPy slices (see _ILoc)
+                if name in p._cols:
                     values = self._cols[name] = p._col(name)[self._start:self._start + self._n]
                     return values
             values = self._cols[name] = _to_numpy(self._arrow.column(name))

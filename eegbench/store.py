@@ -508,8 +508,8 @@ class _ValidatedBuilder:
 
     def __init__(self, root: Path | str, backend_name: str, tables: dict[str, Any], header: _validate.Header,
                  byte_source: Any = None, tree: _validate.LazyTree | None = None) -> None:
-        self.table = tables["recordings"]
-        self.keys = _validate.recording_keys(self.table, root, header.n_recordings)
+        self.keys = _validate.recording_keys(tables["recordings"], root, header.n_recordings)
+        self.table = _validate.row_source(tables["recordings"])
         n = len(self.keys)
         self.root, self.backend_name, self.files, self.n = root, backend_name, header.files, n
         self.byte_source = byte_source  # a remote store's RemoteSource (None: local files)

@@ -502,8 +502,11 @@ def parse_recording(frame: Any, i: int, root: Path) -> RecordingRow:
     from .codecs import COMPRESSIONS, CodecSpec
 
     where = f"{root}: table recordings"
-    one = frame.iloc[i:i + 1]  # a Parquet-backed table converts this row only
-    row = {c: one[c].to_numpy().tolist()[0] for c in RECORDING_COLUMNS}
+    if isinstance(frame, _RowSource):
+        row = frame.row(i)
+    else:
+        one = frame.iloc[i:i + 1]
+        row = {c: one[c].to_numpy().tolist()[0] for c in RECORDING_COLUMNS}
     f = f"[{i}]."
     key = as_str(row["key"], where, f + "key")
     n_times = as_int(row["n_times"], where, f + "n_times", 0, MAX_N_TIMES)
@@ -538,6 +541,36 @@ def parse_recording(frame: Any, i: int, root: Path) -> RecordingRow:
                         as_int(row["first_samp"], where, f + "first_samp", -(1 << 62)), meas, dtype, chunk,
                         codec, storage, cell_json(row["description"], where, f + "description"),
                         cell_json(row["provenance"], where, f + "provenance"))
+
+
+class _RowSource:
+    """Rows of the recordings table for :func:`parse_recording`: the first few from one-row slices
+    (a Parquet-backed table converts only those), then from whole columns converted once."""
+
+    FEW = 32
+
+    def __init__(self, frame: Any) -> None:
+        self.frame, self.asked, self.lists = frame, 0, None
+
+    def row(self, i: int) -> dict[str, Any]:
+        self.asked += 1
+        if self.lists is None and self.asked > self.FEW:
+            self.lists = {c: self.frame[c].to_numpy().tolist() for c in RECORDING_COLUMNS}
+        if self.lists is not None:
+            return {c: v[i] for c, v in self.lists.items()}
+        one = self.frame.iloc[i:i + 1]
+        return {c: one[c].to_numpy().tolist()[0] for c in RECORDING_COLUMNS}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"frame": self.frame}  # the converted lists stay in this process
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["frame"])  # type: ignore[misc]
+
+
+def row_source(frame: Any) -> _RowSource:
+    """What :class:`eegbench.store._ValidatedBuilder` hands :func:`parse_recording` for ``frame``."""
+    return _RowSource(frame)
 
 
 def parse_recordings(frame: Any, root: Path, n_recordings: int | None = None) -> list[RecordingRow]:
@@ -591,6 +624,8 @@ def parse_channels(groups: list[Any], rows: list[RecordingRow], root: Path) -> l
 def parse_annotations(g: Any, i: int, root: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[tuple]]:
     where = f"{root}: table annotations"
     _columns(g, where, ("onset", "duration", "description", "ch_names"))
+    if not len(g):
+        return np.zeros(0), np.zeros(0), [], []
     try:
         onset = np.asarray(g["onset"].to_numpy(), dtype=np.float64)
         duration = np.asarray(g["duration"].to_numpy(), dtype=np.float64)
@@ -609,6 +644,8 @@ def parse_annotations(g: Any, i: int, root: Path) -> tuple[np.ndarray, np.ndarra
 def parse_history(g: Any, i: int, root: Path) -> list[Any]:
     where = f"{root}: table history"
     _columns(g, where, ("step", "entry"))
+    if not len(g):
+        return []
     return [cell_json(e, where, f"recording {i} entry") for e in g.sort_values("step")["entry"]]
 
 
@@ -619,6 +656,8 @@ class Groups:
     def __init__(self, frame: Any, n: int, root: Path, table: str) -> None:
         self.frame, self.bounds = frame, None
         if frame is None or frame.empty:
+            if frame is not None:  # one empty table shared by every recording
+                self.frame = frame.iloc[0:0]
             return
         if "recording" not in frame.columns:
             raise corrupt(f"{root}: table {table}", "recording", "missing column")
@@ -635,7 +674,7 @@ class Groups:
         if self.frame is None:
             return None
         if self.bounds is None:
-            return self.frame.iloc[0:0]
+            return self.frame
         return self.frame.iloc[int(self.bounds[i]):int(self.bounds[i + 1])]
 
 
