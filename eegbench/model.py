@@ -26,6 +26,7 @@ from .errors import (
     ChannelNotFoundError,
     EmptyDatasetError,
     EmptySelectionError,
+    MetadataError,
     SelectionError,
     UnknownColumnError,
 )
@@ -202,6 +203,44 @@ _VOLT_PREFIXES = {"": 1.0, "m": 1e3, "u": 1e6, "µ": 1e6, "μ": 1e6, "n": 1e9, "
 _VOLT_PREFIXES_SHOWN = ("V", "mV", "uV", "µV", "nV")
 
 
+def _require_utf8(what: str, names: Sequence[str]) -> None:
+    """Refuse strings that cannot be stored: every format writes names as UTF-8, and a lone
+    surrogate (e.g. from ``os.fsdecode`` of undecodable bytes) has no UTF-8 encoding."""
+    for name in names:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SelectionError(f"{what} {name!r} is not valid Unicode text (it holds a lone surrogate); "
+                                 "rename it, e.g. name.encode('utf-8', 'replace').decode()") from None
+
+
+def require_storable_text(recording: Recording) -> None:
+    """Raise :class:`MetadataError` if any text a store would hold (recording name, description,
+    history, provenance, annotation descriptions and channels) has no UTF-8 encoding."""
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MetadataError(f"{recording.name!r}: {where} holds {value!r}, which is not valid Unicode "
+                                    "text (a lone surrogate) and cannot be stored; replace it, e.g. "
+                                    "text.encode('utf-8', 'replace').decode()") from None
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key, f"{where} key")
+                walk(item, f"{where}[{key!r}]")
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item, where)
+
+    walk(recording.name, "the name")
+    walk(recording.description, "description")
+    walk(recording.history, "history")
+    walk(recording.provenance, "provenance")
+    walk(recording.annotations.description, "an annotation description")
+    walk(recording.annotations.ch_names, "an annotation's channel list")
+
+
 def _volt_factor(unit: str) -> float | None:
     """How many of ``unit`` make one volt (``"uV"`` -> 1e6), or None if it is not a voltage."""
     unit = unit.strip()
@@ -254,10 +293,13 @@ class Recording:
             raise SelectionError("channel names must be unique")
         if any("\x00" in c for c in self.ch_names):  # HDF5/netCDF string coordinates cannot hold NUL
             raise SelectionError("channel names must not contain NUL characters ('\\x00')")
+        _require_utf8("channel name", self.ch_names)
         self.ch_types = [str(t) for t in (ch_types if ch_types is not None else ["eeg"] * n)]
         self.units = [str(u) for u in (units if units is not None else ["V"] * n)]
         if len(self.ch_types) != n or len(self.units) != n:
             raise SelectionError("ch_types and units need one entry per channel")
+        _require_utf8("channel type", self.ch_types)
+        _require_utf8("unit", self.units)
         if meas_date is not None and meas_date.tzinfo is None:
             meas_date = meas_date.replace(tzinfo=_dt.timezone.utc)
         self.meas_date = meas_date
@@ -575,6 +617,8 @@ class Dataset(Sequence[Recording]):
         if description is None:
             import pandas as pd
 
+            for recording in self.recordings:  # a typed error, not pandas' UnicodeEncodeError
+                require_storable_text(recording)
             description = pd.DataFrame([dict(r.description) for r in self.recordings],
                                        index=pd.RangeIndex(len(self.recordings)))
         if len(description) != len(self.recordings):

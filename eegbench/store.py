@@ -30,12 +30,13 @@ from .errors import (
     CorruptStoreError,
     EegbenchError,
     IntegerStorageError,
+    MetadataError,
     OptionError,
     StoreChangedError,
     StoreExistsError,
 )
 from .formats import DEFAULT_FORMAT, FormatBackend, SignalLayout, get_backend, resolve_format  # noqa: F401
-from .model import Annotations, Dataset, LazyRecordings, Recording
+from .model import Annotations, Dataset, LazyRecordings, Recording, require_storable_text
 from .quantization import Quantization, QuantizationMismatch
 from .tables import frame_to_parquet, from_json, to_json
 
@@ -250,6 +251,8 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
     if isinstance(dataset, Recording):
         dataset = Dataset([dataset])
     dataset.require_nonempty()
+    for recording in dataset:  # refused before anything is written
+        require_storable_text(recording)
     if isinstance(path, str) and "://" in path:  # object storage: written locally, uploaded header last
         from .remote import save_store
 
@@ -289,8 +292,13 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         layouts = [r[0] for r in results]
         storages = [r[1] for r in results]
         sealed, packed = {}, {}
-        for name, frame in _tables(dataset, keys, layouts, storages).items():
-            data = frame_to_parquet(frame)
+        try:
+            tables = {name: frame_to_parquet(frame)
+                      for name, frame in _tables(dataset, keys, layouts, storages).items()}
+        except UnicodeEncodeError as exc:  # e.g. a lone surrogate in a user's description table
+            raise MetadataError(f"a metadata table holds text with no UTF-8 encoding ({exc}); "
+                                "replace it, e.g. text.encode('utf-8', 'replace').decode()") from None
+        for name, data in tables.items():
             backend.write_table(tmp, name, data)
             sealed[name] = hashlib.sha256(data).hexdigest()
             packed[name] = data

@@ -88,7 +88,7 @@ def test_verify_reports_extra_and_special_files_without_blocking(tmp_path):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n_ch=st.integers(1, 5), n_times=st.integers(1, 400), sfreq=st.sampled_from([1.0, 128.0, 250.0, 512.5]),
        fmt=st.sampled_from(["hdf5", "zarr", "parquet"]), codec=st.sampled_from(["none", "zstd"]),
-       names=st.lists(st.text(st.characters(blacklist_characters='\x00'), min_size=1, max_size=8), min_size=5, max_size=5, unique=True),
+       names=st.lists(st.text(st.characters(blacklist_characters='\x00', blacklist_categories=('Cs',)), min_size=1, max_size=8), min_size=5, max_size=5, unique=True),
        desc=st.dictionaries(st.text(max_size=5), st.one_of(st.none(), st.integers(-10**6, 10**6), st.text(max_size=5),
                                                            st.floats(allow_nan=False)), max_size=3))
 def test_round_trip_property(tmp_path, n_ch, n_times, sfreq, fmt, codec, names, desc):
@@ -137,3 +137,44 @@ def test_sealed_description_with_crafted_pandas_metadata_is_a_typed_error(tmp_pa
             np.testing.assert_array_equal(ds[0].get_data(), corpus.dataset(0, True)[0].get_data())
             with pytest.raises(CorruptStoreError, match="metadata table description"):
                 ds.description  # noqa: B018 - the property read is the test
+
+
+@pytest.mark.parametrize("field", ["channel", "unit", "description key", "description value", "annotation", "history"])
+def test_text_without_utf8_encoding_is_refused_before_writing(tmp_path, field):
+    """A lone surrogate (what os.fsdecode makes of undecodable bytes) has no UTF-8 form: save
+    refuses it with a typed error naming the field, and leaves nothing at the path (found by
+    Hypothesis in test_round_trip_property: it was an untyped UnicodeEncodeError mid-write)."""
+    from eegbench.errors import MetadataError, SelectionError
+
+    bad = "F\udc80"
+    data = np.zeros((2, 50), np.float32)
+    kwargs: dict = {"ch_names": ["a", "b"]}
+    if field == "channel":
+        kwargs["ch_names"] = ["a", bad]
+    elif field == "unit":
+        kwargs["units"] = ["V", bad]
+    elif field == "description key":
+        kwargs["description"] = {bad: 1}
+    elif field == "description value":
+        kwargs["description"] = {"site": bad}
+    elif field == "annotation":
+        kwargs["annotations"] = eegbench.Annotations([0.1], [0.0], [bad])
+    else:
+        kwargs["history"] = [{"step": bad}]
+    for fmt in ("hdf5", "zarr", "parquet"):
+        path = tmp_path / fmt
+        with pytest.raises((SelectionError, MetadataError), match="surrogate"):
+            eegbench.save(eegbench.Recording(data, 100.0, **kwargs), path, fmt)
+        assert not path.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_description_table_text_without_utf8_encoding_is_a_typed_error(tmp_path):
+    import pandas as pd
+
+    from eegbench.errors import MetadataError
+
+    rec = eegbench.Recording(np.zeros((1, 50), np.float32), 100.0, ["a"])
+    ds = eegbench.Dataset([rec], description=pd.DataFrame({"site": ["F\udc80"]}))
+    with pytest.raises(MetadataError, match="UTF-8"):
+        eegbench.save(ds, tmp_path / "s", "zarr")
+    assert list(tmp_path.iterdir()) == []
