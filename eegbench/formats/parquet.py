@@ -208,29 +208,28 @@ class NpySource(_Source):
 
     #: requests of at least this many bytes per channel ask the kernel to read each channel's span
     #: in one go (random-access mode would otherwise fault it in page by page); smaller ones do so
-    #: when the span is not in the page cache (``mincore`` of the first row)
+    #: when the span is not in the page cache (``mincore`` of one row's span)
     PREFETCH_BYTES = 16 << 10
 
     def _prefetch(self, mm: Any, start: int, stop: int, channels: np.ndarray | None) -> None:
-        import mmap
-
-        if not hasattr(mmap, "MADV_WILLNEED"):
-            return
-        cs, done = self.chunk_samples, self._h_verified
-        if not all(done[ci] for ci in range(start // cs, (stop - 1) // cs + 1)):
+        cs = self.chunk_samples
+        if 0 in self._h_verified[start // cs:(stop - 1) // cs + 1]:
             # the first read of a chunk checks its CRC32C over every row of the whole chunk
             start, stop, channels = start - start % cs, min(self.n_times, ((stop - 1) // cs + 1) * cs), None
         itemsize = self.dtype.itemsize
         span = (stop - start) * itemsize
         row_bytes = self.n_times * itemsize
-        rows = range(self.n_channels) if channels is None else np.unique(channels).tolist()
         if span < self.PREFETCH_BYTES:
-            first = self._h_offset + int(rows[0]) * row_bytes + start * itemsize
+            first = self._h_offset + (0 if channels is None else int(channels[0])) * row_bytes + start * itemsize
             if resident(mm, first, first + span):
-                return  # warm (judged by the first row): no syscall per row
+                return  # warm (judged by one row): no syscall per row
+        import mmap
+
+        if not hasattr(mmap, "MADV_WILLNEED"):
+            return
         # one request per row, all queued before the copy waits on any of them (a cold channel-major
         # window is a few KiB in each of n_channels places; faulting them one by one took 20-50 ms)
-        for row in rows:
+        for row in range(self.n_channels) if channels is None else np.unique(channels).tolist():
             first = self._h_offset + int(row) * row_bytes + start * itemsize
             aligned = first - first % mmap.PAGESIZE
             mm.madvise(mmap.MADV_WILLNEED, aligned, first + span - aligned)
