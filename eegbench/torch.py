@@ -358,7 +358,7 @@ class WindowDataset(_TorchDataset):
             # a remote store: one coalesced fetch per recording, all recordings at the same time
             sources = {r: self.dataset.recordings[r].source for r in n_ch}
             _batch.read_windows(sources, self._channels, recs, self._start[idx], length, out)
-            return WindowBatch(x, self._batch_y(idx))
+            return WindowBatch(x, self._batch_y(idx), slot)
         for k, (r, s) in enumerate(zip(recs.tolist(), self._start[idx].tolist())):
             source, channels = self.dataset.recordings[r].source, self._channels[r]
             if getattr(source, "reads_into", False):
