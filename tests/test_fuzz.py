@@ -174,7 +174,7 @@ def test_description_table_text_without_utf8_encoding_is_a_typed_error(tmp_path)
     from eegbench.errors import MetadataError
 
     rec = eegbench.Recording(np.zeros((1, 50), np.float32), 100.0, ["a"])
-    ds = eegbench.Dataset([rec], description=pd.DataFrame({"site": ["F\udc80"]}))
+    ds = eegbench.Dataset([rec], description=pd.DataFrame({"site": pd.Series(["F\udc80"], dtype=object)}))
     with pytest.raises(MetadataError, match="UTF-8"):
         eegbench.save(ds, tmp_path / "s", "zarr")
     assert list(tmp_path.iterdir()) == []
