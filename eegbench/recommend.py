@@ -28,7 +28,8 @@ Default weights (:data:`WORKLOADS`):
 * ``preprocessing``: ``seq_warm`` 1, ``seq_cold`` 1, ``save`` 1 (whole-recording scans, writing).
 * ``archive``: ``size`` 2, ``save`` 0.5, and ``integrity`` (every read checksummed) required.
 * ``sharing``: ``size`` 1, ``files`` 1, ``window_bytes`` 1 (bytes read per cold window: what a
-  remote window costs; the remote suite's per-window request bytes replace it when present).
+  remote window costs in transfer, measured locally; the remote suite's own request and time
+  figures are published apart in ``results/remote.md`` and are not scored).
 
 Override with ``weights={"cold": 2, "size": 1}`` (``--weights cold=2,size=1``): the given metrics
 replace the workload's weights, the others keep theirs; weight 0 drops a metric (``integrity=0``
