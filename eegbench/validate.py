@@ -129,13 +129,19 @@ class FileEntry:
     sha256: str
 
 
-class _ManifestView:
-    """Key protocol shared by the read-only views over the header's parsed ``files`` JSON."""
+class Files(Mapping[str, FileEntry]):
+    """The header's manifest ``{path: FileEntry}`` over its parsed JSON (validated as a whole by
+    :func:`parse_header`): an entry object is made only when looked up, so a store of 70,000 files
+    opens without 70,000 objects. Plain data (pickles as the JSON dict)."""
 
     __slots__ = ("_raw",)
 
     def __init__(self, raw: dict[str, dict[str, Any]]) -> None:
         self._raw = raw  # {path: {"size": int, "sha256": hex}}, checked
+
+    def __getitem__(self, rel: str) -> FileEntry:
+        e = self._raw[rel]
+        return FileEntry(e["size"], e["sha256"])
 
     def __contains__(self, rel: object) -> bool:
         return rel in self._raw
@@ -145,18 +151,6 @@ class _ManifestView:
 
     def __len__(self) -> int:
         return len(self._raw)
-
-
-class Files(_ManifestView, Mapping[str, FileEntry]):
-    """The header's manifest ``{path: FileEntry}`` over its parsed JSON (validated as a whole by
-    :func:`parse_header`): an entry object is made only when looked up, so a store of 70,000 files
-    opens without 70,000 objects. Plain data (pickles as the JSON dict)."""
-
-    __slots__ = ()
-
-    def __getitem__(self, rel: str) -> FileEntry:
-        e = self._raw[rel]
-        return FileEntry(e["size"], e["sha256"])
 
     def size(self, rel: str) -> int:
         return self._raw[rel]["size"]
@@ -172,11 +166,23 @@ class Files(_ManifestView, Mapping[str, FileEntry]):
         self._raw = state["raw"]
 
 
-class _Sizes(_ManifestView, Mapping[str, int]):
-    __slots__ = ()
+class _Sizes(Mapping[str, int]):
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: dict[str, dict[str, Any]]) -> None:
+        self._raw = raw
 
     def __getitem__(self, rel: str) -> int:
         return self._raw[rel]["size"]
+
+    def __contains__(self, rel: object) -> bool:
+        return rel in self._raw
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 @dataclass(frozen=True)
