@@ -2,7 +2,8 @@
 
 ``RefTarget("h5py hdf5 blosc-zstd 1s")`` reads the eegbench store ``hdf5 blosc-zstd 1s`` with plain
 h5py (slicing, a chunk cache sized for four chunks); ``zarr-python``/``tensorstore`` read the Zarr
-stores with ``Array[...]`` / ``zarr3`` driver; ``numpy`` maps the NumPy+Parquet ``.npy``. Integer
+stores with ``Array[...]`` / ``zarr3`` driver; ``numpy`` maps the NumPy+Parquet ``.npy`` (blocked by
+chunk: a window is its blocks transposed and reshaped, one copy). Integer
 stores are calibrated as the files' own attributes say (``float32(((counts * q_scale) + q_offset) *
 q_gain)`` in float64). The interface is :class:`benchmarks._fixtures.Target`'s, so the same timing
 code measures both and every ratio comes from one run.
@@ -134,6 +135,11 @@ class RefTarget:
         arr = self._handle(r)
         if self.library == "tensorstore":
             x = arr[:, start:start + n].read().result()
+        elif self.library == "numpy":  # the chunk-blocked .npy (n_chunks, n_channels, chunk_samples)
+            cs = arr.shape[2]
+            first, last = start // cs, (start + n - 1) // cs
+            a = start - first * cs
+            x = arr[first:last + 1].transpose(1, 0, 2).reshape(arr.shape[1], -1)[:, a:a + n]  # reshape copies
         else:
             x = np.array(arr[:, start:start + n])  # np.array: a memmap slice reads nothing
         return _calibrate(x, self._meta[r][2])

@@ -712,10 +712,11 @@ def check_storage(fmt: str, row: RecordingRow, files: Mapping[str, FileEntry], r
             raise corrupt(where, "files", "expected an object of file paths")
         for k, rel in fl.items():
             e = entry(rel, f"files.{k}")
-            if k == "npy" and not 0 < e.size - raw_bytes <= 1 << 16:
+            # the chunk-blocked .npy (formats/parquet.py): n_chunks x n_channels x chunk_samples, padded
+            if k == "npy" and not 0 < e.size - n_chunks * row.n_channels * row.chunk_samples * itemsize <= 1 << 16:
                 raise corrupt(where, "n_times/n_channels",
-                              f"{rel} has {e.size} bytes, which cannot hold {row.n_channels} x {row.n_times} "
-                              f"{row.dtype} samples")
+                              f"{rel} has {e.size} bytes, which is not a header + {n_chunks} blocks of "
+                              f"{row.n_channels} x {row.chunk_samples} {row.dtype} samples")
             if k == "npy" and (not isinstance(s.get("chunk_crc32c"), list) or len(s["chunk_crc32c"]) != n_chunks):
                 raise corrupt(where, "chunk_crc32c", f"expected the {n_chunks} chunk checksums")
         if "index_crc32c" in s:  # binds the chunk file + index to this recording (formats/parquet.py)

@@ -42,3 +42,20 @@ def test_rows_pair_each_store_with_its_reference_libraries() -> None:
         assert f"eegbench {store}" in rows
     fmts = {r.split()[0]: r.split()[1] for r in rows if r != "memmap-npy" and not r.startswith("eegbench")}
     assert fmts == {"h5py": "hdf5", "zarr-python": "zarr", "tensorstore": "zarr", "numpy": "parquet"}
+
+
+def test_numpy_reference_reads_the_chunk_blocked_npy(tmp_path, monkeypatch) -> None:
+    """The ``numpy`` reference reader (np.load + the blocks of a window) returns eegbench's samples."""
+    import eegbench
+    from benchmarks import _reference as ref
+
+    monkeypatch.setattr(fx, "CACHE", tmp_path)
+    target = ref.RefTarget("numpy parquet none 1s", "smoke")
+    with eegbench.open(target.build()) as ds:
+        target.open()
+        rng = np.random.default_rng(0)
+        for r in range(len(ds)):
+            n = int(round(2 * ds[r].sfreq))
+            for s in [0, *rng.integers(0, ds[r].n_times - n, 5).tolist(), ds[r].n_times - n]:
+                np.testing.assert_array_equal(target.read(r, s, n), ds[r].get_data(start=s, stop=s + n))
+        target.close()

@@ -1,6 +1,5 @@
 """Evicted uncompressed windows (#9): one ``pread`` of the covering chunks instead of a page fault per
-4 KiB of a map (HDF5/Zarr), one queued readahead request per channel row (channel-major ``.npy``);
-exact data either way. Residency comes from ``mincore``; tests force "not resident" where eviction
+4 KiB of a map (HDF5/Zarr/NumPy+Parquet's chunk-blocked ``.npy``); exact data either way. Residency comes from ``mincore``; tests force "not resident" where eviction
 cannot be checked (tmpfs), and check a real eviction where it works."""
 
 from __future__ import annotations
@@ -12,12 +11,11 @@ import pytest
 
 import eegbench
 import eegbench.formats._chunks as chunks_mod
-import eegbench.formats.parquet as parquet_mod
 from benchmarks._fixtures import evict, resident_bytes
 from conftest import make_recording
 
 
-@pytest.fixture(params=["hdf5", "zarr"])
+@pytest.fixture(params=["hdf5", "zarr", "parquet"])
 def chunked(request, tmp_path):
     rec = make_recording(16, 20_000, sfreq=500.0, quantized=False)  # float32 storage, 0.5-s chunks
     path = eegbench.save(rec, tmp_path / "s", format=request.param, compression="none", chunk_seconds=0.5)
@@ -103,54 +101,3 @@ def test_real_eviction_reads_the_window_with_one_pread(chunked, monkeypatch):
     calls = _count_preads(monkeypatch)
     np.testing.assert_array_equal(ds[0].get_data(start=7_010, stop=8_010), rec.get_data(start=7_010, stop=8_010))
     assert len(calls) == 1, calls
-
-
-class _FakeMap:
-    def __init__(self) -> None:
-        self.advised: list[tuple[int, int]] = []
-
-    def madvise(self, flag, start, length):
-        self.advised.append((start, length))
-
-
-@pytest.fixture
-def npy(tmp_path):
-    rec = make_recording(16, 20_000, sfreq=500.0, quantized=False)
-    path = eegbench.save(rec, tmp_path / "s", format="parquet", compression="none", chunk_seconds=0.5)
-    return path, rec
-
-
-def test_channel_major_npy_queues_one_request_per_row_when_evicted(npy, monkeypatch):
-    path, rec = npy
-    ds = eegbench.open(path)
-    src = ds[0].source
-    src.ready()
-    mm = _FakeMap()
-    monkeypatch.setattr(parquet_mod, "resident", lambda m, a, b: False)
-    src._prefetch(mm, 1_100, 1_600, None)  # chunks 4..6 unchecked: their whole rows are asked for
-    row = 20_000 * 4
-    assert len(mm.advised) == 16
-    for c, (a, n) in enumerate(mm.advised):
-        first = src._h_offset + c * row + 1_000 * 4
-        assert a <= first and a + n == src._h_offset + c * row + 1_750 * 4
-    # checked chunks: only the window's own samples, only the rows asked for
-    src._h_verified[4:7] = b"\x01\x01\x01"
-    mm.advised.clear()
-    src._prefetch(mm, 1_100, 1_600, np.array([3, 1, 3]))
-    assert len(mm.advised) == 2
-    # resident: no request at all
-    monkeypatch.setattr(parquet_mod, "resident", lambda m, a, b: True)
-    mm.advised.clear()
-    src._prefetch(mm, 1_100, 1_600, None)
-    assert mm.advised == []
-
-
-def test_channel_major_npy_reads_exact_data_when_evicted(npy, monkeypatch):
-    path, rec = npy
-    ds = eegbench.open(path)
-    monkeypatch.setattr(parquet_mod, "resident", lambda m, a, b: False)
-    np.testing.assert_array_equal(ds[0].get_data(start=1_100, stop=2_600), rec.get_data(start=1_100, stop=2_600))
-    starts = np.array([0, 4_000, 19_400])
-    out = ds[0].source.read_batch(starts, 600, np.array([2, 0]))
-    for i, s in enumerate(starts.tolist()):
-        np.testing.assert_array_equal(out[i], rec.get_data(start=s, stop=s + 600)[[2, 0]])

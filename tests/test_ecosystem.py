@@ -47,7 +47,8 @@ def eegbci(tmp_path_factory):
     ds = eegbench.from_files(files, sha256=False)
     stores = {"zarr": eegbench.save(ds, root / "eegbci.zarr"),  # the defaults: format, codec, chunks
               "hdf5": eegbench.save(ds, root / "eegbci.h5"),
-              "parquet": eegbench.save(ds, root / "eegbci.parquet", compression="zstd", delta=True)}
+              "parquet": eegbench.save(ds, root / "eegbci.parquet", compression="zstd", delta=True),
+              "parquet-none": eegbench.save(ds, root / "eegbci-raw.parquet", compression="none")}
     raw = mne.io.read_raw_edf(files[0], preload=True, verbose="error")
     return stores, raw.get_data().astype(np.float32), raw.ch_names, raw.info["sfreq"]
 
@@ -154,3 +155,32 @@ def test_numcodecs_and_pyarrow_alone_read_a_compressed_parquet_store(eegbci, tmp
     np.testing.assert_array_equal(_bits(got["volts"]), _bits(volts))
     assert list(got["names"]) == list(got["meta_names"]) == ch_names
     assert float(got["sfreq"]) == sfreq
+
+
+def test_numpy_alone_maps_an_uncompressed_parquet_store(eegbci, tmp_path):
+    """The uncompressed .npy is blocked by chunk, (n_chunks, n_channels, chunk_samples): np.load maps it
+    and the README's one-liner gives (n_channels, n_times), bitwise MNE's float32 volts."""
+    stores, volts, ch_names, _ = eegbci
+    got = run_without_eegbench(f"""
+        from pathlib import Path
+        import numpy as np, pyarrow.parquet as pq
+        root = Path({str(stores["parquet-none"])!r})
+        row = pq.read_table(root / "tables" / "recordings.parquet").to_pylist()[0]
+        a = np.load(root / "signals" / "000" / f"{{row['key']}}.npy", mmap_mode="r")
+        n_chunks, n_channels, chunk_samples = a.shape
+        signals = a.transpose(1, 0, 2).reshape(n_channels, -1)[:, :row["n_times"]]
+        s = 3 * chunk_samples + 17  # a window inside chunks 3..5, from those blocks only
+        first, last = s // chunk_samples, (s + 2 * chunk_samples - 1) // chunk_samples
+        block = a[first:last + 1].transpose(1, 0, 2).reshape(n_channels, -1)
+        window = block[:, s - first * chunk_samples:s - first * chunk_samples + 2 * chunk_samples]
+        result = {{"volts": np.ascontiguousarray(signals), "mapped": np.array(isinstance(a, np.memmap)),
+                  "shape": np.array(a.shape), "chunk_samples": np.array(row["chunk_samples"]),
+                  "window": window, "s": np.array(s), "padding": np.array(a[-1, :, row["n_times"] % chunk_samples or chunk_samples:].any())}}
+    """, tmp_path)
+    assert bool(got["mapped"]) and not bool(got["padding"])
+    n_ch, n_times = volts.shape
+    cs = int(got["chunk_samples"])
+    assert tuple(got["shape"]) == (-(-n_times // cs), n_ch, cs)
+    np.testing.assert_array_equal(_bits(got["volts"]), _bits(volts))
+    s = int(got["s"])
+    np.testing.assert_array_equal(_bits(got["window"]), _bits(volts[:, s:s + 2 * cs]))

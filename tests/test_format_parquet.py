@@ -160,9 +160,16 @@ def test_npy_is_plain_numpy(tmp_path, variant):
     files = sorted(p.relative_to(path).as_posix() for p in (path / "signals").rglob("*") if p.is_file())
     assert files == [f"signals/000/{KEY}.npy"]
     arr = np.load(path / "signals" / "000" / f"{KEY}.npy", allow_pickle=False)
-    assert arr.shape == (N_CH, N_TIMES) and arr.flags.c_contiguous
+    n_chunks, cs = -(-N_TIMES // 100), 100
+    assert arr.shape == (n_chunks, N_CH, cs) and arr.flags.c_contiguous  # blocked by chunk
     assert arr.dtype == np.dtype("<i2" if counts is not None else "<f4")
-    np.testing.assert_array_equal(arr, counts if counts is not None else x)
+    # the README's one-liner: (n_channels, n_times); the last block is zero-padded
+    np.testing.assert_array_equal(arr.transpose(1, 0, 2).reshape(N_CH, -1)[:, :N_TIMES],
+                                  counts if counts is not None else x)
+    assert not arr[-1, :, N_TIMES - (n_chunks - 1) * cs:].any()
+    mm = np.load(path / "signals" / "000" / f"{KEY}.npy", mmap_mode="r")  # memory-maps as any .npy
+    assert isinstance(mm, np.memmap) and mm.shape == arr.shape
+    np.testing.assert_array_equal(mm[3], arr[3])
 
 
 def test_tables_are_parquet(tmp_path):
@@ -264,12 +271,65 @@ def test_npy_with_wrong_shape_or_extra_bytes_is_corrupt(tmp_path):
         fh.write(b"\0" * 8)
     with pytest.raises(CorruptStoreError, match="expected"):
         fresh().read(0, 10, None)
-    np.save(npy, np.zeros((N_CH, N_TIMES - 1), np.int16))
-    with pytest.raises(CorruptStoreError, match="expected C-ordered"):
+    n_chunks = -(-N_TIMES // 100)
+    for wrong in [np.zeros((N_CH, N_TIMES), np.int16),  # the channel-major layout of earlier versions
+                  np.zeros((n_chunks - 1, N_CH, 100), np.int16), np.zeros((n_chunks, N_CH, 99), np.int16),
+                  np.zeros((n_chunks, N_CH, 100), np.int32), np.zeros((n_chunks, N_CH, 100), ">i2"),
+                  np.asfortranarray(np.zeros((n_chunks, N_CH, 100), np.int16))]:
+        np.save(npy, wrong)
+        with pytest.raises(CorruptStoreError, match="expected C-ordered"):
+            fresh().read(0, 10, None)
+
+
+@pytest.mark.filterwarnings("ignore:Reading `.npy`")  # NumPy's Python 2 fallback for the "[" header
+def test_crafted_npy_header_is_corrupt(tmp_path):
+    """A header that lies (a huge or negative shape, another dtype, an absurd header length, an
+    object array) is refused before anything is mapped or allocated: CorruptStoreError, never data."""
+    path = _save(tmp_path, "int16", "none")
+    npy = path / "signals" / "000" / f"{KEY}.npy"
+    good = npy.read_bytes()
+    fresh = _reopen(path)
+    hlen = int.from_bytes(good[8:10], "little")
+    header = good[10:10 + hlen].decode("latin1")
+    n_chunks = -(-N_TIMES // 100)
+    for crafted in [header.replace(f"({n_chunks}, {N_CH}, 100)", f"({n_chunks}, {N_CH}, 10000000000)"),
+                    header.replace(f"({n_chunks}, {N_CH}, 100)", f"({n_chunks}, -{N_CH}, 100)"),
+                    header.replace("'<i2'", "'|O'"),
+                    header.replace("'<i2'", "'<f2'"),
+                    header.replace("False", "True"),
+                    header.replace("{", "[")]:
+        crafted = crafted.ljust(hlen)[:hlen].encode("latin1")
+        npy.write_bytes(good[:10] + crafted + good[10 + hlen:])
+        with pytest.raises(CorruptStoreError, match=r"rec-00000.*(expected|not a valid)"):
+            fresh().read(0, 10, None)
+    npy.write_bytes(good[:8] + (60000).to_bytes(2, "little") + good[10:])  # header length past the data
+    with pytest.raises(CorruptStoreError, match="rec-00000"):
         fresh().read(0, 10, None)
-    np.save(npy, np.zeros((N_CH, N_TIMES), np.int16).T.copy().T)  # Fortran order
-    with pytest.raises(CorruptStoreError, match="expected C-ordered"):
+    npy.write_bytes(b"\x93NUMPY\x03\x00" + good[8:])  # a format version eegbench never writes
+    with pytest.raises(CorruptStoreError, match="not a valid"):
         fresh().read(0, 10, None)
+    npy.write_bytes(good)
+    np.testing.assert_array_equal(fresh().read_counts(0, N_TIMES), _counts())
+
+
+@pytest.mark.parametrize("where", ["data", "padding"])
+def test_flipped_byte_in_npy_block_raises(tmp_path, where):
+    """A flipped byte in a block (its samples or the zero padding of the last block) fails the
+    block's CRC32C on the first read of that block; other blocks still read."""
+    _, x, _ = _recording("float32")
+    path = _save(tmp_path, "float32", "none")
+    npy = path / "signals" / "000" / f"{KEY}.npy"
+    data = bytearray(npy.read_bytes())
+    offset = len(data) - 11 * N_CH * 100 * 4  # data start
+    block = 3 if where == "data" else 10
+    at = offset + block * N_CH * 100 * 4 + (N_CH * 100 * 4 - 1 if where == "padding" else 777)
+    data[at] ^= 0x20
+    npy.write_bytes(bytes(data))
+    rec = eegbench.open(path)[0]
+    first = block * 100
+    with pytest.raises(CorruptStoreError, match=rf"chunk {block} .*(CRC32C|crc32c)"):
+        rec.get_data(start=first + 5, stop=min(first + 50, N_TIMES))
+    np.testing.assert_array_equal(_bits(rec.get_data(start=0, stop=300)), _bits(x[:, :300]))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "remove-chunks", "remove-index", "bad-index"])

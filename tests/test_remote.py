@@ -32,6 +32,8 @@ def stores(tmp_path_factory):
     for fmt in FORMATS:
         out[fmt] = eegbench.save(ds, root / f"ds.{SUFFIX[fmt]}", fmt, compression="blosc-zstd",
                                  chunk_seconds=CHUNK)
+        out[f"{fmt} none"] = eegbench.save(ds, root / f"raw.{SUFFIX[fmt]}", fmt, compression="none",
+                                           chunk_seconds=CHUNK)
     return root, out
 
 
@@ -45,8 +47,8 @@ def http(stores):
 def s3(stores):
     with S3Server() as server:
         server.create_bucket(BUCKET)
-        for fmt, path in stores[1].items():
-            eegbench.remote.publish(path, f"s3://{BUCKET}/ds.{SUFFIX[fmt]}", storage_options=server.storage_options)
+        for path in stores[1].values():
+            eegbench.remote.publish(path, f"s3://{BUCKET}/{path.name}", storage_options=server.storage_options)
         yield server
 
 
@@ -85,6 +87,30 @@ def test_remote_windows_bitwise_and_counted(stores, http, s3, kind, fmt):
         if not first_touch:
             # only chunk bytes: at most 3 chunks of 8 x 100 int16 (1600 raw bytes each, compressed)
             assert nbytes <= 3 * 1600 + 64, server.traffic.log
+
+
+@pytest.mark.parametrize("kind", ["http", "s3"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_remote_uncompressed_window_is_one_request(stores, http, s3, kind, fmt):
+    """Uncompressed stores (NumPy+Parquet's chunk-blocked .npy included): a window crossing chunk
+    boundaries is one range request for exactly its chunks' bytes (was one per channel for the
+    channel-major .npy), bitwise equal to the local read."""
+    server = http if kind == "http" else s3
+    base = server.url if kind == "http" else f"s3://{BUCKET}"
+    local = eegbench.open(stores[1][f"{fmt} none"])
+    ds = eegbench.open(f"{base}/raw.{SUFFIX[fmt]}", storage_options=None if kind == "http" else server.storage_options)
+    src, rec = ds.byte_source, ds[1]
+    rec.get_data(start=0, stop=10)  # the recording's metadata (.npy header, chunk/shard index) once
+    block = rec.n_channels * 100 * local[1].source.dtype.itemsize  # one chunk's samples
+    for start in (250, 1210, 2750):  # 3 chunks each
+        CHUNK_CACHE.clear()
+        server.traffic.reset()
+        src.stats.reset()
+        got = rec.get_data(start=start, stop=start + 200)
+        assert got.tobytes() == local[1].get_data(start=start, stop=start + 200).tobytes()
+        requests, nbytes = server.traffic.snapshot()
+        assert requests == 1, server.traffic.log
+        assert 3 * block <= nbytes == src.stats.bytes <= 3 * (block + 4), server.traffic.log  # + checksums
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

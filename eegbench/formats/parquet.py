@@ -3,8 +3,11 @@
 Layout inside a store directory (``eegbench.json`` is written by the core)::
 
     tables/<name>.parquet          one file per metadata table, the core's Parquet bytes as-is
-    signals/<fan>/<key>.npy        compression "none": a standard .npy, (n_channels, n_times), C order,
-                                   little-endian stored dtype (float32 volts or int16/int32 ADC counts)
+    signals/<fan>/<key>.npy        compression "none": a standard .npy of shape (n_chunks, n_channels,
+                                   chunk_samples), C order, the last block zero-padded, little-endian
+                                   stored dtype (float32 volts or int16/int32 ADC counts); the recording
+                                   as (n_channels, n_times) is
+                                   ``a.transpose(1, 0, 2).reshape(n_channels, -1)[:, :n_times]``
     signals/<fan>/<key>.chunks     compressed: the encoded chunks concatenated, nothing else
     signals/<fan>/<key>.index.parquet  its chunk index, one row per chunk: first_sample, offset, size, crc32c;
                                    the schema metadata ``eegbench`` (JSON) holds shape, dtype, chunk shape, the
@@ -16,6 +19,11 @@ Why these choices:
 * Signals are not Parquet: pyarrow cannot read less than a row group (no page-index reads), so a
   2-s window would cost a whole row group (1-3 ms measured). A plain ``.npy`` memory-maps, which is
   the physical limit for warm reads, and any NumPy can open it (``np.load(..., mmap_mode="r")``).
+* The uncompressed ``.npy`` is blocked by chunk (the chunk grid of every other layout): a window's
+  chunks are one contiguous byte range (one ``pread`` when evicted, one range request remotely),
+  where a channel-major ``(n_channels, n_times)`` array scattered it over one segment per channel
+  (64-129 requests per remote window; 4-5x an O_DIRECT read of the same bytes when evicted). A
+  time-major array would be contiguous too but make every warm read a transposing copy (~3.5x).
 * Compressed signals are chunks of ``n_channels x chunk_samples`` encoded with exactly the numcodecs
   pipeline of :func:`eegbench.codecs.numcodecs_pipeline` (the same bytes Zarr would hold), so a
   window costs one coalesced byte-range read (``pread`` locally) + CRC32C + decode per overlapping
@@ -25,7 +33,8 @@ Why these choices:
   (README: "Reading a store without eegbench"); it is parsed once per recording and process.
 * Every chunk carries a CRC32C (checked on every read: ~2 us per 40 KB), so a flipped byte raises
   :class:`~eegbench.errors.CorruptStoreError` instead of returning wrong samples; a truncated file
-  is caught by the short read (chunks) or by the size check when the ``.npy`` is mapped.
+  is caught by the short read or by the size check when the ``.npy`` is mapped. Uncompressed blocks
+  carry their CRC32C in the sealed storage info (``chunk_crc32c``), checked once per process.
 
 Reading is lazy: :func:`ParquetBackend.open_signals` does no I/O; bytes come through the store's
 :class:`~eegbench.io.ByteSource` (local: the process-wide capped file manager lends a descriptor
@@ -37,7 +46,6 @@ views of a map or of the decoded-chunk cache.
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -52,9 +60,12 @@ from ..io.layout import fanout
 from ..manifest import HashingWriter, write_file
 from . import SignalLayout, register
 from ._cf import CHANNEL_DIM, TIME_DIM, cf_exact, cf_scale_offset, signal_attributes
-from ._chunks import ChunkedSource, resident
+from ._chunks import ChunkedSource
 
-STORAGE_VERSION = 1
+STORAGE_VERSION = 1  # storage info of compressed recordings (chunk file + index)
+#: storage info of uncompressed recordings: 2 = the chunk-blocked .npy (1 was a channel-major
+#: ``(n_channels, n_times)`` .npy, no longer read: a window was one scattered segment per channel)
+NPY_STORAGE_VERSION = 2
 SIGNALS_DIR = "signals"
 TABLES_DIR = "tables"
 # keys and table names become file names: no separators, no dots (``<key>.index.parquet`` stays unambiguous)
@@ -93,17 +104,25 @@ class _Source(ChunkedSource):
 
 
 class NpySource(_Source):
-    """Uncompressed recording: slices of a read-only map of ``signals/<key>.npy``, copied.
+    """Uncompressed recording: a chunk-blocked standard ``.npy`` of shape ``(n_chunks, n_channels,
+    chunk_samples)``, C order, the last block zero-padded -- the chunk grid of the compressed stores
+    (and of HDF5/Zarr ``none``), so a window's chunks are one contiguous byte range: one ``pread``
+    when evicted, one range request remotely. Every block carries a CRC32C (``chunk_crc32c`` in the
+    sealed storage info, over the whole padded block), checked on its first read in each process.
 
-    The map is lent by the byte source for the duration of one read (local files: the shared
-    file manager, so the number of maps stays capped); a source without maps (remote) reads
-    each channel's span with one coalesced ``get_ranges``."""
+    Local reads copy straight out of a read-only map lent by the byte source
+    (:meth:`ChunkedSource._read_mapped`, as HDF5/Zarr ``none``); a source without maps (remote)
+    fetches the blocks of a read with one coalesced ``get_ranges``."""
 
     _h_offset: int = 0  # data offset in the .npy (after its header)
     _h_size: int = 0  # expected file size
 
     def _store_files(self) -> list[str]:
         return [self._rel("npy")]
+
+    @property
+    def _block_bytes(self) -> int:
+        return self.n_channels * self.chunk_samples * self.dtype.itemsize
 
     def _prepare(self) -> None:
         rel = self._rel("npy")
@@ -116,6 +135,8 @@ class NpySource(_Source):
                 need = 12 + int.from_bytes(head[8:12], "little")
             else:
                 need = 0
+            if need > 1 << 16:
+                raise ValueError(f"header length {need} is larger than any eegbench writes")
             if need > len(head):
                 head = bytes(self.bytes.get(rel, 0, min(size, need)))
             fh = io.BytesIO(head)
@@ -128,150 +149,45 @@ class NpySource(_Source):
             offset = fh.tell()
         except FileNotFoundError as exc:
             raise self.corrupt(f"signal file {rel} is missing", exc) from exc
-        except (ValueError, EOFError, SyntaxError) as exc:  # short or damaged header
+        except (ValueError, EOFError, SyntaxError, TypeError) as exc:  # short or damaged header
             raise self.corrupt(f"signal file {rel} is truncated or not a valid .npy", exc) from exc
         expected = np.dtype(self.layout.dtype).newbyteorder("<")
-        if dtype != expected or tuple(shape) != (self.n_channels, self.n_times) or fortran:
-            raise self.corrupt(f"signal file {rel} holds {dtype} {shape}, "
-                               f"expected C-ordered {expected} {(self.n_channels, self.n_times)}")
-        nbytes = self.n_channels * self.n_times * expected.itemsize
+        want = block_shape(self.layout)
+        if dtype != expected or tuple(shape) != want or fortran:
+            raise self.corrupt(f"signal file {rel} holds {dtype} {shape}, expected C-ordered {expected} {want} "
+                               "(chunks x channels x samples)")
+        nbytes = self.layout.n_chunks * self._block_bytes
         if size != offset + nbytes:
-            raise self.corrupt(f"signal file {rel} has {size} bytes, expected {offset + nbytes}")
-        self._h_offset, self._h_size = offset, size
+            raise self.corrupt(f"signal file {rel} has {size} bytes, expected {offset + nbytes} (truncated or "
+                               "extended)")
+        self._h_offset, self._h_size, self._h_rel, self._h_block = offset, size, rel, self._block_bytes
         crcs = self.storage.get("chunk_crc32c")
         if not isinstance(crcs, list) or len(crcs) != self.layout.n_chunks:
             raise self.corrupt(f"storage info of {rel} lacks its {self.layout.n_chunks} chunk checksums")
-        self._h_crcs, self._h_verified = crcs, bytearray(self.layout.n_chunks)
+        self._h_crcs = crcs
 
-    def _check_chunks(self, arr: np.ndarray, start: int, stop: int) -> None:
-        """CRC32C of every chunk of [start, stop), checked once per process (recorded by the writer
-        in the storage info, which the header's digest seals): a flipped byte, or a same-size file
-        of another recording or store, is an error, never data."""
-        cs, done = self.chunk_samples, self._h_verified
-        for ci in range(start // cs, (stop - 1) // cs + 1):
-            if not done[ci]:
-                block = np.ascontiguousarray(arr[:, ci * cs:min((ci + 1) * cs, self.n_times)])
-                if google_crc32c.value(block.view(np.uint8).reshape(-1)) != self._h_crcs[ci]:
-                    raise self.corrupt(f"chunk {ci} of {self._rel('npy')} fails its CRC32C check "
-                                       "(modified, corrupted, or a file of another recording or store)")
-                done[ci] = 1
-
-    def _with_window(self, start: int, stop: int, channels: np.ndarray | None, fn, prefetch: Any = True,
-                     check: bool = True):
-        """``fn(arr, base)`` where ``arr[:, t - base]`` is sample ``t`` for ``t`` in [start, stop):
-        a view of the pinned map (``fn`` must copy what it returns), or fetched rows. ``prefetch``:
-        True (the window), False, or the ``(start, stop)`` spans ``fn`` will read."""
-        with self._lock:
-            self._ensure_ready()
-        rel = self._rel("npy")
-        mapped = getattr(self.bytes, "mapped", None)
-        try:
-            if mapped is None:
-                return fn(self._fetch(start, stop), start)
-            with mapped(rel) as mm:
-                if mm.size() != self._h_size:  # truncated or replaced while open: no SIGBUS
-                    raise self.corrupt(f"signal file {rel} changed size while open (truncated or replaced)")
-                arr = np.ndarray((self.n_channels, self.n_times), dtype=self.dtype, buffer=mm, offset=self._h_offset)
-                try:
-                    for a, b in ([(start, stop)] if prefetch is True else prefetch or ()):
-                        self._prefetch(mm, a, b, channels)
-                    if check:
-                        self._check_chunks(arr, start, stop)
-                    return fn(arr, 0)
-                finally:
-                    del arr  # no view of the map may outlive the loan
-        except Exception as exc:
-            err = self._wrap(exc, f"[{start}, {stop})")
-            if err is exc:
-                raise
-            raise err from exc
-
-    def _fetch(self, start: int, stop: int) -> np.ndarray:
-        """Samples [start, stop) of every channel from a source without maps: one range per row."""
-        isz, rel = self.dtype.itemsize, self._rel("npy")
-        row = self.n_times * isz
-        ranges = [(self._h_offset + c * row + start * isz, self._h_offset + c * row + stop * isz)
-                  for c in range(self.n_channels)]
-        out = np.empty((self.n_channels, stop - start), dtype=self.dtype)
-        for c, data in enumerate(self.bytes.get_ranges(rel, ranges)):
-            if len(data) != ranges[c][1] - ranges[c][0]:
-                raise self.corrupt(f"signal file {rel} is truncated (row {c})")
-            out[c] = np.frombuffer(data, dtype=self.dtype)
-        return out
+    def _raw_chunk_at(self, index: int) -> tuple[str, int, int, int | None]:
+        full = self._h_block  # per warm read, per chunk: plain attributes only
+        off = self._h_offset + index * full
+        return self._h_rel, off, off + full, self._h_crcs[index]
 
     def _load_chunk(self, index: int) -> np.ndarray:
-        cs = self.chunk_samples
-        return self.read_counts(index * cs, min((index + 1) * cs, self.n_times))
+        return self._load_chunks([index])[0]
 
-    def read_counts(self, start: int, stop: int) -> np.ndarray:
-        return self._with_window(start, stop, None, lambda arr, base: np.array(arr[:, start - base:stop - base]))
-
-    #: requests of at least this many bytes per channel ask the kernel to read each channel's span
-    #: in one go (random-access mode would otherwise fault it in page by page); smaller ones do so
-    #: when the span is not in the page cache (``mincore`` of one row's span)
-    PREFETCH_BYTES = 16 << 10
-
-    def _prefetch(self, mm: Any, start: int, stop: int, channels: np.ndarray | None) -> None:
-        cs = self.chunk_samples
-        if 0 in self._h_verified[start // cs:(stop - 1) // cs + 1]:
-            # the first read of a chunk checks its CRC32C over every row of the whole chunk
-            start, stop, channels = start - start % cs, min(self.n_times, ((stop - 1) // cs + 1) * cs), None
-        itemsize = self.dtype.itemsize
-        span = (stop - start) * itemsize
-        row_bytes = self.n_times * itemsize
-        if span < self.PREFETCH_BYTES:
-            first = self._h_offset + (0 if channels is None else int(channels[0])) * row_bytes + start * itemsize
-            if resident(mm, first, first + span):
-                return  # warm (judged by one row): no syscall per row
-        import mmap
-
-        if not hasattr(mmap, "MADV_WILLNEED"):
-            return
-        # one request per row, all queued before the copy waits on any of them (a cold channel-major
-        # window is a few KiB in each of n_channels places; faulting them one by one took 20-50 ms)
-        for row in range(self.n_channels) if channels is None else np.unique(channels).tolist():
-            first = self._h_offset + int(row) * row_bytes + start * itemsize
-            aligned = first - first % mmap.PAGESIZE
-            mm.madvise(mmap.MADV_WILLNEED, aligned, first + span - aligned)
-
-    def read(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
-        out = self._out(stop - start, channels, out)
-        if stop <= start:
-            return out
-
-        def take(arr: np.ndarray, base: int) -> np.ndarray:
-            # one copy (or the fused calibration) straight out of the page cache into ``out``
-            self._emit(arr, start - base, stop - base, channels, out, 0)
-            return out
-
-        return self._with_window(start, stop, channels, take)
-
-    def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None,
-                   out: np.ndarray | None = None) -> np.ndarray:
-        self.ready()
-        starts = np.asarray(starts, dtype=np.int64)
-        shape = (len(starts), self.n_channels if channels is None else len(channels), length)
-        if out is None:
-            out = np.empty(shape, dtype=np.float32)
-        elif out.shape != shape or out.dtype != np.float32:
-            raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
-        if not len(starts) or length <= 0:
-            return out
-        if getattr(self.bytes, "mapped", None) is None:  # remote: one fetch per window
-            for i, s in enumerate(starts.tolist()):
-                self.read(s, s + length, channels, out=out[i])
-            return out
-
-        def fill(arr: np.ndarray, base: int) -> np.ndarray:
-            for s in starts.tolist():
-                self._check_chunks(arr, s, s + length)
-            for i, s in enumerate(starts.tolist()):
-                self._emit(arr, s - base, s - base + length, channels, out[i], 0)
-            return out
-
-        spans = [(s, s + length) for s in starts.tolist()]  # cold rows of every window queued first
-        return self._with_window(int(starts.min()), int(starts.max()) + length, channels, fill, prefetch=spans,
-                                 check=False)
+    def _load_chunks(self, indices: list[int]) -> list[np.ndarray]:
+        """Blocks ``indices`` (sorted): adjacent ones in one coalesced read, each CRC32C-checked."""
+        rel, full, cs = self._rel("npy"), self._block_bytes, self.chunk_samples
+        offs = [self._h_offset + i * full for i in indices]
+        out = []
+        for i, off, data in zip(indices, offs, self.bytes.get_ranges(rel, [(o, o + full) for o in offs])):
+            raw = self.check_bytes(data, full, self._h_crcs[i], rel, i, off)
+            arr = raw.view(self.dtype).reshape(self.n_channels, cs)
+            n = min(cs, self.n_times - i * cs)
+            if n < cs:  # the last block is zero-padded: keep the recording's samples
+                arr = np.ascontiguousarray(arr[:, :n])
+            arr.flags.writeable = False  # cached and shared: nobody may modify it
+            out.append(arr)
+        return out
 
 
 class ChunkFileSource(_Source):
@@ -344,13 +260,6 @@ class ChunkFileSource(_Source):
 # ---------------------------------------------------------------------------------------------
 # writing
 # ---------------------------------------------------------------------------------------------
-def _pwrite_all(fd: int, data: Any, offset: int) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        n = os.pwrite(fd, view, offset)
-        view, offset = view[n:], offset + n
-
-
 def _blocks_checked(blocks: Iterable[tuple[int, np.ndarray]], layout: SignalLayout, dtype: np.dtype):
     """Yield contiguous stored-dtype blocks, checking they tile ``[0, n_times)`` in order."""
     pos = 0
@@ -373,26 +282,36 @@ def _blocks_checked(blocks: Iterable[tuple[int, np.ndarray]], layout: SignalLayo
         raise ValueError(f"blocks cover {pos} samples, the layout has {layout.n_times}")
 
 
+def block_shape(layout: SignalLayout) -> tuple[int, int, int]:
+    """Shape of an uncompressed recording's ``.npy``: ``(n_chunks, n_channels, chunk_samples)``."""
+    return (layout.n_chunks, layout.n_channels, layout.chunk_samples)
+
+
 def _write_npy(path: Path, blocks: Iterable[tuple[int, np.ndarray]], layout: SignalLayout,
                dtype: np.dtype) -> list[int]:
-    """A standard .npy written block by block: each block's channel rows land at their offsets.
-    Returns the CRC32C of every chunk's samples (all channels, C order)."""
+    """A standard chunk-blocked .npy (:func:`block_shape`, C order), written front to back and hashed
+    as it goes; the last block is zero-padded to ``chunk_samples``. Returns the CRC32C of every
+    block's stored bytes (padding included)."""
     crcs: list[int] = []
-    shape = (layout.n_channels, layout.n_times)
-    with open(path, "wb") as fh:
-        np.lib.format.write_array_header_1_0(
-            fh, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape})
-        header = fh.tell()
-        fh.flush()
-        fd = fh.fileno()
-        row_bytes = layout.n_times * dtype.itemsize
-        os.ftruncate(fd, header + layout.n_channels * row_bytes)
-        for start, block in _blocks_checked(blocks, layout, dtype):
-            for c in range(layout.n_channels):
-                _pwrite_all(fd, block[c], header + c * row_bytes + start * dtype.itemsize)
-            for a in range(0, block.shape[1], layout.chunk_samples):
-                chunk = np.ascontiguousarray(block[:, a:a + layout.chunk_samples])
-                crcs.append(google_crc32c.value(chunk.view(np.uint8).reshape(-1)))
+    cs = layout.chunk_samples
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": block_shape(layout)})
+    fh = HashingWriter(path)  # hashed while written: the manifest does not read it back
+    try:
+        fh.write(head.getvalue())
+        for _start, block in _blocks_checked(blocks, layout, dtype):
+            for a in range(0, block.shape[1], cs):
+                chunk = block[:, a:a + cs]
+                if chunk.shape[1] < cs:
+                    chunk = np.pad(chunk, ((0, 0), (0, cs - chunk.shape[1])))
+                data = np.ascontiguousarray(chunk).view(np.uint8).reshape(-1)
+                fh.write(data)
+                crcs.append(google_crc32c.value(data))
+    except BaseException:
+        fh.abort()
+        raise
+    fh.close()
     return crcs
 
 
@@ -499,7 +418,8 @@ class ParquetBackend:
         else:
             index_crc = _write_chunks(paths, blocks, layout, dtype)
             files = {"chunks": paths["chunks"], "index": paths["index"]}
-        storage: dict[str, Any] = {"version": STORAGE_VERSION, "kind": "npy" if "npy" in files else "chunks",
+        storage: dict[str, Any] = {"version": NPY_STORAGE_VERSION if "npy" in files else STORAGE_VERSION,
+                                   "kind": "npy" if "npy" in files else "chunks",
                                    "files": {k: p.relative_to(root).as_posix() for k, p in files.items()}}
         if "chunks" in files:
             storage["checksum"] = "crc32c"
@@ -525,7 +445,12 @@ class ParquetBackend:
     def open_signals(self, root: Path, key: str, layout: SignalLayout, storage: dict[str, Any]) -> ChunkedSource:
         root = Path(root)
         kind = storage.get("kind")
-        if (not isinstance(key, str) or not _NAME.match(key) or storage.get("version") != STORAGE_VERSION
+        if kind == "npy" and storage.get("version") == 1:
+            raise CorruptStoreError(f"{root}: recording {key!r}: an uncompressed recording written by an earlier "
+                                    "eegbench (channel-major .npy), which this version no longer reads; re-convert "
+                                    "the store")
+        version = NPY_STORAGE_VERSION if kind == "npy" else STORAGE_VERSION
+        if (not isinstance(key, str) or not _NAME.match(key) or storage.get("version") != version
                 or kind not in ("npy", "chunks") or layout.codec.compression not in self.compressions
                 or (kind == "npy") != (layout.codec.compression == "none")):
             raise CorruptStoreError(f"{root}: recording {key!r}: storage info {storage!r} is not a NumPy+Parquet "
