@@ -106,6 +106,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
                            "blosc-lz4 (3.0x -> 2.5x), and ~2x slower reads; zarr readers other than "
                            "zarr-python cannot decode it")
     conv.add_argument("--jobs", "-j", type=int, default=1, help="recordings converted in parallel (processes)")
+    conv.add_argument("--pack", choices=("auto", "always", "never"), default="auto",
+                      help="store short recordings end to end in shared files (see eegbench.packing): auto "
+                           "= when at least 256 recordings are under 4 MiB each as float32 (default)")
     conv.add_argument("--scheduler", metavar="ADDRESS", default=None,
                       help="convert on a dask.distributed cluster (e.g. tcp://HOST:8786); workers must "
                            "see DEST's file system")
@@ -183,8 +186,10 @@ def _print_info(summary: dict[str, Any], recordings: Any = None) -> None:
         ("annotations", summary["n_annotations"]),
         ("windows", summary["n_windows"] if summary["n_windows"] is not None else "none"),
         ("size on disk", f"{_human(summary['size_bytes'])} in {summary['n_files']} files"),
-        ("files", f"{summary['files_per_recording']:g} signal file(s) per recording; fullest folder "
-                  f"{summary['fullest_folder']} ({summary['max_folder_entries']} entries)"),
+        ("files", f"{summary['files_per_recording']:.3g} signal file(s) per recording"
+                  + (f" ({summary['packed_recordings']} recordings in {summary['n_packs']} packs)"
+                     if summary.get("n_packs") else "")
+                  + f"; fullest folder {summary['fullest_folder']} ({summary['max_folder_entries']} entries)"),
         ("float32 size", _human(summary["float32_bytes"])),
         ("compression ratio", f"{summary['compression_ratio']:.2f}x vs float32"),
     ]
@@ -217,7 +222,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     try:
         save(dataset, args.dest, format=args.format, compression=args.compression, level=args.level,
              chunk_seconds=args.chunk_seconds, overwrite=args.overwrite, integer=integer, delta=args.delta,
-             jobs=args.jobs, client=client,
+             jobs=args.jobs, client=client, pack=args.pack,
              progress=not args.quiet)
     finally:
         if client is not None:

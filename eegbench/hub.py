@@ -172,6 +172,13 @@ def _check_storage_paths(root: Path, where: str) -> None:
         for name, value in storage.items():
             if isinstance(value, str) and name.endswith(("file", "path")):
                 safe_relpath(value, f"{where} (recordings table, storage {name})")
+    from .packing import header_packs
+
+    for key, entry in header_packs(header).items():  # packs: their storage is in the header
+        storage = entry.get("storage") if isinstance(entry, dict) else None
+        for name, value in (storage.items() if isinstance(storage, dict) else ()):
+            if isinstance(value, str) and name.endswith(("file", "path")):
+                safe_relpath(value, f"{where} (store header, pack {key} storage {name})")
 
 
 def _refuse_pickles(root: Path, files: Iterable[str], where: str) -> None:
@@ -221,10 +228,18 @@ def _sha256_bytes(data: bytes) -> str:
 
 
 def _store_keys(root: Path, fmt: str) -> list[str]:
+    return _store_packs(root, fmt)[0]
+
+
+def _store_packs(root: Path, fmt: str) -> tuple[list[str], dict[str, str]]:
+    """The recording keys and ``{key: pack key}`` of the packed ones (see :mod:`eegbench.packing`)."""
     from .formats import get_backend
+    from .packing import member_packs
     from .tables import frame_from_parquet
 
-    return [str(k) for k in frame_from_parquet(get_backend(fmt).read_table(root, "recordings"))["key"]]
+    frame = frame_from_parquet(get_backend(fmt).read_table(root, "recordings"))
+    keys = [str(k) for k in frame["key"]]
+    return keys, member_packs(keys, frame["storage"]) if "storage" in frame.columns else {}
 
 
 def _description_bytes(root: Path, fmt: str) -> bytes:
@@ -248,8 +263,8 @@ def format_info(root: str | os.PathLike) -> dict[str, Any]:
     files = header.get("files", {})
     summary = info(root)
     dataset = open(root)
-    keys = _store_keys(root, header["format"])
-    by_key, meta = files_by_recording(files, keys)
+    keys, packs = _store_packs(root, header["format"])
+    by_key, meta = files_by_recording(files, keys, packs)  # a packed recording: its pack's files
     header_bytes = (root / HEADER).read_bytes()
     desc = _description_bytes(root, header["format"])
     recordings = []
@@ -1024,9 +1039,10 @@ def verify_repo(root: str | os.PathLike, *, keys: list[str] | None = None, parti
             for entry in doc.get("distribution", []):
                 if entry.get("@id") == CARD:
                     expected[CARD] = {"size": int(entry["contentSize"].split()[0]), "sha256": entry["sha256"]}
+        packs = _store_packs(root, header["format"])[1]
     else:
-        record_keys = _store_keys(root, header["format"])
-    by_key, _meta = files_by_recording(files, record_keys)
+        record_keys, packs = _store_packs(root, header["format"])
+    by_key, _meta = files_by_recording(files, record_keys, packs)
     skip: set[str] = set()
     for key in record_keys:
         present = [f for f in by_key[key] if os.path.lexists(root / f)]

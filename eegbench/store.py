@@ -14,6 +14,7 @@ import datetime as _dt
 import hashlib
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ import numpy as np
 from . import atomic as _atomic
 from . import manifest as _manifest
 from . import pack as _pack
+from . import packing as _packing
 from . import validate as _validate
 from ._frame import Table
 from .codecs import DEFAULT, CodecSpec, check_counts_range, check_integer_storage, resolve
@@ -36,7 +38,7 @@ from .errors import (
     StoreExistsError,
 )
 from .formats import DEFAULT_FORMAT, FormatBackend, SignalLayout, get_backend, resolve_format  # noqa: F401
-from .model import Annotations, Dataset, LazyRecordings, Recording, require_storable_text
+from .model import Annotations, Dataset, LazyRecordings, Recording, ViewSource, require_storable_text
 from .quantization import Quantization, QuantizationMismatch
 from .tables import frame_to_parquet, from_json, to_json
 
@@ -204,7 +206,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
          compression: str | None = DEFAULT, level: int | None = None, chunk_seconds: float | None = None,
          overwrite: bool = False, integer: bool | str = "auto", delta: bool = False,
          jobs: int = 1, progress: bool = False, client: Any = None,
-         storage_options: dict[str, Any] | None = None) -> Path:
+         storage_options: dict[str, Any] | None = None, pack: bool | str = "auto") -> Path:
     """Store ``dataset`` at ``path`` in ``format`` (``"hdf5"``, ``"zarr"`` or ``"parquet"``).
 
     Parameters
@@ -240,6 +242,12 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         :class:`~eegbench.errors.StoreExistsError` and left untouched). The old store stays intact
         until the new one is complete; at every instant ``path`` is the old store or the new one
         (see :mod:`eegbench.atomic`).
+    pack
+        Store consecutive short recordings that share everything but their length end to end in
+        one signal array per pack (see :mod:`eegbench.packing`): ``"auto"`` (default) packs
+        recordings under 4 MiB as float32 when at least 256 of them are in the dataset (then the
+        fixed cost per file dominates the save); ``True`` packs every recording it can; ``False``
+        stores one file (set) per recording. Reads and windows are the same either way.
     storage_options
         For a URL ``path`` (``s3://bucket/ds.zarr``): options of the object store (s3fs:
         ``endpoint_url``, ``key``, ``secret``, ``anon``...). See :mod:`eegbench.remote`.
@@ -258,7 +266,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
 
         return save_store(dataset, path, storage_options=storage_options, overwrite=overwrite, format=format,
                           compression=compression, level=level, chunk_seconds=chunk_seconds, integer=integer,
-                          delta=delta, jobs=jobs, progress=progress, client=client)
+                          delta=delta, jobs=jobs, progress=progress, client=client, pack=pack)
     path = Path(path)
     backend = get_backend(resolve_format(path, format))
     if delta and not backend.supports_delta:
@@ -273,6 +281,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         raise OptionError(f"chunk_seconds must be a positive number of seconds, got {chunk_seconds!r}")
     if integer not in (True, False, "auto"):
         raise OptionError(f"integer must be True, False or 'auto', got {integer!r}")
+    pack = _packing.resolve(pack)
     _atomic.recover(path)
     if os.path.lexists(path) and not overwrite:
         raise StoreExistsError(f"{path} already exists; pass overwrite=True (CLI: --overwrite) to replace it")
@@ -281,16 +290,20 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
         raise OptionError(f"parent folder {path.parent} does not exist; create it first")
     layouts = [plan_layout(r, codec, chunk_seconds, integer, delta, backend, bounded=bounded) for r in dataset]
     keys = [f"rec-{i:05d}" for i in range(len(dataset))]
+    units = _packing.plan(dataset, layouts, keys, pack)  # one write per recording, or per pack of them
+    unit_keys, unit_recs, unit_layouts = ([u.key for u in units], [u.recording for u in units],
+                                          [u.layout for u in units])
 
     with _atomic.temporary(path) as tmp:
         if client is not None:
             from .cluster import run_writes
 
-            results = run_writes(client, backend.name, tmp, keys, dataset, layouts, progress, strict=integer is True)
+            results = run_writes(client, backend.name, tmp, unit_keys, unit_recs, unit_layouts, progress,
+                                 strict=integer is True)
         else:
-            results = _run_writes(backend.name, tmp, keys, dataset, layouts, jobs, progress, strict=integer is True)
-        layouts = [r[0] for r in results]
-        storages = [r[1] for r in results]
+            results = _run_writes(backend.name, tmp, unit_keys, unit_recs, unit_layouts, jobs, progress,
+                                  strict=integer is True)
+        layouts, storages, packs = _packing.assign(units, results, len(dataset))
         sealed, packed = {}, {}
         try:
             tables = {name: frame_to_parquet(frame)
@@ -302,7 +315,7 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
             backend.write_table(tmp, name, data)
             sealed[name] = hashlib.sha256(data).hexdigest()
             packed[name] = data
-        backend.finalize(tmp, keys)
+        backend.finalize(tmp, unit_keys)
         pack_bytes, pack_entry = _pack.build(packed)  # every table in one object: a 1-read/1-request open
         (tmp / _pack.PACK).write_bytes(pack_bytes)
         header = {
@@ -319,12 +332,14 @@ def save(dataset: Dataset | Recording, path: str | os.PathLike, format: str | No
             "attrs": to_json(dataset.attrs),
             "files": _manifest.build(tmp),
         }
+        if packs:  # only then: a store without packs keeps the header it always had
+            header[_packing.FIELD] = packs
         _manifest.write_header(tmp, header)
         _atomic.publish(tmp, path, overwrite)
     return path
 
 
-def _run_writes(format_name: str, root: Path, keys: list[str], dataset: Dataset,
+def _run_writes(format_name: str, root: Path, keys: list[str], dataset: Sequence[Recording],
                 layouts: list[SignalLayout], jobs: int, progress: bool,
                 strict: bool = False) -> list[tuple[SignalLayout, dict]]:
     from tqdm.auto import tqdm
@@ -493,11 +508,13 @@ def _partial_manifest(root: Path, backend: FormatBackend, files: dict[str, Any],
     from .layout import files_by_recording
 
     data = backend.read_table(root, "recordings")
-    known = [] if data is None else list(Table(data)["key"])
+    table = None if data is None else Table(data)
+    known = [] if table is None else list(table["key"])
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise CorruptStoreError(f"{root}: no recording with key(s) {unknown[:5]} in this store")
-    by_key, meta = files_by_recording(files, known)
+    packs = {} if table is None or "storage" not in table.columns else _packing.member_packs(known, table["storage"])
+    by_key, meta = files_by_recording(files, known, packs)  # a packed recording needs its pack's files
     wanted = set(meta).union(*(by_key[k] for k in keys))
     return {rel: entry for rel, entry in files.items() if rel in wanted}
 
@@ -523,6 +540,9 @@ class _ValidatedBuilder:
         self.byte_source = byte_source  # a remote store's RemoteSource (None: local files)
         self.pin = _folder_id(root) if byte_source is None else None
         self.tree = tree
+        self.packs = _packing.header_packs(header.raw)  # {pack key: entry}; each entry checked on use
+        self.pack_sources: dict[str, tuple[SignalLayout, Any]] = {}  # one source per pack, shared by its members
+        self.checked_packs: set[str] = set()
         channels = tables["channels"]
         if n and channels is None:
             raise CorruptStoreError(f"{root}: the channels table is missing")
@@ -531,18 +551,27 @@ class _ValidatedBuilder:
         self.ch_groups = _validate.Groups(channels, n, root, "channels")
         self.ann_groups = _validate.Groups(tables["annotations"], n, root, "annotations")
         self.hist_groups = _validate.Groups(tables["history"], n, root, "history")
-        if tree is not None:
-            tree.check_unowned(self.keys)
+        if tree is not None:  # a pack's files are checked when one of its members is first built
+            tree.check_unowned(self.keys + [k for k in self.packs if isinstance(k, str) and _validate.KEY.match(k)])
 
     def _validated(self, i: int) -> tuple[Any, ...]:
         """Recording ``i``'s rows, parsed and bounded, and its files checked (no sample read)."""
         root = self.root
         row = _validate.parse_recording(self.table, i, root)
         used: list[str] = []
-        storage = _validate.check_storage(self.backend_name, row, self.files, root, used)
-        if self.tree is not None:
+        packed = None
+        if _packing.is_member(row.storage):  # its samples are a slice of a pack's array
+            pack_key, offset, pack_row = _validate.check_packed(self.backend_name, row, self.packs, self.files,
+                                                                root, used)
+            storage, packed = pack_row.storage, (pack_key, offset, pack_row.n_times)
+        else:
+            storage = _validate.check_storage(self.backend_name, row, self.files, root, used)
+        owner = row.key if packed is None else packed[0]
+        if self.tree is not None and owner not in self.checked_packs:
             try:
-                self.tree.check_recording(row.key, used)
+                self.tree.check_recording(owner, used)
+                if packed is not None:
+                    self.checked_packs.add(owner)
             except CorruptStoreError:
                 if self.pin is not None and _folder_id(root) not in (self.pin, (-1, -1)):
                     raise StoreChangedError(f"{root} was replaced after it was opened (recording {row.key}); "
@@ -551,19 +580,37 @@ class _ValidatedBuilder:
         ch = _validate.parse_channels_of(self.ch_groups[i], row, i, root)
         ann = _validate.parse_annotations(self.ann_groups[i], i, root)
         history = _validate.parse_history(self.hist_groups[i], i, root)
-        return row, ch, storage, ann, history
+        return row, ch, storage, ann, history, packed
 
-    def __call__(self, i: int) -> Recording:
-        root = self.root
-        row, ch, storage, (onset, duration, desc, ch_names), history = _typed(root, self._validated, i)
-        backend = get_backend(self.backend_name)
-        q = None if ch.q is None else Quantization(*ch.q, row.dtype)
-        layout = SignalLayout(row.n_channels, row.n_times, row.dtype, row.chunk_samples, row.codec, q)
-        source = backend.open_signals(root, row.key, layout, storage)
+    def _source(self, key: str, layout: SignalLayout, storage: dict[str, Any]) -> Any:
+        source = get_backend(self.backend_name).open_signals(self.root, key, layout, storage)
         if self.byte_source is not None and hasattr(source, "__dict__"):
             source.__dict__["_bytes"] = self.byte_source  # every read goes through the store's one source
         elif hasattr(source, "check_pin"):
             source.pin = self.pin  # a read after the store was replaced raises StoreChangedError
+        return source
+
+    def _pack_source(self, key: str, layout: SignalLayout, storage: dict[str, Any]) -> Any:
+        """The one source of pack ``key``; its members must agree on how it is stored."""
+        cached = self.pack_sources.get(key)
+        if cached is None:
+            cached = self.pack_sources[key] = (layout, self._source(key, layout, storage))
+        elif cached[0] != layout:
+            raise CorruptStoreError(f"{self.root}: the members of {key} disagree on how it is stored (dtype, "
+                                    f"chunking, codec or calibration); run `eegbench verify {self.root}`")
+        return cached[1]
+
+    def __call__(self, i: int) -> Recording:
+        root = self.root
+        row, ch, storage, (onset, duration, desc, ch_names), history, packed = _typed(root, self._validated, i)
+        q = None if ch.q is None else Quantization(*ch.q, row.dtype)
+        layout = SignalLayout(row.n_channels, row.n_times, row.dtype, row.chunk_samples, row.codec, q)
+        if packed is None:
+            source = self._source(row.key, layout, storage)
+        else:  # a window of the pack's source: the member's samples only
+            key, offset, pack_n = packed
+            pack = _typed(root, self._pack_source, key, replace(layout, n_times=pack_n), storage)
+            source = ViewSource(pack, offset, offset + row.n_times, None)
         return Recording(source, row.sfreq, ch.names, ch_types=ch.types, units=ch.units,
                          meas_date=row.meas_date, first_samp=row.first_samp,
                          annotations=Annotations(onset, duration, desc, ch_names),
@@ -587,15 +634,18 @@ def verify(path: str | os.PathLike, *, storage_options: dict[str, Any] | None = 
     _manifest.verify(root, header.files)
 
 
-def _file_layout(files: dict[str, Any], n_recordings: int) -> dict[str, Any]:
-    """Signal files per recording and the fullest folder (the Hub allows 10,000 entries per folder)."""
+def _file_layout(files: dict[str, Any], n_recordings: int, header: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Signal files per recording, packs (``n_packs`` holding ``packed_recordings``, see
+    :mod:`eegbench.packing`) and the fullest folder (the Hub allows 10,000 entries per folder)."""
     from .io.layout import max_folder_entries
 
     # files of recordings: under signals/<fan>/, not the (zarr) group metadata of a fan folder
     signal_files = sum(1 for rel in files if rel.startswith("signals/") and rel.count("/") >= 2
                        and not (rel.count("/") == 2 and rel.endswith("/zarr.json")))
     folder, entries = max_folder_entries(list(files) + [_manifest.HEADER])
+    n_packs, packed = _packing.summary(header or {})
     return {"files_per_recording": signal_files / n_recordings if n_recordings else 0.0,
+            "n_packs": n_packs, "packed_recordings": packed,
             "max_folder_entries": entries, "fullest_folder": folder or "."}
 
 
@@ -643,7 +693,7 @@ def summarize(where: str, dataset: Dataset, header: dict[str, Any], tables_recs:
         "heterogeneous": dataset.is_heterogeneous,
         "size_bytes": int(size),
         "n_files": len(files) + 1,
-        **_file_layout(files, len(dataset)),
+        **_file_layout(files, len(dataset), header),
         "float32_bytes": int(raw),
         "compression_ratio": raw / size if size else float("nan"),
     }

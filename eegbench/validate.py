@@ -129,19 +129,13 @@ class FileEntry:
     sha256: str
 
 
-class Files(Mapping[str, FileEntry]):
-    """The header's manifest ``{path: FileEntry}`` over its parsed JSON (validated as a whole by
-    :func:`parse_header`): an entry object is made only when looked up, so a store of 70,000 files
-    opens without 70,000 objects. Plain data (pickles as the JSON dict)."""
+class _ManifestView:
+    """Key protocol shared by the read-only views over the header's parsed ``files`` JSON."""
 
     __slots__ = ("_raw",)
 
     def __init__(self, raw: dict[str, dict[str, Any]]) -> None:
         self._raw = raw  # {path: {"size": int, "sha256": hex}}, checked
-
-    def __getitem__(self, rel: str) -> FileEntry:
-        e = self._raw[rel]
-        return FileEntry(e["size"], e["sha256"])
 
     def __contains__(self, rel: object) -> bool:
         return rel in self._raw
@@ -151,6 +145,18 @@ class Files(Mapping[str, FileEntry]):
 
     def __len__(self) -> int:
         return len(self._raw)
+
+
+class Files(_ManifestView, Mapping[str, FileEntry]):
+    """The header's manifest ``{path: FileEntry}`` over its parsed JSON (validated as a whole by
+    :func:`parse_header`): an entry object is made only when looked up, so a store of 70,000 files
+    opens without 70,000 objects. Plain data (pickles as the JSON dict)."""
+
+    __slots__ = ()
+
+    def __getitem__(self, rel: str) -> FileEntry:
+        e = self._raw[rel]
+        return FileEntry(e["size"], e["sha256"])
 
     def size(self, rel: str) -> int:
         return self._raw[rel]["size"]
@@ -166,23 +172,11 @@ class Files(Mapping[str, FileEntry]):
         self._raw = state["raw"]
 
 
-class _Sizes(Mapping[str, int]):
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: dict[str, dict[str, Any]]) -> None:
-        self._raw = raw
+class _Sizes(_ManifestView, Mapping[str, int]):
+    __slots__ = ()
 
     def __getitem__(self, rel: str) -> int:
         return self._raw[rel]["size"]
-
-    def __contains__(self, rel: object) -> bool:
-        return rel in self._raw
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
-
-    def __len__(self) -> int:
-        return len(self._raw)
 
 
 @dataclass(frozen=True)
@@ -765,6 +759,36 @@ def check_storage(fmt: str, row: RecordingRow, files: Mapping[str, FileEntry], r
         if shard_path.replace("{shard}", str(n_shards)) in files:
             raise corrupt(where, "n_times", f"the store holds more than the {n_shards} shards of {row.n_times} samples")
     return s
+
+
+def check_packed(fmt: str, row: RecordingRow, packs: Mapping[str, Any], files: Mapping[str, FileEntry],
+                 root: Path, used: list[str] | None = None) -> tuple[str, int, RecordingRow]:
+    """A packed recording's storage ``{"pack": key, "offset": samples}`` (see :mod:`eegbench.packing`)
+    against the header's pack entry ``packs[key]`` (``n_times``, ``storage``): the pack key valid
+    and known, the offset an integer on a chunk boundary with the member inside the pack, and the
+    pack's own storage checked as a recording of the pack's length (:func:`check_storage`, its files
+    appended to ``used``). Returns ``(pack key, offset, the pack as a row)``."""
+    from dataclasses import replace
+
+    where = f"{root}: table recordings [{row.key}].storage"
+    s = row.storage
+    key = as_str(s.get("pack"), where, "pack")
+    if not KEY.match(key) or key not in packs:
+        raise corrupt(where, "pack", f"{key[:80]!r} is not a pack of this store")
+    offset = as_int(s.get("offset"), where, "offset", 0, MAX_N_TIMES)
+    entry = packs[key]
+    hwhere = f"{Path(root) / HEADER}"
+    if not isinstance(entry, dict) or not isinstance(entry.get("storage"), dict):
+        raise corrupt(hwhere, f"packs.{key}", "expected an object {n_times, storage}")
+    pack_n = as_int(entry.get("n_times"), hwhere, f"packs.{key}.n_times", 1, MAX_N_TIMES)
+    if offset % row.chunk_samples:
+        raise corrupt(where, "offset", f"{offset} is not a multiple of chunk_samples {row.chunk_samples}")
+    if offset + row.n_times > pack_n:
+        raise corrupt(where, "offset", f"samples {offset}..{offset + row.n_times} lie outside {key}, which holds "
+                      f"{pack_n} samples")
+    pack_row = replace(row, key=key, n_times=pack_n, storage=entry["storage"])
+    check_storage(fmt, pack_row, files, root, used)
+    return key, offset, pack_row
 
 
 def check_zarr_array(root: Path, array: str, shape: tuple[int, int], dtype: str, where: str) -> None:

@@ -123,3 +123,13 @@ def test_unreachable_scheduler_is_a_typed_error():
 
     with pytest.raises(OptionError, match="cannot reach the dask scheduler"):
         connect("tcp://127.0.0.1:9", timeout=1)
+
+
+def test_cluster_writes_packs_as_the_local_path(tmp_path, client):
+    ds = _dataset()  # 3 recordings of one layout: one pack
+    local = eegbench.save(ds, tmp_path / "local.h5", pack=True)
+    remote = eegbench.save(ds, tmp_path / "cluster.h5", client=client, pack=True)
+    assert _files(local) == _files(remote) and list(_files(remote)) == ["signals/000/pack-00000.h5", *[
+        r for r in _files(remote) if not r.startswith("signals/")]]
+    for a, b in zip(eegbench.open(remote), ds):
+        assert_recordings_equal(a, b)
