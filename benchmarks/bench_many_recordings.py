@@ -10,6 +10,9 @@ Sizes: 20 recordings in the smoke profile, 20 and 1,000 otherwise (the main job)
 (writing 10,000 recordings x 3 formats takes several minutes per format here):
 ``EEGBENCH_MANY_RECORDINGS=20,1000,10000``. ``python -m benchmarks.many_recordings``
 prints the same figures for 10,000 recordings against 100 long ones outside asv.
+
+Stores are saved with ``pack="auto"`` (the default): 1,000 and 10,000 short recordings are packed
+(see :mod:`eegbench.packing`), 20 are not; ``track_packs`` records how many packs a store holds.
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ class ManyRecordings:
     timeout = 900
     # 2: open checks whole columns only and each recording's rows and files on its first build
     # (issue #14), so time_open measures less work and reads include first builds; + time_open_and_build_all
-    version = 2
+    # 3: save(pack="auto") packs the 1,000- and 10,000-recording stores (fewer files, other layout)
+    version = 3
 
     def setup_cache(self) -> dict[str, str]:
         return {f"{fmt}-{n}": str(_store(fmt, n)) for fmt in self.params[0] for n in self.params[1]}
@@ -97,6 +101,14 @@ class ManyRecordings:
 
     track_max_folder_entries.unit = "entries"
 
+    def track_packs(self, paths, fmt, n):
+        """Packs in the store (0: one file set per recording)."""
+        from eegbench import manifest
+
+        return len(manifest.read_header(self.path).get("packs", {}))
+
+    track_packs.unit = "packs"
+
 
 class SaveManyRecordings:
     """Save time of n short recordings (samples already in memory)."""
@@ -106,7 +118,7 @@ class SaveManyRecordings:
     number = 1
     repeat = (1, 3, 60.0)
     timeout = 1800
-    version = 1
+    version = 2  # 2: save(pack="auto") packs 1,000 and 10,000 short recordings
 
     def setup(self, fmt, n):
         self.ds = dataset(n, SECONDS)
