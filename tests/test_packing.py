@@ -381,3 +381,12 @@ def test_hub_files_of_a_member_are_its_pack(tmp_path, monkeypatch):
     assert recs[0]["files"] == recs[2]["files"] and not set(recs[0]["files"]) & set(recs[3]["files"])
     assert not any("pack-" in rel for rel in info["metadata_files"])
     assert verify_repo(path).ok
+
+
+def test_packed_store_converts_to_another_format_unpacked(packed, tmp_path):
+    ds, stores = packed
+    out = eegbench.save(eegbench.open(stores["zarr"][0]), tmp_path / "again.h5", pack=False)
+    assert packing.FIELD not in manifest.read_header(out)
+    for a, b in zip(eegbench.open(out), ds):
+        assert_recordings_equal(a, b)
+    assert eegbench.open(out)[0].source.quantization is not None  # the counts went through, not floats
