@@ -101,3 +101,86 @@ def test_real_eviction_reads_the_window_with_one_pread(chunked, monkeypatch):
     calls = _count_preads(monkeypatch)
     np.testing.assert_array_equal(ds[0].get_data(start=7_010, stop=8_010), rec.get_data(start=7_010, stop=8_010))
     assert len(calls) == 1, calls
+
+
+def _warm_map(src) -> object:
+    """The leased map handle a source reads through (its residency probing finished)."""
+    handles = {e[0] for e in src._h_raw if e is not None}
+    assert len(handles) == 1
+    return handles.pop()
+
+
+def test_a_warm_map_reads_without_any_residency_syscall(chunked, monkeypatch):
+    """Once a map's first reads found it resident, reads trust it: no mincore, no pread."""
+    from eegbench.io import files as files_mod
+
+    path, rec = chunked
+    ds = eegbench.open(path)
+    probes: list[int] = []
+    real = chunks_mod.resident
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: probes.append(a) or real(mm, a, b))
+    for k in range(files_mod.PROBE_READS + 2):  # a fresh map checks its first reads
+        ds[0].get_data(start=100 * k, stop=100 * k + 2_000)
+    assert len(probes) == files_mod.PROBE_READS
+    assert _warm_map(ds[0].source).probe == 0
+    probes.clear()
+    calls = _count_preads(monkeypatch)
+    rng = np.random.default_rng(0)
+    for s in rng.integers(0, 18_000, 50).tolist():
+        np.testing.assert_array_equal(ds[0].get_data(start=s, stop=s + 1_300), rec.get_data(start=s, stop=s + 1_300))
+    picks = ds[0].get_data(picks=[3, 0], start=777, stop=2_777)
+    np.testing.assert_array_equal(picks, rec.get_data(picks=[3, 0], start=777, stop=2_777))
+    assert probes == [] and calls == []
+
+
+def test_a_slow_warm_read_turns_the_residency_check_back_on(chunked, monkeypatch):
+    """A cold window after a warm streak faults once through the map (slow), then reads check
+    residency again and an evicted window is one pread."""
+    from eegbench.io import files as files_mod
+
+    path, rec = chunked
+    ds = eegbench.open(path)
+    src = ds[0].source
+    ds[0].get_data(start=0, stop=20_000)
+    _warm_map(src).probe = 0
+    monkeypatch.setattr(type(src), "SLOW_NS_MIN", -1)  # every read counts as slow
+    monkeypatch.setattr(type(src), "SLOW_NS_PER_BYTE", 0.0)
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
+    calls = _count_preads(monkeypatch)
+    np.testing.assert_array_equal(ds[0].get_data(start=5_000, stop=6_000), rec.get_data(start=5_000, stop=6_000))
+    assert calls == [] and _warm_map(src).probe == 1  # through the map; the next read checks
+    np.testing.assert_array_equal(ds[0].get_data(start=9_000, stop=10_000), rec.get_data(start=9_000, stop=10_000))
+    assert len(calls) == 1  # checked: not resident -> one pread of the covering chunks ...
+    assert _warm_map(src).probe == files_mod.PROBE_READS  # ... and the next reads check too
+    # a slow read whose next read finds the pages resident (a preempted warm read) costs one check
+    monkeypatch.setattr(type(src), "SLOW_NS_MIN", 10**12)
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: True)
+    _warm_map(src).probe = 1
+    ds[0].get_data(start=0, stop=1_000)
+    assert _warm_map(src).probe == 0
+
+
+def test_leased_maps_close_with_the_manager_and_count_as_used(tmp_path):
+    """A lease's view is dropped when the manager closes the map (its pages can then be evicted);
+    a map read through its lease gets a second chance when the cap evicts."""
+    from eegbench.io import FileManager
+
+    paths = []
+    for i in range(4):
+        p = tmp_path / f"f{i}.bin"
+        p.write_bytes(bytes(range(256)) * 64)
+        paths.append(str(p))
+    mgr = FileManager(maxsize=2)
+    h0, view = mgr.lease(paths[0])
+    assert bytes(view[:4]) == b"\x00\x01\x02\x03"
+    del view
+    h0.used = True
+    mgr.lease(paths[1])
+    mgr.lease(paths[2])  # over the cap: paths[1] goes, the used paths[0] stays
+    assert mgr.is_open(paths[0]) and not mgr.is_open(paths[1])
+    assert h0.view is not None and not h0.used
+    mgr.lease(paths[3])  # not used since: now it goes
+    assert not mgr.is_open(paths[0]) and h0.view is None and h0.mm is None
+    h2, view = mgr.lease(paths[2])
+    mgr.clear()  # a reader's own reference keeps the mapping valid until it lets go
+    assert h2.view is None and bytes(view[4:6]) == b"\x04\x05"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 import uuid
 import weakref
 from collections import OrderedDict
@@ -34,6 +35,7 @@ import numpy as np
 
 from ..errors import CorruptStoreError, ResourceLimitError, StoreChangedError
 from ..io import ByteSource, is_exhausted, source_for
+from ..io import files as _files
 from . import SignalLayout
 
 
@@ -131,6 +133,7 @@ def resident(mm: Any, start: int, stop: int) -> bool:
     return bool(vec.raw[0] & 1)  # bit 0: page resident (the others are reserved)
 
 
+_clock = time.perf_counter_ns
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -394,25 +397,80 @@ class ChunkedSource:
     #: times their own bytes (gaps between them included); otherwise through the map
     COALESCE_LIMIT = 1.25
 
+    #: a mapped read slower than ``SLOW_NS_MIN`` ns and ``SLOW_NS_PER_BYTE`` ns per byte copied
+    #: (0.5 GB/s; a warm copy ran at 2-15 GB/s here, a page-faulting one below 0.1 GB/s) makes the
+    #: next read of that file check residency; if that finds pages missing, the following
+    #: ``files.PROBE_READS`` reads check too (a preempted warm read costs one check)
+    SLOW_NS_MIN = 200_000
+    SLOW_NS_PER_BYTE = 2.0
+
     @property
     def _mappable(self) -> bool:
         """Uncompressed little-endian storage: chunks may be read as views of a mapped file."""
-        return (self.layout.codec.compression == "none" and not self.layout.codec.delta
-                and self.dtype.byteorder in "=<|" and sys.byteorder == "little")
+        ok = self.__dict__.get("_mapok")
+        if ok is None:
+            ok = self._mapok = (self.layout.codec.compression == "none" and not self.layout.codec.delta
+                                and self.dtype.byteorder in "=<|" and sys.byteorder == "little"
+                                and getattr(self.bytes, "lease", None) is not None)
+        return ok
+
+    def _slow(self, elapsed_ns: int, nbytes: int) -> bool:
+        return elapsed_ns > self.SLOW_NS_MIN and elapsed_ns > self.SLOW_NS_PER_BYTE * nbytes
+
+    def _read_warm(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray) -> bool:
+        """The warm path of :meth:`_read_mapped`: every chunk already checked in this process, its
+        map leased and trusted (not probing residency). No lock, no syscall but the size check,
+        one view per chunk. False (nothing done): take :meth:`_read_mapped`."""
+        ready = self.__dict__.get("_h_raw")  # chunk -> (handle, offset) once checked through a leased map
+        if ready is None:
+            return False
+        cs = self.chunk_samples
+        first = start // cs
+        spots = ready[first:(stop - 1) // cs + 1]
+        if None in spots:
+            return False
+        h = spots[0][0]
+        # chunks are numbered file by file, so a window whose first and last chunks were read
+        # through one map lies in that map's file (entries between may name an older map of it)
+        view = h.view  # our reference keeps the mapping valid for this read, even if closed meanwhile
+        if view is None or h.probe or spots[-1][0] is not h:
+            return False
+        try:
+            if h.mm.size() < len(view):  # truncated while open: the careful path says so (no SIGBUS)
+                return False
+        except (AttributeError, ValueError):  # closed under us
+            return False
+        h.used = True
+        shape, dtype = (self.n_channels, cs), self.dtype
+        plain = channels is None and self.quantization is None
+        c0 = first * cs
+        t0 = _clock()
+        for _h, off in spots:
+            a, b = max(start, c0), min(stop, c0 + cs)
+            if plain:
+                out[:, a - start:b - start] = np.ndarray(shape, dtype, view, off)[:, a - c0:b - c0]
+            else:
+                self._emit(np.ndarray(shape, dtype, view, off), a - c0, b - c0, channels, out, a - start)
+            c0 += cs
+        if _clock() - t0 > self.SLOW_NS_MIN and self._slow(_clock() - t0, out.nbytes):
+            h.probe = 1  # pages missing (or the thread was preempted): the next read checks
+        return True
 
     def _read_mapped(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray) -> bool:
-        """Uncompressed chunks copied (or calibrated) straight from a pinned map of their file into
+        """Uncompressed chunks copied (or calibrated) straight from a leased map of their file into
         ``out``: one copy per sample where ``pread`` + assembly make two, and no cache, lock or
         decode step per chunk. Each chunk's CRC32C is checked on its first use in this process
         (stores are replaced by rename, never rewritten in place), the file size on every read
-        (a file truncated while open would otherwise kill the process with SIGBUS). Chunks not all
-        in the page cache (``mincore``) are read with one ``pread`` of their adjacent bytes and
+        (a file truncated while open would otherwise kill the process with SIGBUS).
+
+        Residency: while a map is fresh (its first ``files.PROBE_READS`` reads) or after a read of it
+        ran slow or found pages missing, each read first asks ``mincore`` whether the window's chunks
+        are in the page cache; if not, they are read with one ``pread`` of their adjacent bytes and
         copied from there: a map would fetch them a 4 KiB page fault at a time (14-20 ms for an
-        evicted 2-s window of 129 channels against 2-3 ms this way). Returns False (nothing done)
-        when the chunks are not all raw in one mappable file."""
-        mapped = getattr(self.bytes, "mapped", None)
-        if mapped is None:
-            return False
+        evicted 2-s window of 129 channels against 2-3 ms this way). A warm map is trusted without
+        a syscall (:meth:`_read_warm`); a cold window after a warm streak faults once, then the
+        check is on again. Returns False (nothing done) when the chunks are not all raw in one
+        mappable file."""
         if not self.__dict__.get("_h_ready"):
             with self._lock:
                 try:
@@ -424,52 +482,74 @@ class ChunkedSource:
                     raise err from exc
         cs = self.chunk_samples
         first, last = start // cs, (stop - 1) // cs
-        spots = [self._raw_chunk_at(ci) for ci in range(first, last + 1)]
+        try:
+            spots = [self._raw_chunk_at(ci) for ci in range(first, last + 1)]
+        except Exception as exc:
+            err = self._wrap(exc, first if first == last else list(range(first, last + 1)))
+            if err is exc:
+                raise
+            raise err from exc
         if any(s is None for s in spots) or len({s[0] for s in spots}) != 1:
             return False
         rel = spots[0][0]
         full = self.n_channels * cs * self.dtype.itemsize
-        verified = self.__dict__.get("_h_verified")
-        if verified is None:
-            verified = self._h_verified = set()
+        n_chunks = -(-self.n_times // cs)
+        ready = self.__dict__.get("_h_raw")
+        if ready is None or len(ready) != n_chunks:
+            ready = self._h_raw = [None] * n_chunks
+        view = buf = None
         try:
-            with mapped(rel) as mm:
-                end = max(s[2] + (4 if s[3] is None else 0) for s in spots)
-                if mm.size() < end or len(mm) < end:
-                    raise self.corrupt(f"signal file {rel} is shorter than its chunks (truncated while open)")
-                lo = min(s[1] for s in spots)
-                buf, base = mm, 0
+            h, view = self.bytes.lease(rel)
+            mm = h.mm
+            if mm is None:  # closed by another thread since: read through the chunk path
+                return False
+            end = max(s[2] + (4 if s[3] is None else 0) for s in spots)
+            if mm.size() < end or len(view) < end:
+                raise self.corrupt(f"signal file {rel} is shorter than its chunks (truncated while open)")
+            lo = min(s[1] for s in spots)
+            buf, base = view, 0
+            if h.probe:
                 if end - lo <= self.COALESCE_LIMIT * len(spots) * full and not resident(mm, lo, end):
                     # evicted: the covering chunks (adjacent in every format's layout) in one pread
                     # rather than a page fault per 4 KiB of the map
                     buf, base = self.bytes.get(rel, lo, end), lo
                     if len(buf) != end - lo:
                         raise self.corrupt(f"signal file {rel} is shorter than its chunks (truncated while open)")
-                for ci, (_rel, off, crc_stop, crc) in zip(range(first, last + 1), spots):
-                    if crc_stop < off + full:
-                        raise self.corrupt(f"chunk {ci} in {rel} holds {crc_stop - off} bytes, expected {full}")
-                    if ci not in verified:
-                        at = crc_stop - base
-                        stored = crc if crc is not None else int.from_bytes(buf[at:at + 4], "little")
-                        raw = np.frombuffer(buf, dtype=np.uint8, count=crc_stop - off, offset=off - base)
-                        ok = google_crc32c.value(raw) == stored
-                        del raw
-                        if not ok:
-                            raise self.corrupt(f"chunk {ci} in {rel} fails its crc32c checksum "
-                                               f"(bytes {off}..{crc_stop}: modified or corrupted)")
-                        verified.add(ci)
-                    c0 = ci * cs
-                    a, b = max(start, c0), min(stop, c0 + cs)
-                    view = np.frombuffer(buf, dtype=self.dtype, count=self.n_channels * cs, offset=off - base)
-                    try:
-                        self._emit(view.reshape(self.n_channels, cs), a - c0, b - c0, channels, out, a - start)
-                    finally:
-                        del view  # no view of the map may outlive the loan
+                    h.probe = _files.PROBE_READS
+                else:
+                    h.probe -= 1
+            t0 = _clock()
+            for ci, (_rel, off, crc_stop, crc) in zip(range(first, last + 1), spots):
+                if crc_stop < off + full:
+                    raise self.corrupt(f"chunk {ci} in {rel} holds {crc_stop - off} bytes, expected {full}")
+                if ready[ci] is None:
+                    at = crc_stop - base
+                    stored = crc if crc is not None else int.from_bytes(buf[at:at + 4], "little")
+                    raw = np.frombuffer(buf, dtype=np.uint8, count=crc_stop - off, offset=off - base)
+                    ok = google_crc32c.value(raw) == stored
+                    del raw
+                    if not ok:
+                        raise self.corrupt(f"chunk {ci} in {rel} fails its crc32c checksum "
+                                           f"(bytes {off}..{crc_stop}: modified or corrupted)")
+                    ready[ci] = (h, off)
+                elif ready[ci][0] is not h:
+                    ready[ci] = (h, off)  # checked before, through a map since closed
+                c0 = ci * cs
+                a, b = max(start, c0), min(stop, c0 + cs)
+                src = np.frombuffer(buf, dtype=self.dtype, count=self.n_channels * cs, offset=off - base)
+                try:
+                    self._emit(src.reshape(self.n_channels, cs), a - c0, b - c0, channels, out, a - start)
+                finally:
+                    del src  # no view of the map may outlive the read
+            if buf is view and not h.probe and self._slow(_clock() - t0, out.nbytes):
+                h.probe = 1
         except Exception as exc:
             err = self._wrap(exc, first if first == last else list(range(first, last + 1)))
             if err is exc:
                 raise
             raise err from exc
+        finally:
+            del view, buf
         return True
 
     def read(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
@@ -477,11 +557,16 @@ class ChunkedSource:
         (a new array when None): each overlapping chunk is decoded (or taken from the cache; the
         bytes of several missing chunks in one coalesced fetch) and converted into its slice of
         ``out``; nothing else is allocated."""
-        self.ready()
-        out = self._out(stop - start, channels, out)
+        if not self.__dict__.get("_h_ready"):
+            self.ready()
+        if out is None:
+            out = np.empty((self.n_channels if channels is None else len(channels), stop - start), dtype=np.float32)
+        else:
+            out = self._out(stop - start, channels, out)
         if stop <= start:
             return out
-        if self._mappable and self._read_mapped(start, stop, channels, out):
+        if self._mappable and (self._read_warm(start, stop, channels, out)
+                               or self._read_mapped(start, stop, channels, out)):
             return out
         cs = self.chunk_samples
         first, last = start // cs, (stop - 1) // cs
@@ -508,7 +593,7 @@ class ChunkedSource:
             raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
         if length <= 0 or not len(starts):
             return out
-        if self._mappable and getattr(self.bytes, "mapped", None) is not None:
+        if self._mappable:
             for i, s in enumerate(starts.tolist()):  # uncompressed: one copy per window out of the map
                 self.read(s, s + length, channels, out=out[i])
             return out

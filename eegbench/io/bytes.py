@@ -130,6 +130,10 @@ class LocalSource:
         """``with source.mapped(path) as mm`` -- see :meth:`~eegbench.io.files.FileManager.mapped`."""
         return FILES.mapped(os.path.join(self.root, path), self.seen)
 
+    def lease(self, path: str) -> tuple[Any, Any]:
+        """``(handle, view)`` of the map of ``path`` -- see :meth:`~eegbench.io.files.FileManager.lease`."""
+        return FILES.lease(os.path.join(self.root, path), self.seen)
+
     def release(self, paths: Sequence[str]) -> None:
         """Close this process's handles on ``paths`` (they reopen on the next read)."""
         for p in paths:

@@ -70,13 +70,22 @@ def identity(st: os.stat_result) -> tuple[int, int, int, int]:
 
 
 class _Handle:
-    __slots__ = ("fd", "mm", "pins", "doomed", "ident")
+    """One open descriptor or map. For maps lent by :meth:`FileManager.lease`: ``view`` is a uint8
+    NumPy view of the whole map (None once closed), ``probe`` how many more reads should check page
+    residency (readers' business; a fresh map starts at :data:`PROBE_READS`), ``used`` a
+    second-chance bit set by readers that skip the manager (see :meth:`FileManager.lease`)."""
+
+    __slots__ = ("fd", "mm", "pins", "doomed", "ident", "view", "probe", "used")
 
     def __init__(self, fd: int | None, mm: mmap.mmap | None, ident: tuple[int, int, int, int]) -> None:
         self.fd, self.mm, self.pins, self.doomed, self.ident = fd, mm, 0, False, ident
+        self.view: Any = None
+        self.probe = PROBE_READS
+        self.used = False
 
     def close(self) -> None:
         fd, mm, self.fd, self.mm = self.fd, self.mm, None, None
+        self.view = None  # dropped first: the map then closes unless a reader's copy is mid-read
         if fd is not None:
             try:
                 os.close(fd)
@@ -106,6 +115,10 @@ class _Mapped:
 
 
 _FD, _MAP = 0, 1
+
+#: reads of a freshly opened map that check page residency before trusting it (see
+#: :meth:`FileManager.lease`; readers reset it when a read finds pages missing or runs slow)
+PROBE_READS = 32
 
 
 class FileManager:
@@ -145,6 +158,27 @@ class FileManager:
         """``with manager.mapped(path) as mm:`` -- a read-only ``mmap`` of the whole file, pinned
         for the block. Views made from it must not outlive the block (copy what you keep)."""
         return _Mapped(self, (path, _MAP), seen)
+
+    def lease(self, path: str, seen: dict | None = None) -> tuple[_Handle, Any]:
+        """``(handle, view)``: the map of ``path`` and a uint8 NumPy view of all of it, for readers
+        that read it again and again without pinning each time (the warm read path: no lock, no
+        table lookup). The caller may keep ``handle`` and, on later reads, take ``v = handle.view``
+        into a local: while that local lives the mapping stays valid even if the manager closes
+        the handle meanwhile (a closed handle's ``view`` is None, and the kernel mapping goes with
+        the last view). Such readers set ``handle.used = True``: eviction gives used handles a second
+        chance, so a map read only through its lease still counts as recently used. Views made from
+        ``view`` must not outlive the read (copy what you keep)."""
+        key = (path, _MAP)
+        h = self._pin(key, seen)
+        try:
+            view = h.view
+            if view is None:
+                import numpy as np
+
+                view = h.view = np.frombuffer(h.mm, dtype=np.uint8)
+            return h, view
+        finally:
+            self._unpin(key, h)
 
     def release(self, path: str) -> None:
         """Close every handle on ``path`` now (deferred for a handle in use)."""
@@ -248,15 +282,20 @@ class FileManager:
         closed = 0
         if len(self._handles) <= keep:
             return 0
-        for key in list(self._handles):
-            if len(self._handles) <= keep:
-                break
-            h = self._handles[key]
-            if h.pins:
-                continue  # in use: its reader returns it soon; we go over the cap meanwhile
-            del self._handles[key]
-            h.close()
-            closed += 1
+        for second_chance in (keep > 0, False):
+            for key in list(self._handles):
+                if len(self._handles) <= keep:
+                    break
+                h = self._handles[key]
+                if h.pins:
+                    continue  # in use: its reader returns it soon; we go over the cap meanwhile
+                if second_chance and h.used:  # read through its lease since it was last passed over
+                    h.used = False
+                    self._handles.move_to_end(key)
+                    continue
+                del self._handles[key]
+                h.close()
+                closed += 1
         self.evictions += closed
         return closed
 
