@@ -205,6 +205,7 @@ class _Running:
     def latency(self) -> float:
         return self._shaping.latency
 
+
     @latency.setter
     def latency(self, value: float) -> None:
         self._shaping.latency = value
@@ -286,3 +287,200 @@ class S3Server(_Running):
 
         boto3.client("s3", endpoint_url=self.endpoint_url, aws_access_key_id="testing",
                      aws_secret_access_key="testing", region_name="us-east-1").create_bucket(Bucket=name)
+
+
+# ---------------------------------------------------------------------------------------------
+# a server in its own process
+# ---------------------------------------------------------------------------------------------
+_KINDS = {"http": "RangeHTTPServer", "s3": "S3Server"}
+_TRAFFIC_FIELDS = ("requests", "bytes", "by_method", "log", "max_in_flight", "in_flight")
+
+
+def _serve_child(kind: str, args: list[Any], kwargs: dict[str, Any]) -> None:
+    """Child side of :class:`ServerProcess` (``python -m benchmarks._servers``): run the server and
+    answer the parent's JSON-line calls on stdin until it says stop or goes away (EOF)."""
+    import json
+    import sys
+
+    server = globals()[_KINDS[kind]](*args, **kwargs).start()
+    out = sys.stdout
+
+    def reply(ok: bool, value: Any) -> None:
+        out.write(json.dumps([ok, value]) + "\n")
+        out.flush()
+
+    reply(True, {"port": server.port, "pid": os.getpid()})
+    try:
+        for line in sys.stdin:
+            op, *rest = json.loads(line)
+            try:
+                if op == "stop":
+                    break
+                if op == "traffic":  # one attribute of the Traffic, copied under its lock
+                    t = server.traffic
+                    with t._lock:
+                        value = getattr(t, rest[0]) if rest[0] in _TRAFFIC_FIELDS else None
+                        value = list(value) if isinstance(value, list) else dict(value) \
+                            if isinstance(value, dict) else value
+                    reply(True, value)
+                elif op == "reset":
+                    server.traffic.reset()
+                    reply(True, None)
+                elif op == "snapshot":
+                    reply(True, server.traffic.snapshot())
+                elif op == "set" and rest[0] in ("latency", "bandwidth"):
+                    setattr(server, rest[0], rest[1])
+                    reply(True, None)
+                elif op == "get" and rest[0] in ("latency", "bandwidth"):
+                    reply(True, getattr(server, rest[0]))
+                elif op == "create_bucket":
+                    server.create_bucket(rest[0])
+                    reply(True, None)
+                else:
+                    reply(False, f"unknown operation {op!r}")
+            except Exception as exc:  # noqa: BLE001 - reported to the parent
+                reply(False, f"{type(exc).__name__}: {exc}")
+    finally:
+        server.stop()
+
+
+class _TrafficProxy:
+    """The child server's :class:`Traffic`, read over the pipe (same attributes and methods)."""
+
+    def __init__(self, owner: ServerProcess) -> None:
+        self._owner = owner
+
+    def reset(self) -> None:
+        self._owner._call("reset")
+
+    def snapshot(self) -> tuple[int, int]:
+        requests, nbytes = self._owner._call("snapshot")
+        return requests, nbytes
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _TRAFFIC_FIELDS:
+            raise AttributeError(name)
+        value = self._owner._call("traffic", name)
+        return [tuple(e) for e in value] if name == "log" else value
+
+
+class ServerProcess:
+    """A :class:`RangeHTTPServer` (``kind="http"``, args: the folder) or :class:`S3Server` (``"s3"``)
+    in a Python process of its own, with the same interface (``traffic``, ``latency``, ``bandwidth``,
+    ``url``, ``storage_options``, ``create_bucket``, ``start``/``stop``, context manager). Requests
+    are still counted at the server (``traffic`` asks the child, one pipe round trip per figure);
+    the client's process no longer shares its interpreter lock and CPU time slices with the server's
+    request handling (moto parses every request in Python and copies the whole object to answer a
+    range), so a window's time is the client's plus the server's, as against a real server."""
+
+    def __init__(self, kind: str, *args: Any, **kwargs: Any) -> None:
+        if kind not in _KINDS:
+            raise ValueError(f"kind must be one of {sorted(_KINDS)}, not {kind!r}")
+        self.kind = kind
+        self._args = [os.fspath(a) if isinstance(a, os.PathLike) else a for a in args]
+        self._kwargs = kwargs
+        self._proc: Any = None
+        self._lock = threading.Lock()
+        self.pid: int | None = None
+        self._port = 0
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> ServerProcess:
+        import json
+        import subprocess
+        import sys
+
+        repo = str(Path(__file__).resolve().parents[1])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks._servers", json.dumps([self.kind, self._args, self._kwargs])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, cwd=repo, env=env)
+        info = self._recv()
+        self._port, self.pid = info["port"], info["pid"]
+        return self
+
+    def _recv(self) -> Any:
+        import json
+
+        line = self._proc.stdout.readline()
+        if not line:
+            code = self._proc.wait(10)
+            raise RuntimeError(f"the {self.kind} server process exited (code {code})")
+        ok, value = json.loads(line)
+        if not ok:
+            raise RuntimeError(f"{self.kind} server process: {value}")
+        return value
+
+    def _call(self, op: str, *args: Any) -> Any:
+        import json
+
+        with self._lock:
+            self._proc.stdin.write(json.dumps([op, *args]) + "\n")
+            self._proc.stdin.flush()
+            return self._recv()
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        try:
+            self._proc.stdin.write('["stop"]\n')
+            self._proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        try:
+            self._proc.wait(10)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired
+            self._proc.kill()
+            self._proc.wait()
+        self._proc.stdout.close()
+        self._proc = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def traffic(self) -> _TrafficProxy:
+        return _TrafficProxy(self)
+
+    @property
+    def latency(self) -> float:
+        return float(self._call("get", "latency"))
+
+    @latency.setter
+    def latency(self, value: float) -> None:
+        self._call("set", "latency", value)
+
+    @property
+    def bandwidth(self) -> float | None:
+        return self._call("get", "bandwidth")
+
+    @bandwidth.setter
+    def bandwidth(self, value: float | None) -> None:
+        self._call("set", "bandwidth", value)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    endpoint_url = url
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        return {"key": "testing", "secret": "testing", "endpoint_url": self.url}
+
+    def create_bucket(self, name: str) -> None:
+        self._call("create_bucket", name)
+
+
+if __name__ == "__main__":  # the child of ServerProcess
+    import json
+    import sys
+
+    _kind, _args, _kwargs = json.loads(sys.argv[1])
+    _serve_child(_kind, _args, _kwargs)

@@ -1,5 +1,6 @@
 """Remote reads: stores served by a local HTTP range server and a local S3 server (moto), both on
-127.0.0.1 with an injected latency per request (0 / 5 / 20 ms) -- see :mod:`benchmarks._servers`.
+127.0.0.1 with an injected latency per request (0 / 5 / 20 ms), each in a process of its own
+(:class:`benchmarks._servers.ServerProcess`; traffic counted at the server) -- see :mod:`benchmarks._servers`.
 
 Per format x codec: open (time and requests), a random 2-s all-channel window (time, requests
 and bytes, counted at the server, and bytes relative to the window's compressed chunk bytes),
@@ -11,11 +12,13 @@ The figure the recommendation's ``sharing`` workload wants is ``track_bytes_per_
 ``track_ms_per_remote_window`` go with it.
 
 Dataset: ``REMOTE_RECORDINGS`` synthetic recordings of 64 ch x 250 Hz x 120 s (int16 grid).
-``python -m benchmarks.bench_remote`` prints the whole table once (markdown) without asv.
+``python -m benchmarks.bench_remote`` prints the whole table once (markdown) without asv
+(``--repeats 3``: medians of three interleaved runs; ``--in-process``: servers in the client's process).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -49,33 +52,46 @@ def remote_root() -> Path:
 
 
 class Served:
-    """One server (``http`` or ``s3``) over :func:`remote_root`, started in this process."""
+    """One server (``http`` or ``s3``) over :func:`remote_root`, running in a process of its own
+    (:class:`benchmarks._servers.ServerProcess`; ``in_process=True``: a thread of this process, as
+    the tests run it). In this process, the server's request handling (moto's, in Python) competed
+    with the client for the interpreter lock and, on a loaded machine, for CPU time slices: S3
+    windows at 20 ms took 33-42 ms in-process against 27-34 ms in a separate process at load 3-4.
+    S3 stores are uploaded on first use."""
 
-    def __init__(self, kind: str, latency_ms: float) -> None:
-        from ._servers import RangeHTTPServer, S3Server
+    def __init__(self, kind: str, latency_ms: float, in_process: bool = False) -> None:
+        from ._servers import RangeHTTPServer, S3Server, ServerProcess
 
         self.kind, self.root = kind, remote_root()
-        if kind == "http":
-            self.server = RangeHTTPServer(self.root).start()
-            self.options = None
+        self._published: set[str] = set()
+        if in_process:
+            self.server = (RangeHTTPServer(self.root) if kind == "http" else S3Server()).start()
         else:
-            import eegbench.remote
-
-            self.server = S3Server().start()
-            self.options = self.server.storage_options
-            try:  # moto keeps its buckets per process: a second server in this process sees them
+            self.server = ServerProcess(kind, *([self.root] if kind == "http" else [])).start()
+        self.options = None if kind == "http" else self.server.storage_options
+        if kind == "s3":
+            try:  # moto keeps its buckets per process: a second in-process server sees them
                 self.server.create_bucket(BUCKET)
             except Exception:  # noqa: BLE001 - BucketAlreadyOwnedByYou
                 pass
-            for path in sorted(self.root.iterdir()):
-                eegbench.remote.publish(path, f"s3://{BUCKET}/{path.name}", storage_options=self.options,
-                                        overwrite=True)
         self.server.latency = latency_ms / 1000
 
     def url(self, store: str) -> str:
         fmt, codec = store.split()
         name = f"{fmt}-{codec}.{SUFFIX[fmt]}"
-        return f"{self.server.url}/{name}" if self.kind == "http" else f"s3://{BUCKET}/{name}"
+        if self.kind == "http":
+            return f"{self.server.url}/{name}"
+        if name not in self._published:
+            import eegbench.remote
+
+            self._published.add(name)
+            latency, self.server.latency = self.server.latency, 0.0  # uploads are not measured
+            try:
+                eegbench.remote.publish(self.root / name, f"s3://{BUCKET}/{name}", storage_options=self.options,
+                                        overwrite=True)
+            finally:
+                self.server.latency = latency
+        return f"s3://{BUCKET}/{name}"
 
     def open(self, store: str):
         import eegbench
@@ -99,7 +115,9 @@ def compressed_bytes(ds, rec: int, start: int, stop: int) -> int:
     if "_h_index" in index:  # Zarr: per shard
         per = src.chunks_per_shard
         return sum(index["_h_index"][c // per][0][c % per][1] for c in chunks)
-    return src.n_channels * len(range(start, stop)) * src.dtype.itemsize  # uncompressed .npy rows
+    if "_h_block" in index:  # NumPy+Parquet's chunk-blocked .npy: whole blocks
+        return index["_h_block"] * len(chunks)
+    return src.n_channels * len(range(start, stop)) * src.dtype.itemsize
 
 
 def measure(served: Served, store: str, n_windows: int = N_WINDOWS) -> dict[str, float]:
@@ -148,12 +166,11 @@ def measure(served: Served, store: str, n_windows: int = N_WINDOWS) -> dict[str,
 
 #: timed batches per DataLoader figure (smoke: a few, so CI only checks that the suite runs)
 LOADER_BATCHES = 60 if fx.PROFILE != "smoke" else 3
-#: DataLoader rows: the compressed stores of every format, plus uncompressed Zarr/HDF5. Not ``parquet
-#: none``: its channel-major .npy costs one request per channel per window (64 here, ~2,000 per
-#: batch of 32 windows), so 60 batches at 20 ms ran for many minutes at low CPU -- what looked like
-#: a hang in the CI smoke run. Its per-window figures are in RemoteWindow.
-LOADER_STORES = (["zarr blosc-zstd", "hdf5 blosc-zstd", "parquet blosc-zstd", "zarr none", "hdf5 none"]
-                 if fx.PROFILE != "smoke" else ["zarr blosc-zstd", "parquet blosc-zstd"])
+#: DataLoader rows: every format, compressed and uncompressed. (``parquet none`` was left out while its
+#: channel-major .npy cost one request per channel per window -- 64 here, ~2,000 per batch of 32 --
+#: which ran for many minutes at 20 ms; its chunk-blocked .npy costs 1.)
+LOADER_STORES = (["zarr blosc-zstd", "hdf5 blosc-zstd", "parquet blosc-zstd", "zarr none", "hdf5 none",
+                  "parquet none"] if fx.PROFILE != "smoke" else ["zarr blosc-zstd", "parquet blosc-zstd"])
 LOADER_WORKERS = [0, 2, 8] if fx.PROFILE != "smoke" else [0, 2]
 #: seconds a DataLoader waits for one batch before raising (a stuck worker fails the row, never hangs CI)
 LOADER_TIMEOUT = 300
@@ -190,7 +207,7 @@ class RemoteWindow:
     # smoke (CI) checks that the suite runs: one latency, a third of the ~15 min the three cost there
     params = [SERVERS, LATENCIES_MS if fx.PROFILE != "smoke" else [0], _stores()]
     param_names = ["server", "latency_ms", "store"]
-    version = 1
+    version = 2  # 2: servers in their own process; NumPy+Parquet none chunk-blocked
     timeout = 600
     number = 1
     repeat = 1
@@ -242,7 +259,7 @@ class RemoteDataLoader:
 
     params = [LOADER_STORES, LOADER_WORKERS]
     param_names = ["store", "workers"]
-    version = 2
+    version = 3  # 3: + parquet none, hdf5 none, zarr none rows; server in its own process
     timeout = 900
 
     def setup_cache(self):
@@ -280,29 +297,42 @@ def main() -> None:  # pragma: no cover - a script
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", nargs="+", default=SERVERS)
     parser.add_argument("--latencies", nargs="+", type=float, default=LATENCIES_MS)
-    parser.add_argument("--workers", nargs="+", type=int, default=LOADER_WORKERS)
-    parser.add_argument("--loader-stores", nargs="+", default=LOADER_STORES[:3])
+    parser.add_argument("--workers", nargs="*", type=int, default=LOADER_WORKERS, help="none: no loader table")
+    parser.add_argument("--loader-stores", nargs="+", default=LOADER_STORES)
+    parser.add_argument("--stores", nargs="+", default=_stores(), help="window-table stores ('fmt codec')")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="measure each row this many times (interleaved) and print the medians")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the servers in this process (as the tests do), not in their own")
     args = parser.parse_args()
     root = remote_root()
+    print(f"load average {os.getloadavg()[0]:.1f}; servers {'in this process' if args.in_process else 'in their own process'}; "
+          f"medians of {args.repeats} repeat(s) of {N_WINDOWS} random windows each")
     print("| server | latency ms | store | open ms | requests to open | window ms | requests / window "
           "| bytes / window | bytes / compressed | sequential MB/s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for kind in [k for k in args.servers if k != "none"]:
-        served = Served(kind, 0)  # one server per kind (uploaded once), latency changed in place
+        served = Served(kind, 0, in_process=args.in_process)  # one server per kind, latency changed in place
         try:
             for latency in args.latencies:
                 served.server.latency = latency / 1000
-                for store in _stores():
-                    f = measure(served, store)
+                runs: dict[str, list[dict[str, float]]] = {store: [] for store in args.stores}
+                for _ in range(args.repeats):
+                    for store in args.stores:
+                        runs[store].append(measure(served, store))
+                for store in args.stores:
+                    f = {k: statistics.median(r[k] for r in runs[store]) for k in runs[store][0]}
                     print(f"| {kind} | {latency:g} | {store} | {f['open_ms']:.1f} | {f['open_requests']:.0f} | "
                           f"{f['window_ms']:.2f} | {f['window_requests']:.2f} | {f['window_bytes']:.0f} | "
                           f"{f['window_bytes_ratio']:.2f} | {f['sequential_mb_s']:.1f} |", flush=True)
         finally:
             served.stop()
+    if not args.workers:
+        return
     print()
     print("| store | workers | local windows/s | http 20 ms windows/s | remote / local |")
     print("|---|---:|---:|---:|---:|")
-    served = Served("http", 20)
+    served = Served("http", 20, in_process=args.in_process)
     try:
         for store in args.loader_stores:
             fmt, codec = store.split()

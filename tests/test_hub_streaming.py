@@ -115,3 +115,31 @@ def test_streaming_dataset_pickles_for_workers(served, monkeypatch):
     again = pickle.loads(pickle.dumps(ds))
     local = eegbench.open(stores["parquet"])
     assert again[2].get_data(start=10, stop=90).tobytes() == local[2].get_data(start=10, stop=90).tobytes()
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_info_hf_url_reads_header_and_tables_only(served, monkeypatch, capsys, pinned):
+    """`eegbench info hf://datasets/<repo>@<rev> -o endpoint=...` against the local Hub stand-in: the
+    local summary's fields, 2 ranged GETs (the header and tables.pack) and no signal byte; a branch
+    costs one API call to resolve it to a commit, a commit none."""
+    import json
+
+    from eegbench.cli import main
+
+    srv, url, stores = served
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    rev = hub.from_pretrained("me/stream-hdf5", streaming=True).attrs["hub"]["commit"] if pinned else "main"
+    srv.requests.clear()
+    srv.bytes_sent = 0
+    assert main(["info", f"hf://datasets/me/stream-hdf5@{rev}", "--json", "-o", f"endpoint={url}"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    resolved = [p.rsplit("/", 1)[-1] for _m, p, _s in srv.requests if "/resolve/" in p]
+    assert resolved == ["eegbench.json", "tables.pack"], srv.requests
+    assert got["requests"] == 2 and got["bytes_received"] <= srv.bytes_sent
+    api = [p for _m, p, _s in srv.requests if p.startswith("api/")]
+    assert len(api) == (0 if pinned else 1), srv.requests
+    local = eegbench.info(stores["hdf5"])
+    for key, value in local.items():
+        if key != "path":
+            assert got[key] == value, key
+    assert got["path"] == f"hf://datasets/me/stream-hdf5@{rev}"
