@@ -53,6 +53,33 @@ def test_open_imports_no_pandas_and_no_codec(stores: dict[str, str], fmt: str) -
     assert not heavy, f"open of a {fmt} store imported {sorted(heavy)}"
 
 
+def test_open_reads_tables_without_pyarrow_parquet_and_its_filesystems(stores: dict[str, str]) -> None:
+    """Tables are parsed by pyarrow's Parquet reader class alone: ``pyarrow.parquet`` imports
+    ``pyarrow.fs`` and its S3/GCS/Azure glue (40-50 ms and 5-9 MB per fresh process here)."""
+    full = _full_modules_after(f"import eegbench\nds = eegbench.open({stores['zarr']!r})\nassert len(ds[2].ch_names) == 4")
+    assert "pyarrow._parquet" in full  # the probe really parsed tables
+    assert not {"pyarrow.parquet", "pyarrow.fs", "pyarrow.dataset"} & full
+
+
+def test_read_parquet_equals_the_public_reader() -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from eegbench._frame import read_parquet
+
+    frame = pd.DataFrame({"i": [1, 2], "s": ["a", None], "j": [{"x": 1}, [1, 2]], "f": [0.5, np.nan]})
+    data = frame_to_parquet(frame)
+    ours = read_parquet(data)
+    assert ours.equals(pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False))
+    assert ours.schema.metadata == pq.ParquetFile(pa.BufferReader(data)).schema_arrow.metadata
+
+
+def _full_modules_after(code: str) -> set[str]:
+    probe = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 @pytest.mark.parametrize("fmt", ["hdf5", "zarr"])
 def test_cli_info_imports_no_pandas_and_no_codec(stores: dict[str, str], fmt: str) -> None:
     loaded = _modules_after("import contextlib, io\nfrom eegbench.cli import main\n"
