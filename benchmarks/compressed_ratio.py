@@ -1,0 +1,117 @@
+"""Compressed warm window against the pure codec decode of its chunks + 3 memcpys, read by read.
+
+    python -m benchmarks.compressed_ratio STORE [STORE ...] [--reads 500] [--profile]
+
+For each store: random 2-s all-channel windows, the decoded-chunk cache off (every read decodes);
+each window read once untimed (page cache warm), then per window, interleaved: the read
+(``Recording.get_data``), the decode of the stored bytes of the chunks that cover it with the store's
+own numcodecs pipeline (bytes already in memory, encoded the same way; no CRC, no file read, no
+copy out), and 3 copies of the window's float32 bytes (``np.copyto``). Prints the medians and the
+median of read / (decode + 3 memcpy) per window (issue #9: "compressed warm window <= pure codec
+decode of its chunks + 3 memcpys"). ``--profile``: a cProfile of the reads (where the rest goes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+
+def measure(store: Path, reads: int, seed: int = 11) -> dict:
+    import numpy as np
+
+    import eegbench
+    from eegbench.codecs import decode_chunk, encode_chunk, numcodecs_pipeline
+    from eegbench.formats._chunks import CHUNK_CACHE
+
+    CHUNK_CACHE.max_bytes = 0
+    ds = eegbench.open(store)
+    recs = [ds[i] for i in range(len(ds))]
+    w = int(round(2.0 * recs[0].sfreq))
+    layout = recs[0].source.layout
+    dtype = np.dtype(layout.dtype)
+    pipeline = numcodecs_pipeline(layout.codec, dtype)
+    cs = layout.chunk_samples
+    rng = np.random.default_rng(seed)
+    windows = [(r, int(rng.integers(recs[r].n_times - w))) for r in rng.integers(len(recs), size=reads).tolist()]
+    encoded = {}
+    for r, s in windows:
+        src = recs[r].source
+        for ci in range(s // cs, (s + w - 1) // cs + 1):
+            if (r, ci) not in encoded:
+                raw = src.read_counts(ci * cs, min((ci + 1) * cs, src.n_times))
+                encoded[(r, ci)] = (encode_chunk(raw, pipeline), raw.shape)
+        recs[r].get_data(start=s, stop=s + w)  # warm
+    a = np.empty((recs[0].n_channels, w), np.float32)
+    b = np.empty_like(a)
+    clock = time.perf_counter_ns
+    t_read, t_dec, t_cpy, ratios = [], [], [], []
+    for r, s in windows:
+        t0 = clock()
+        recs[r].get_data(start=s, stop=s + w)
+        t1 = clock()
+        for ci in range(s // cs, (s + w - 1) // cs + 1):
+            data, shape = encoded[(r, ci)]
+            decode_chunk(data, pipeline, dtype, shape)
+        t2 = clock()
+        np.copyto(b, a)
+        np.copyto(a, b)
+        np.copyto(b, a)
+        t3 = clock()
+        t_read.append(t1 - t0)
+        t_dec.append(t2 - t1)
+        t_cpy.append(t3 - t2)
+        ratios.append((t1 - t0) / (t3 - t1))
+    med = statistics.median
+    return {"read_ms": med(t_read) / 1e6, "decode_ms": med(t_dec) / 1e6, "memcpy3_ms": med(t_cpy) / 1e6,
+            "ratio": med(ratios), "quantized": recs[0].source.quantization is not None}
+
+
+def profile(store: Path, reads: int) -> None:
+    import cProfile
+    import pstats
+
+    import numpy as np
+
+    import eegbench
+    from eegbench.formats._chunks import CHUNK_CACHE
+
+    CHUNK_CACHE.max_bytes = 0
+    ds = eegbench.open(store)
+    recs = [ds[i] for i in range(len(ds))]
+    w = int(round(2.0 * recs[0].sfreq))
+    rng = np.random.default_rng(3)
+    windows = [(r, int(rng.integers(recs[r].n_times - w))) for r in rng.integers(len(recs), size=reads).tolist()]
+    for r, s in windows:
+        recs[r].get_data(start=s, stop=s + w)
+    prof = cProfile.Profile()
+    prof.enable()
+    for r, s in windows:
+        recs[r].get_data(start=s, stop=s + w)
+    prof.disable()
+    pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stores", nargs="+", type=Path)
+    parser.add_argument("--reads", type=int, default=500)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+    if args.profile:
+        for store in args.stores:
+            print(f"== {store}")
+            profile(store, args.reads)
+        return
+    print("| store | counts? | read ms | decode ms | 3 memcpy ms | median read / (decode + 3 memcpy) |")
+    print("|---|---|---|---|---|---|")
+    for store in args.stores:
+        m = measure(store, args.reads)
+        print(f"| {store.name} | {'int' if m['quantized'] else 'float32'} | {m['read_ms']:.3f} | {m['decode_ms']:.3f} | "
+              f"{m['memcpy3_ms']:.3f} | {m['ratio']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
