@@ -390,3 +390,48 @@ def test_packed_store_converts_to_another_format_unpacked(packed, tmp_path):
     for a, b in zip(eegbench.open(out), ds):
         assert_recordings_equal(a, b)
     assert eegbench.open(out)[0].source.quantization is not None  # the counts went through, not floats
+
+
+def test_xarray_alone_reads_a_packed_zarr_member(packed, tmp_path):
+    """The ecosystem contract for packs: the tables' storage cell + the header's pack entry are
+    enough for xarray/pyarrow to read one member's stored counts (no eegbench in the reader)."""
+    pytest.importorskip("xarray")
+    from test_ecosystem import run_without_eegbench
+
+    ds, stores = packed
+    got = run_without_eegbench(f"""
+        import json
+        import numpy as np, pyarrow as pa, pyarrow.parquet as pq, xarray as xr
+        root = {str(stores["zarr"][0])!r}
+        header = json.load(open(root + "/eegbench.json"))
+        start, size = header["tables_pack"]["tables"]["recordings"]
+        with open(root + "/tables.pack", "rb") as fh:
+            fh.seek(start)
+            recordings = pq.read_table(pa.BufferReader(fh.read(size))).to_pandas()
+        row = recordings.iloc[4]
+        where = json.loads(row["storage"])
+        array = header["packs"][where["pack"]]["storage"]["array"]  # signals/000/pack-00000/signals
+        group, name = array.rsplit("/", 1)
+        x = xr.open_zarr(root, group=group)[name]
+        result = {{"volts": x.isel(time=slice(where["offset"], where["offset"] + row["n_times"])).values}}
+    """, tmp_path)
+    member = eegbench.open(stores["zarr"][0])[4]  # per-channel calibration: xarray shows the int16 counts
+    np.testing.assert_array_equal(got["volts"], member.source.read_counts(0, member.n_times))
+    np.testing.assert_array_equal(member.source.quantization.reconstruct(got["volts"].astype(np.int16)),
+                                  ds[4].get_data())
+
+
+def test_cli_convert_pack_option_and_info(packed, tmp_path, capsys):
+    from eegbench.cli import main
+
+    ds, stores = packed
+    dest = tmp_path / "cli.h5"
+    assert main(["convert", str(stores["zarr"][1]), str(dest), "--pack", "always", "-q"]) == 0
+    assert list(manifest.read_header(dest)[packing.FIELD]) == ["pack-00000"]
+    assert main(["convert", str(dest), str(tmp_path / "never.h5"), "--pack", "never", "-q"]) == 0
+    assert packing.FIELD not in manifest.read_header(tmp_path / "never.h5")
+    capsys.readouterr()
+    assert main(["info", str(dest)]) == 0
+    assert f"({len(LENGTHS)} recordings in 1 packs)" in capsys.readouterr().out
+    for a, b in zip(eegbench.open(tmp_path / "never.h5"), ds):
+        assert_recordings_equal(a, b)
