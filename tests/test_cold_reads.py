@@ -186,3 +186,29 @@ def test_leased_maps_close_with_the_manager_and_count_as_used(tmp_path):
     h2, view = mgr.lease(paths[2])
     mgr.clear()  # a reader's own reference keeps the mapping valid until it lets go
     assert h2.view is None and bytes(view[4:6]) == b"\x04\x05"
+
+
+def test_threads_reading_one_fresh_map_end_with_no_residency_checks(chunked):
+    """Threads sharing a source through a fresh map's checked reads leave the map trusted, exact."""
+    import threading
+
+    path, rec = chunked
+    ds = eegbench.open(path)
+    src = ds[0].source
+    expected = rec.get_data()
+    errors: list[BaseException] = []
+
+    def work(seed):
+        try:
+            for s in np.random.default_rng(seed).integers(0, 18_000, 60).tolist():
+                np.testing.assert_array_equal(src.read(s, s + 1_500, None), expected[:, s:s + 1_500])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert _warm_map(src).probe >= 0

@@ -516,8 +516,8 @@ class ChunkedSource:
                     if len(buf) != end - lo:
                         raise self.corrupt(f"signal file {rel} is shorter than its chunks (truncated while open)")
                     h.probe = _files.PROBE_READS
-                else:
-                    h.probe -= 1
+                else:  # never below 0 (threads may race here): a negative count would check forever
+                    h.probe = max(h.probe - 1, 0)
             t0 = _clock()
             for ci, (_rel, off, crc_stop, crc) in zip(range(first, last + 1), spots):
                 if crc_stop < off + full:
