@@ -187,7 +187,8 @@ def _print_info(summary: dict[str, Any], recordings: Any = None) -> None:
         ("windows", summary["n_windows"] if summary["n_windows"] is not None else "none"),
         ("size on disk", f"{_human(summary['size_bytes'])} in {summary['n_files']} files"),
         ("files", f"{summary['files_per_recording']:.3g} signal file(s) per recording"
-                  + (f" ({summary['packed_recordings']} recordings in {summary['n_packs']} packs)"
+                  + (f" ({summary['packed_recordings']} recordings in {summary['n_packs']} "
+                     f"pack{'s' if summary['n_packs'] != 1 else ''})"
                      if summary.get("n_packs") else "")
                   + f"; fullest folder {summary['fullest_folder']} ({summary['max_folder_entries']} entries)"),
         ("float32 size", _human(summary["float32_bytes"])),

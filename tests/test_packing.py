@@ -432,6 +432,6 @@ def test_cli_convert_pack_option_and_info(packed, tmp_path, capsys):
     assert packing.FIELD not in manifest.read_header(tmp_path / "never.h5")
     capsys.readouterr()
     assert main(["info", str(dest)]) == 0
-    assert f"({len(LENGTHS)} recordings in 1 packs)" in capsys.readouterr().out
+    assert f"({len(LENGTHS)} recordings in 1 pack)" in capsys.readouterr().out
     for a, b in zip(eegbench.open(tmp_path / "never.h5"), ds):
         assert_recordings_equal(a, b)
