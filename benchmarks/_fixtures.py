@@ -100,12 +100,29 @@ def source_store(profile: str | None = None) -> Path:
 
     # keyed by the store schema too: a cached source of an older schema cannot be opened any more
     path = CACHE / f"source-{profile}-g{_generator_version()}-s{SCHEMA_VERSION}"
-    if not (path / "eegbench.json").exists():
+    if not _still_readable(path):
         CACHE.mkdir(parents=True, exist_ok=True)
         # integer=True keeps the ADC grid, so every store converted from this one can use it
         eegbench.save(source_dataset(profile), path, format="parquet", compression="none", integer=True,
                       overwrite=True)
     return path
+
+
+def _still_readable(path: Path) -> bool:
+    """Whether a cached store exists and this code reads it: a layout change inside one schema version
+    (e.g. the chunk-blocked uncompressed .npy) makes an older cached source unreadable, so rebuild it."""
+    import eegbench
+    from eegbench.errors import EegbenchError
+
+    if not (path / "eegbench.json").exists():
+        return False
+    try:
+        ds = eegbench.open(path)
+        ds[0].get_data(start=0, stop=1)
+        ds.close()
+    except EegbenchError:
+        return False
+    return True
 
 
 def store(fmt: str, compression: str, chunk_seconds: float, profile: str | None = None) -> Path:
