@@ -18,6 +18,8 @@ import statistics
 import time
 from pathlib import Path
 
+from .warm_ratio import profile  # the same cProfile of warm reads
+
 
 def measure(store: Path, reads: int, seed: int = 11) -> dict:
     import numpy as np
@@ -67,31 +69,6 @@ def measure(store: Path, reads: int, seed: int = 11) -> dict:
     med = statistics.median
     return {"read_ms": med(t_read) / 1e6, "decode_ms": med(t_dec) / 1e6, "memcpy3_ms": med(t_cpy) / 1e6,
             "ratio": med(ratios), "quantized": recs[0].source.quantization is not None}
-
-
-def profile(store: Path, reads: int) -> None:
-    import cProfile
-    import pstats
-
-    import numpy as np
-
-    import eegbench
-    from eegbench.formats._chunks import CHUNK_CACHE
-
-    CHUNK_CACHE.max_bytes = 0
-    ds = eegbench.open(store)
-    recs = [ds[i] for i in range(len(ds))]
-    w = int(round(2.0 * recs[0].sfreq))
-    rng = np.random.default_rng(3)
-    windows = [(r, int(rng.integers(recs[r].n_times - w))) for r in rng.integers(len(recs), size=reads).tolist()]
-    for r, s in windows:
-        recs[r].get_data(start=s, stop=s + w)
-    prof = cProfile.Profile()
-    prof.enable()
-    for r, s in windows:
-        recs[r].get_data(start=s, stop=s + w)
-    prof.disable()
-    pstats.Stats(prof).sort_stats("tottime").print_stats(15)
 
 
 def main(argv: list[str] | None = None) -> None:

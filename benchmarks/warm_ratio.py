@@ -69,6 +69,7 @@ def measure(store: Path, npy: Path, reads: int, seed: int = 5) -> tuple[float, f
 
 
 def profile(store: Path, reads: int, seed: int = 5) -> None:
+    """cProfile ``reads`` random warm 2-s windows of ``store`` (decoded-chunk cache off), after one warm-up pass."""
     import cProfile
     import pstats
 
