@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from .warm_ratio import profile  # the same cProfile of warm reads
+from .warm_ratio import profile_stores  # the same cProfile of warm reads
 
 
 def measure(store: Path, reads: int, seed: int = 11) -> dict:
@@ -78,9 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
     if args.profile:
-        for store in args.stores:
-            print(f"== {store}")
-            profile(store, args.reads)
+        profile_stores(args.stores, args.reads)
         return
     print("| store | counts? | read ms | decode ms | 3 memcpy ms | median read / (decode + 3 memcpy) |")
     print("|---|---|---|---|---|---|")

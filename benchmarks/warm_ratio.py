@@ -91,6 +91,13 @@ def profile(store: Path, reads: int, seed: int = 5) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(25)
 
 
+def profile_stores(stores: list[Path], reads: int) -> None:
+    """:func:`profile` of each store in turn, each under a ``== path`` line."""
+    for store in stores:
+        print(f"== {store}")
+        profile(store, reads)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stores", nargs="+", type=Path)
@@ -100,9 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile the store reads instead")
     args = parser.parse_args(argv)
     if args.profile:
-        for store in args.stores:
-            print(f"== {store}")
-            profile(store, args.reads)
+        profile_stores(args.stores, args.reads)
         return
     if args.npy is None:
         parser.error("--npy is required (the memmap yardstick)")
