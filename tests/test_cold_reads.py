@@ -111,7 +111,7 @@ def _warm_map(src) -> object:
 
 
 def test_a_warm_map_reads_without_any_residency_syscall(chunked, monkeypatch):
-    """Once a map's first reads found it resident, reads trust it: no mincore, no pread."""
+    """Once a map's first read found it resident, reads trust it: no mincore, no pread."""
     from eegbench.io import files as files_mod
 
     path, rec = chunked
@@ -120,11 +120,14 @@ def test_a_warm_map_reads_without_any_residency_syscall(chunked, monkeypatch):
     monkeypatch.setattr(type(ds[0].source), "SLOW_NS_MIN", 10**12)
     probes: list[int] = []
     real = chunks_mod.resident
-    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: probes.append(a) or real(mm, a, b))
-    for k in range(files_mod.PROBE_READS + 2):  # a fresh map checks its first reads
-        ds[0].get_data(start=100 * k, stop=100 * k + 2_000)
-    assert len(probes) == files_mod.PROBE_READS
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: probes.append(a) or True)
+    ds[0].get_data(start=0, stop=2_000)  # a fresh map checks its first read only ...
+    assert files_mod.FRESH_PROBE_READS == 1 and len(probes) == 1
     assert _warm_map(ds[0].source).probe == 0
+    for k in range(1, 40):  # ... (a re-opened store's maps see few reads each: every one used to check)
+        ds[0].get_data(start=100 * k, stop=100 * k + 2_000)
+    assert len(probes) == 1
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: probes.append(a) or real(mm, a, b))
     probes.clear()
     calls = _count_preads(monkeypatch)
     rng = np.random.default_rng(0)
@@ -133,6 +136,31 @@ def test_a_warm_map_reads_without_any_residency_syscall(chunked, monkeypatch):
     picks = ds[0].get_data(picks=[3, 0], start=777, stop=2_777)
     np.testing.assert_array_equal(picks, rec.get_data(picks=[3, 0], start=777, stop=2_777))
     assert probes == [] and calls == []
+
+
+def test_a_fresh_map_that_finds_pages_missing_keeps_checking(chunked, monkeypatch):
+    """An evicted first window is one pread, and the next ``PROBE_READS`` reads check residency too
+    (an evicted workload never faults through the map); then the map is trusted."""
+    from eegbench.io import files as files_mod
+
+    path, rec = chunked
+    ds = eegbench.open(path)
+    src = ds[0].source
+    src.ready()
+    src._raw_chunk_at(0)  # Zarr: the shard index first
+    monkeypatch.setattr(type(src), "SLOW_NS_MIN", 10**12)
+    answers = iter([False] + [True] * 100)
+    probes: list[int] = []
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: probes.append(a) or next(answers))
+    calls = _count_preads(monkeypatch)
+    np.testing.assert_array_equal(ds[0].get_data(start=3_000, stop=4_000), rec.get_data(start=3_000, stop=4_000))
+    assert len(probes) == 1 and len(calls) == 1
+    assert _warm_map(src).probe == files_mod.PROBE_READS
+    for k in range(files_mod.PROBE_READS + 5):
+        s = 37 * k
+        np.testing.assert_array_equal(ds[0].get_data(start=s, stop=s + 1_000), rec.get_data(start=s, stop=s + 1_000))
+    assert len(probes) == 1 + files_mod.PROBE_READS and len(calls) == 1
+    assert _warm_map(src).probe == 0
 
 
 def test_a_slow_warm_read_turns_the_residency_check_back_on(chunked, monkeypatch):

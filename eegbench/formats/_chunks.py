@@ -463,10 +463,10 @@ class ChunkedSource:
         (stores are replaced by rename, never rewritten in place), the file size on every read
         (a file truncated while open would otherwise kill the process with SIGBUS).
 
-        Residency: while a map is fresh (its first ``files.PROBE_READS`` reads) or after a read of it
-        ran slow or found pages missing, each read first asks ``mincore`` whether the window's chunks
-        are in the page cache; if not, they are read with one ``pread`` of their adjacent bytes and
-        copied from there: a map would fetch them a 4 KiB page fault at a time (14-20 ms for an
+        Residency: on a fresh map's first read (``files.FRESH_PROBE_READS``), on the read after a
+        slow one, and for ``files.PROBE_READS`` reads after one found pages missing, a read first
+        asks ``mincore`` whether the window's chunks are in the page cache; if not, they are read
+        with one ``pread`` of their adjacent bytes and copied from there: a map would fetch them a 4 KiB page fault at a time (14-20 ms for an
         evicted 2-s window of 129 channels against 2-3 ms this way). A warm map is trusted without
         a syscall (:meth:`_read_warm`); a cold window after a warm streak faults once, then the
         check is on again. Returns False (nothing done) when the chunks are not all raw in one
