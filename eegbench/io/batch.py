@@ -8,8 +8,10 @@ source's ``read_batch`` (each recording's missing chunks in one coalesced ``get_
 chunk index first if this process has not read it yet) in a small per-process thread pool, so a
 batch costs ~one round trip (two on a recording's first touch) however many recordings it spans.
 The requests are the same ones a sequential read sends -- one per recording touched (per run of
-chunks closer than the source's ``max_gap``) -- only sent concurrently; fsspec's async file
-systems (HTTP, s3fs) multiplex them on their event loop, ``hf://`` on its own threads.
+chunks closer than the source's ``max_gap``) -- only sent concurrently: within a recording, HTTP
+writes all its requests on keep-alive connections before reading the answers
+(:meth:`eegbench.io.remote.HTTPClient.get_many`), s3fs multiplexes them on fsspec's event loop,
+obstore and ``hf://`` use a few threads.
 
 Local stores never come here: :func:`is_concurrent` is False for them (their reads are page-cache
 copies, where threads only add overhead on 2 cores), and :mod:`eegbench.torch` keeps its local

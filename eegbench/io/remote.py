@@ -3,12 +3,16 @@
 :class:`RemoteSource` implements the :class:`~eegbench.io.ByteSource` door (``size`` / ``get`` /
 ``get_ranges``) over an fsspec file system -- ``HTTPFileSystem`` (aiohttp), ``s3fs`` and
 ``HfFileSystem`` -- so every format's reader streams a remote store with the code it uses for
-local files. ``s3://`` reads go through obstore when it is installed (:func:`obstore_store`; Rust,
-less client time per request than s3fs), except in a fork of a process that already used it. What a read costs is what the reader asks for:
+local files. ``http(s)://`` reads go through :class:`HTTPClient` (keep-alive connections, a request
+written and its response read by the calling thread, all ranges of a call in flight at once;
+``EEGBENCH_HTTP_CLIENT=fsspec`` for aiohttp), ``s3://`` reads through obstore when it is installed
+(:func:`obstore_store`; Rust, less client time per request than s3fs), except in a fork of a process
+that already used it. What a read costs is what the reader asks for:
 
 * ``get_ranges`` coalesces neighbouring ranges (gap up to :attr:`RemoteSource.max_gap`, 64 KiB
   by default: a round trip costs far more than that many bytes) and fetches the merged ranges
-  **concurrently** (``cat_ranges`` of the async file systems), one request each;
+  **concurrently** (:meth:`HTTPClient.get_many`, ``cat_ranges`` of the async file systems), one
+  request each;
 * sizes come from the store's manifest (:meth:`RemoteSource.set_sizes`, done by
   :func:`eegbench.open`), so no ``HEAD`` request is made per file;
 * small reads (``get`` of at most :attr:`block_size` bytes: HDF5 metadata read by h5py, shard
@@ -99,10 +103,11 @@ class RemoteSource:
         self._cached = 0
         self._lock = threading.Lock()
         self._obs: Any = None  # the obstore S3Store of this process (False: use s3fs)
+        self._http: Any = None  # the HTTPClient of this process (False: use fsspec)
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_fs", "_pid", "_blocks", "_cached", "_lock", "_obs")}
+                if k not in ("_fs", "_pid", "_blocks", "_cached", "_lock", "_obs", "_http")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -173,6 +178,8 @@ class RemoteSource:
             return self._hf_range(url, start, end)
         if self.obstore is not None:
             return self._ob_range(url, start, end)
+        if self.http is not None:
+            return self._http_range(url, start, end)
         return self.fs.cat_file(url, start=start, end=end)
 
     def cat_ranges(self, urls: list[str], starts: list[int], ends: list[int | None]) -> list[bytes]:
@@ -181,6 +188,14 @@ class RemoteSource:
             return list(_leaf_pool().map(self._hf_range, urls, starts, ends))
         if self.obstore is not None:  # each range its own request (obstore.get_ranges merges up to 1 MiB apart)
             return list(_leaf_pool().map(self._ob_range, urls, starts, ends))
+        if self.http is not None:  # all in flight at once from this thread (no thread hand-offs)
+            ends = [self.size(u[len(self.root) + 1:]) if b is None else b for u, b in zip(urls, ends)]
+            todo = [k for k in range(len(urls)) if ends[k] > starts[k]]
+            got = self._http.get_many([urls[k] for k in todo], [starts[k] for k in todo], [ends[k] for k in todo])
+            out: list[Any] = [b""] * len(urls)
+            for k, g in zip(todo, got):
+                out[k] = g
+            return out
         got = self.fs.cat_ranges(urls, starts, ends, on_error="raise")
         for g in got:
             if isinstance(g, BaseException):
@@ -206,6 +221,25 @@ class RemoteSource:
                 if self._obs:
                     _OB_PID = os.getpid()
         return self._obs or None
+
+    @property
+    def http(self) -> HTTPClient | None:
+        """The keep-alive :class:`HTTPClient` this process reads ``http(s)://`` through (None:
+        fsspec's ``HTTPFileSystem``, for options it alone understands; see :func:`http_client`)."""
+        if self.protocol not in ("http", "https"):
+            return None
+        if self._pid != os.getpid():
+            self._init_process()
+        if self._http is None:
+            self._http = http_client(self.root, self.storage_options) or False
+        return self._http or None
+
+    def _http_range(self, url: str, start: int, end: int | None) -> bytes:
+        if end is None:
+            end = self.size(url[len(self.root) + 1:])
+        if end <= start:
+            return b""
+        return self._http.get(url, start, end)
 
     def _ob_range(self, url: str, start: int, end: int | None) -> bytes:
         import obstore
@@ -362,6 +396,291 @@ def obstore_store(root: str, storage_options: dict[str, Any] | None = None) -> A
     if opts.get("anon"):
         config["skip_signature"] = True
     return S3Store(bucket, prefix=prefix or None, client_options=client_options or None, **config)
+
+
+#: which client reads ``http(s)://``: "stdlib" (the default: :class:`HTTPClient`, keep-alive
+#: ``http.client`` connections) or "fsspec" (``HTTPFileSystem``, aiohttp on fsspec's event loop)
+HTTP_CLIENT = os.environ.get("EEGBENCH_HTTP_CLIENT", "stdlib")
+
+#: HTTP storage options :class:`HTTPClient` has an equivalent for (any other option: fsspec reads)
+_HTTP_KEYS = {"headers", "block_size"}
+
+
+class _Unusual(Exception):
+    """A response the lean reader does not handle (no ``Content-Length``, a transfer coding, 1xx):
+    the request is sent again through ``http.client``."""
+
+
+class _Conn:
+    """One keep-alive HTTP/1.1 connection: writes a request, reads status + headers and exactly
+    ``Content-Length`` body bytes into one buffer."""
+
+    def __init__(self, scheme: str, netloc: str, timeout: float) -> None:
+        import socket
+
+        host, _, port = netloc.rpartition(":") if netloc.rpartition(":")[2].isdigit() else (netloc, "", "")
+        host = host.strip("[]")
+        sock = socket.create_connection((host, int(port) if port else (443 if scheme == "https" else 80)), timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if scheme == "https":
+            import ssl
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        self.sock = sock
+        self.buf = bytearray()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def request(self, head: bytes) -> tuple[int, str, dict[str, str], bytearray]:
+        """Send ``head`` (a whole GET request) and read its response (see :meth:`response`)."""
+        self.sock.sendall(head)
+        return self.response()
+
+    def response(self) -> tuple[int, str, dict[str, str], bytearray]:
+        """The next response: ``(status, reason, headers (lower-case names), body)`` (the body is
+        the buffer it was received into: no copy)."""
+        sock, buf = self.sock, self.buf
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            got = sock.recv(16384)  # the headers and a little body: the rest goes straight into its buffer
+            if not got:
+                raise ConnectionResetError("connection closed before the response" if not buf else
+                                           "connection closed in the response headers")
+            buf += got
+        lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+        del buf[:end + 4]
+        version, _, rest = lines[0].partition(" ")
+        code, _, reason = rest.partition(" ")
+        if not version.startswith("HTTP/1.") or not code.isdigit():
+            raise ConnectionResetError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        status = int(code)
+        length = headers.get("content-length", "")
+        if status < 200 or "transfer-encoding" in headers or not length.isdigit():
+            raise _Unusual(status)
+        n = int(length)
+        body = bytearray(n)
+        have = min(len(buf), n)
+        body[:have] = buf[:have]
+        del buf[:have]
+        view = memoryview(body)
+        while have < n:
+            got = sock.recv_into(view[have:])
+            if not got:
+                raise ConnectionResetError(f"connection closed after {have} of {n} body bytes")
+            have += got
+        if headers.get("connection", "").lower() == "close" or version == "HTTP/1.0":
+            self.sock.close()
+            self.sock = None
+        return status, reason, headers, body
+
+
+class HTTPClient:
+    """Ranged ``GET`` requests to one scheme + host over keep-alive HTTP/1.1 connections, one
+    connection per request in flight, kept for the next request (any thread).
+
+    Why not fsspec's ``HTTPFileSystem`` (or ``http.client``) for these reads: a DataLoader worker
+    sends hundreds of ranged GETs per second, and with 8 workers and the server on 2 cores the
+    client's CPU per request is what limits the throughput (``benchmarks/remote_loader_cost.py``).
+    Through fsspec a request hops to fsspec's event-loop thread and back and runs aiohttp's
+    request machinery; ``http.client`` parses every response's headers with the ``email``
+    package. Here a request is the calling thread's own: one ``sendall``, the status line and
+    headers split by hand, exactly ``Content-Length`` body bytes received into one buffer. Anything
+    else (no ``Content-Length``, a transfer coding, a 1xx answer) is sent again through
+    ``http.client``, so an unusual server still works, only slower.
+
+    A connection the server closed while idle (keep-alive timeout) fails on its next use: the
+    request is sent once more on a fresh connection. Redirects (3xx with ``Location``) are
+    followed up to 5 times; 404/410 raise ``FileNotFoundError``, 401/403 ``PermissionError``,
+    other errors ``OSError`` naming the status (5xx are retried by :class:`RemoteSource`). A
+    ``200`` answer (a server that ignored ``Range``) is cut to the range asked for."""
+
+    #: idle connections kept per client
+    MAX_IDLE = 32
+
+    def __init__(self, scheme: str, netloc: str, headers: dict[str, str] | None = None,
+                 timeout: float = 120.0) -> None:
+        self.scheme, self.netloc = scheme, netloc
+        self.headers = dict(headers or {})
+        self.timeout = timeout
+        extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items()
+                        if k.lower() not in ("host", "range", "connection"))
+        self._head = f"Host: {netloc}\r\n{extra}"
+        self._idle: list[_Conn] = []
+        self._lock = threading.Lock()
+
+    def _request(self, url: str, start: int, end: int) -> tuple[str, bytes]:
+        from urllib.parse import quote, urlsplit
+
+        parts = urlsplit(url)
+        target = quote(parts.path or "/", safe="/:@!$&'()*+,;=-._~%") + (f"?{parts.query}" if parts.query else "")
+        head = f"GET {target} HTTP/1.1\r\n{self._head}Range: bytes={start}-{end - 1}\r\n\r\n".encode("latin-1")
+        return target, head
+
+    def _take(self) -> tuple[_Conn, bool]:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), False
+        return _Conn(self.scheme, self.netloc, self.timeout), True
+
+    def _give(self, conn: _Conn) -> None:
+        if conn.sock is not None:
+            with self._lock:
+                if len(self._idle) < self.MAX_IDLE:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    def get(self, url: str, start: int, end: int, _redirects: int = 5) -> bytes | bytearray:
+        """Bytes ``[start, end)`` of ``url`` (on this client's host) in one ranged GET (a
+        ``bytearray``: the buffer received into)."""
+        target, head = self._request(url, start, end)
+        for attempt in range(2):
+            conn = None
+            try:
+                conn, fresh = self._take()
+                answer = conn.request(head)
+            except _Unusual:
+                conn.close()
+                answer = self._stdlib(target, start, end)
+            except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
+                if conn is not None:
+                    conn.close()
+                if fresh or attempt:
+                    raise ConnectionError(f"{url}: {type(exc).__name__}: {exc}") from exc
+                continue  # a keep-alive connection the server had closed: once more on a new one
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
+            else:
+                self._give(conn)
+            return self._result(url, start, end, answer, _redirects)
+        raise AssertionError("unreachable")
+
+    def get_many(self, urls: Sequence[str], starts: Sequence[int], ends: Sequence[int]) -> list[bytes | bytearray]:
+        """Several ranges, one request each, all in flight at once from the calling thread: every
+        request is written on a connection of its own first, then the responses are read in turn
+        (the server answers them concurrently; what arrives meanwhile waits in the sockets'
+        buffers). A request that fails on a reused connection is sent again with :meth:`get`."""
+        sent: list[tuple[_Conn | None, bool]] = []
+        heads = [self._request(u, a, b) for u, a, b in zip(urls, starts, ends)]
+        try:
+            for _target, head in heads:
+                conn, fresh = self._take()
+                try:
+                    conn.sock.sendall(head)
+                except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+                    conn.close()
+                    if fresh:
+                        raise
+                    conn = None  # stale: this one is sent again below
+                sent.append((conn, fresh))
+            out: list[bytes | bytearray] = []
+            for k, (conn, fresh) in enumerate(sent):
+                url, a, b = urls[k], starts[k], ends[k]
+                if conn is None:
+                    out.append(self.get(url, a, b))
+                    continue
+                try:
+                    answer = conn.response()
+                except _Unusual:
+                    conn.close()
+                    sent[k] = (None, fresh)
+                    answer = self._stdlib(heads[k][0], a, b)
+                except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
+                    conn.close()
+                    sent[k] = (None, fresh)
+                    if fresh:
+                        raise ConnectionError(f"{url}: {type(exc).__name__}: {exc}") from exc
+                    out.append(self.get(url, a, b))
+                    continue
+                sent[k] = (None, fresh)
+                self._give(conn)
+                out.append(self._result(url, a, b, answer, 5))
+            return out
+        finally:
+            for conn, _ in sent:  # requests not read (an error above): their connections are unusable
+                if conn is not None:
+                    conn.close()
+
+    def _result(self, url: str, start: int, end: int, answer: tuple[int, str, dict[str, str], Any],
+                redirects: int) -> bytes | bytearray:
+        from urllib.parse import urljoin, urlsplit
+
+        status, reason, headers, body = answer
+        if status == 206:
+            return body
+        if status == 200:  # the server ignored Range: the whole file came
+            return body[start:end]
+        location = headers.get("location")
+        if status in (301, 302, 303, 307, 308) and location and redirects > 0:
+            new = urljoin(url, location)
+            loc = urlsplit(new)
+            client = self if (loc.scheme, loc.netloc) == (self.scheme, self.netloc) else \
+                HTTPClient(loc.scheme, loc.netloc, self.headers, self.timeout)
+            return client.get(new, start, end, redirects - 1)
+        if status == 416:
+            return b""
+        if status in (404, 410):
+            raise FileNotFoundError(url)
+        if status in (401, 403):
+            raise PermissionError(f"{url}: HTTP {status}")
+        raise OSError(f"{url}: HTTP {status} {reason}")
+
+    def _stdlib(self, target: str, start: int, end: int) -> tuple[int, str, dict[str, str], bytes | bytearray]:
+        """The same request through ``http.client`` on a connection of its own (closed after)."""
+        import http.client
+
+        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        conn = cls(self.netloc, timeout=self.timeout)
+        try:
+            conn.request("GET", target, headers={**self.headers, "Range": f"bytes={start}-{end - 1}",
+                                                 "Connection": "close"})
+            resp = conn.getresponse()
+            body = resp.read()
+            return resp.status, resp.reason, {k.lower(): v for k, v in resp.getheaders()}, body
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+_http_clients: dict[tuple[Any, ...], HTTPClient] = {}
+_http_pid = -1
+
+
+def http_client(root: str, storage_options: dict[str, Any] | None = None) -> HTTPClient | None:
+    """This process's :class:`HTTPClient` for the host of ``root`` (shared by every source on that
+    host with the same headers), or None when fsspec should read (``EEGBENCH_HTTP_CLIENT=fsspec``,
+    or a storage option other than ``headers``/``block_size``: aiohttp's ``client_kwargs``...).
+    A forked process builds its own (connections are never shared across processes)."""
+    global _http_clients, _http_pid
+    opts = dict(storage_options or {})
+    if HTTP_CLIENT != "stdlib" or set(opts) - _HTTP_KEYS:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(root)
+    headers = {str(k): str(v) for k, v in (opts.get("headers") or {}).items()}
+    key = (parts.scheme.lower(), parts.netloc, tuple(sorted(headers.items())))
+    with _leaf_lock:
+        if _http_pid != os.getpid():
+            _http_clients, _http_pid = {}, os.getpid()
+        client = _http_clients.get(key)
+        if client is None:
+            client = _http_clients[key] = HTTPClient(key[0], key[1], headers)
+        return client
 
 
 _leaf: ThreadPoolExecutor | None = None
