@@ -13,6 +13,13 @@ the w2/w0 ratio those CPU times imply on 2 idle cores (wall-clock ratios on a lo
 On 2 cores, workers=2 can only beat workers=0 by (read) / (read + shared-memory cost + main-process
 cost per batch): with fresh shared memory per batch costing about as much as the reads, 1.5x was
 out of reach; with the workers' reused buffers the shared-memory cost is gone.
+
+Then, per window and in the same run (issue #9 "workers=0 >= 0.9x the rate implied by the warm
+window time"), the same windows read (interleaved, window by window) into: a reused window-sized
+buffer (what a lone warm read measures: the output stays in the CPU caches), the window's slot of a
+batch-sized buffer that is reused and already faulted in (the output goes to DRAM), and the slot of
+a fresh batch (DRAM plus the kernel's first-touch zeroing) -- and the same three for a plain memcpy
+of a window's bytes, so the share of the gap that is memory traffic rather than reader code shows.
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         dst.copy_(x)
         copy.append(time.perf_counter() - t0)
+    per_window = _per_window(wds, batches)
     import gc
     import resource
 
@@ -129,6 +137,66 @@ def main(argv: list[str] | None = None) -> None:
     for ring, name in ((slots, "reused buffers"), (0, "fresh shared memory")):
         implied = 2 * main0 / (worker_cpu[2, ring] + rates[2, ring][1])
         print(f"workers=2 / workers=0 implied by CPU per batch on 2 idle cores, {name}: {implied:.2f}")
+    lone, hot, fresh, m_lone, m_hot, m_fresh = per_window
+    print("per window (median ms; same windows, interleaved):")
+    print(f"  read into a reused window buffer (lone warm read)  {lone:.4f}")
+    print(f"  read into its slot of a reused, faulted-in batch   {hot:.4f}  ({hot / lone:.2f}x lone)")
+    print(f"  read into its slot of a fresh batch                {fresh:.4f}  ({fresh / lone:.2f}x lone)")
+    print(f"  memcpy of the window: reused buffer / reused batch / fresh batch  {m_lone:.4f} / {m_hot:.4f} / "
+          f"{m_fresh:.4f}")
+    rate0 = rates[0, slots][0]
+    print(f"DataLoader workers=0 / rate implied by the lone warm read: {rate0 * lone / 1000:.2f}; "
+          f"/ rate implied by reads into a faulted-in batch: {rate0 * hot / 1000:.2f}; "
+          f"/ into a fresh batch: {rate0 * fresh / 1000:.2f}")
+
+
+def _per_window(wds, batches) -> tuple[float, ...]:
+    """Median ms per window read (and per window memcpy) into a reused window buffer, into its slot
+    of a reused batch, and into its slot of a fresh batch; the three interleaved window by window."""
+    import numpy as np
+
+    length = wds.window_samples
+    items = [(int(wds._rec[i]), int(wds._start[i])) for idx in batches for i in idx]
+    first = wds.dataset.recordings[items[0][0]]
+    n_ch = first.n_channels if wds._channels[items[0][0]] is None else len(wds._channels[items[0][0]])
+    n = len(batches[0])
+    lone_buf = np.empty((n_ch, length), np.float32)
+    hot = np.empty((n, n_ch, length), np.float32)
+    hot[:] = 0.0
+    src_bytes = np.random.default_rng(1).standard_normal((n_ch, length)).astype(np.float32)
+    fresh = None
+    t_lone, t_hot, t_fresh, c_lone, c_hot, c_fresh = [], [], [], [], [], []
+
+    def read(r: int, s: int, out: np.ndarray) -> None:
+        source, channels = wds.dataset.recordings[r].source, wds._channels[r]
+        if getattr(source, "reads_into", False):
+            source.read(s, s + length, channels, out=out)
+        else:
+            out[...] = source.read(s, s + length, channels)
+
+    # the order rotates window by window: the first of the three reads finds the source bytes
+    # colder in the CPU caches than the next two
+    for k, (r, s) in enumerate(items):
+        slot = k % n
+        if slot == 0:
+            fresh = np.empty((n, n_ch, length), np.float32)  # as each batch of workers=0 is
+        targets = [(t_lone, lone_buf), (t_hot, hot[slot]), (t_fresh, fresh[slot])]
+        for j in range(3):
+            times, out = targets[(j + k) % 3]
+            t0 = time.perf_counter()
+            read(r, s, out)
+            times.append(time.perf_counter() - t0)
+    for k in range(len(items)):
+        slot = k % n
+        if slot == 0:
+            fresh = np.empty((n, n_ch, length), np.float32)
+        targets = [(c_lone, lone_buf), (c_hot, hot[slot]), (c_fresh, fresh[slot])]
+        for j in range(3):
+            times, out = targets[(j + k) % 3]
+            t0 = time.perf_counter()
+            np.copyto(out, src_bytes)
+            times.append(time.perf_counter() - t0)
+    return tuple(_ms(x) for x in (t_lone, t_hot, t_fresh, c_lone, c_hot, c_fresh))
 
 
 if __name__ == "__main__":

@@ -72,8 +72,9 @@ class Table:
     """A read-only table parsed from the Parquet bytes :func:`eegbench.tables.frame_to_parquet` wrote."""
 
     def __init__(self, data: bytes | None = None, *, n_rows: int | None = None, where: str | None = None) -> None:
-        """``Table(data)``: the table stored in ``data``; ``Table(n_rows=n)``: ``n`` rows, no columns.
-        ``where``: the store and table named by the error if the bytes turn out unreadable."""
+        """``Table(data)``: the table stored in ``data``; ``Table(n_rows=n)``: ``n`` rows, no columns;
+        ``Table(data, n_rows=n)``: the table in ``data``, known to have ``n`` rows (its length needs no
+        parsing). ``where``: the store and table named by the error if the bytes turn out unreadable."""
         self._where = where
         self._data = None if data is None else bytes(data)
         self._cols: dict[str, np.ndarray] = {}
@@ -85,11 +86,16 @@ class Table:
         self._parent: Table | None = None  # a slice (iloc) of this Parquet-backed table, from row _start
         self._start = 0
         self._served = 0  # columns of slices converted (see _col)
+        self._known_n = data is not None and n_rows is not None  # len() without parsing (see eegbench.pack)
+        self._loaders: dict[str, Any] = {}  # columns decoded on first use (see eegbench.pack)
 
     @classmethod
-    def _from_columns(cls, cols: dict[str, np.ndarray], n: int, json_cols: list[str]) -> Table:
+    def _from_columns(cls, cols: dict[str, np.ndarray], n: int, json_cols: list[str],
+                      loaders: dict[str, Any] | None = None) -> Table:
+        """A table of ``cols``, plus columns ``loaders[name](name)`` decodes on first use."""
         t = cls(n_rows=n)
-        t._cols, t._json, t._names = cols, list(json_cols), list(cols)
+        t._cols, t._json, t._names = cols, list(json_cols), list(cols) + list(loaders or ())
+        t._loaders = dict(loaders or {})
         return t
 
     @classmethod
@@ -101,6 +107,8 @@ class Table:
     def _col(self, name: str) -> np.ndarray:
         self._parse()
         values = self._cols.get(name)
+        if values is None and name in self._loaders:
+            values = self._cols[name] = self._loaders.pop(name)(name)
         if values is None:
             if self._arrow is None or name not in self._names:
                 raise KeyError(name)
@@ -129,11 +137,26 @@ class Table:
         hidden = set()
         if b"pandas" in meta:  # pandas' stored index columns are the index, not data columns
             hidden = {c for c in json.loads(meta[b"pandas"]).get("index_columns", []) if isinstance(c, str)}
+        if self._known_n and table.num_rows != self._n:
+            from .errors import CorruptStoreError
+
+            raise CorruptStoreError(f"{self._where or 'a metadata table'}: {table.num_rows} rows where the "
+                                    f"store records {self._n}; run `eegbench verify` on the store")
         self._n = table.num_rows
         self._arrow = table
         self._names = [name for name in table.column_names if name not in hidden]
         self._cols = {}
         self._parsed = True
+
+    @property
+    def unparsed(self) -> bool:
+        """Stored bytes not parsed yet, with a known row count (``len()`` costs nothing)."""
+        return self._known_n and not self._parsed
+
+    @property
+    def where(self) -> str | None:
+        """The store and table this table was read from (for error messages), if known."""
+        return self._where
 
     # -- the DataFrame subset -------------------------------------------------------------------
     @property
@@ -142,6 +165,8 @@ class Table:
         return list(self._names)
 
     def __len__(self) -> int:
+        if self._known_n and not self._parsed:
+            return self._n
         self._parse()
         return self._n
 
@@ -193,7 +218,7 @@ class Table:
     def __getstate__(self) -> dict[str, Any]:
         if self._data is None:  # a slice (iloc) or a built table: its columns are all it has
             return {"data": None, "n": self._n, "cols": self._all(), "json": self._json}
-        return {"data": self._data, "n": self._n, "where": self._where}
+        return {"data": self._data, "n": self._n if self._known_n or self._parsed else None, "where": self._where}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["data"], n_rows=state["n"], where=state.get("where"))  # type: ignore[misc]

@@ -628,14 +628,19 @@ class Dataset(Sequence[Recording]):
             raise SelectionError(f"description has {len(description)} rows for {len(self.recordings)} recordings")
         self.description = description
         self.attrs: dict[str, Any] = dict(attrs or {})
-        if windows is not None:
-            missing = [c for c in WINDOW_COLUMNS if c not in windows.columns]
-            if missing:
-                raise SelectionError(f"window index lacks column(s) {missing}; it needs {list(WINDOW_COLUMNS)}")
-            rec = windows["recording"].to_numpy()
-            if len(windows) and (rec.min() < 0 or rec.max() >= len(self.recordings)):
-                raise SelectionError("window index refers to a recording that is not in the dataset")
+        # a stored window table not parsed yet (``open``: its Parquet bytes, row count known) is
+        # checked when it is first read, so opening a store imports no pyarrow (see eegbench.pack)
+        if windows is not None and not (isinstance(windows, Table) and windows.unparsed):
+            self._check_windows(windows)
         self.windows = windows
+
+    def _check_windows(self, windows: Any) -> None:
+        missing = [c for c in WINDOW_COLUMNS if c not in windows.columns]
+        if missing:
+            raise SelectionError(f"window index lacks column(s) {missing}; it needs {list(WINDOW_COLUMNS)}")
+        rec = windows["recording"].to_numpy()
+        if len(windows) and (rec.min() < 0 or rec.max() >= len(self.recordings)):
+            raise SelectionError("window index refers to a recording that is not in the dataset")
 
     # ``description`` and ``windows`` may arrive as stored tables (:class:`eegbench._frame.Table`,
     # from ``open``): they become pandas DataFrames the first time they are read, so opening a
@@ -657,7 +662,15 @@ class Dataset(Sequence[Recording]):
         """The window index (a pandas DataFrame) or None."""
         value = self._windows
         if isinstance(value, Table):
-            value = self._windows = value.to_pandas()
+            stored, value = value, value.to_pandas()
+            try:
+                self._check_windows(value)
+            except SelectionError as exc:  # a stored window index that does not fit its store
+                from .errors import CorruptStoreError
+
+                raise CorruptStoreError(f"{stored.where or 'the window table'}: {exc}; run `eegbench verify` "
+                                        "on the store") from None
+            self._windows = value
         return value
 
     @windows.setter

@@ -121,7 +121,7 @@ def _read_tables(src: RemoteSource, fmt: str, header: Any) -> dict[str, bytes | 
         except FileNotFoundError:
             raise CorruptStoreError(f"{src.root}: {_pack.PACK} is missing; the store is incomplete — "
                                     "re-upload or re-convert it") from None
-        return _pack.split(data, spans, sealed, src.root)
+        return _pack.split(data, spans, sealed, src.root, header.raw)
     out = _read_table_files(src, fmt, header.files)
     import hashlib
 
@@ -212,9 +212,8 @@ def info_store(url: str, *, storage_options: dict[str, Any] | None = None) -> di
 
 def _info(url: str, storage_options: dict[str, Any] | None) -> tuple[dict[str, Any], Any]:
     """(:func:`info_store`'s summary, the lazily opened dataset)."""
-    from ._frame import Table
     from .formats import get_backend
-    from .store import _open_tables, _typed, summarize
+    from .store import _open_tables, _typed, recordings_table, summarize
 
     src = _source(url, storage_options)
     header = _parse_header(src)
@@ -223,7 +222,7 @@ def _info(url: str, storage_options: dict[str, Any] | None) -> tuple[dict[str, A
     dataset, _keys = _typed(src.root, _open_tables, src.root, get_backend(header.format), header, raw, src)
     if raw.get("recordings") is None:
         raise CorruptStoreError(f"{src.root}: the store has no recordings table; run `eegbench verify {src.root}`")
-    summary = summarize(src.root, dataset, header.raw, Table(raw["recordings"]), header_bytes)
+    summary = summarize(src.root, dataset, header.raw, recordings_table(dataset), header_bytes)
     summary.update(requests=src.stats.requests, bytes_received=src.stats.bytes)
     return summary, dataset
 

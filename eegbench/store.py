@@ -449,7 +449,7 @@ def _open_once(root: Path, lazy: bool, verify: bool, recordings: list[str] | Non
         raise _validate.corrupt(root / _manifest.HEADER, "tables_sha256", "missing")
     spans = _pack.entries(header.raw, header.files.sizes(), root / _manifest.HEADER)
     if spans is not None:  # one read of tables.pack, each table checked against tables_sha256
-        raw = _pack.split(_read_pack(root), spans, sealed, root)
+        raw = _pack.split(_read_pack(root), spans, sealed, root, header.raw)
     else:
         raw = {}
         for name in _pack.TABLE_NAMES:
@@ -472,15 +472,16 @@ def _open_once(root: Path, lazy: bool, verify: bool, recordings: list[str] | Non
 def _open_tables(root: Path | str, backend: FormatBackend, header: _validate.Header,
                  raw: dict[str, bytes | None], byte_source: Any = None,
                  tree: _validate.LazyTree | None = None) -> tuple[Dataset, list[str]]:
-    """The lazy dataset (and its recording keys) from the tables' (already SHA-256-checked) Parquet
-    bytes; local and remote stores alike: whole-column checks now, each recording's rows (and,
+    """The lazy dataset (and its recording keys) from the tables (already SHA-256-checked Parquet
+    bytes, or :class:`Table` objects parsed from ``tables.pack``); local and remote stores alike: whole-column checks now, each recording's rows (and,
     with ``tree``, its files) checked when it is first built. ``byte_source``: the remote source
     every recording reads through."""
     tables = {}
     for name in _pack.TABLE_NAMES:
         data = raw.get(name)
-        try:  # parsed with pyarrow into a light table: opening needs no pandas (see eegbench._frame)
-            tables[name] = None if data is None else Table(data, where=f"{root}: metadata table {name}")
+        try:  # Parquet bytes (an older pack) parsed with pyarrow into a light table (see eegbench._frame)
+            tables[name] = data if data is None or isinstance(data, Table) else \
+                Table(data, where=f"{root}: metadata table {name}")
             len(tables[name] or ())
         except Exception as exc:  # a damaged table is a damaged store
             raise CorruptStoreError(f"{root}: cannot read metadata table {name} ({type(exc).__name__}: "
@@ -534,6 +535,7 @@ class _ValidatedBuilder:
     def __init__(self, root: Path | str, backend_name: str, tables: dict[str, Any], header: _validate.Header,
                  byte_source: Any = None, tree: _validate.LazyTree | None = None) -> None:
         self.keys = _validate.recording_keys(tables["recordings"], root, header.n_recordings)
+        self.recordings_table = tables["recordings"]  # for info(): no second read or parse
         self.table = _validate.row_source(tables["recordings"])
         n = len(self.keys)
         self.root, self.backend_name, self.files, self.n = root, backend_name, header.files, n
@@ -663,8 +665,13 @@ def info(path: str | os.PathLike, *, storage_options: dict[str, Any] | None = No
 def _info(root: Path) -> dict[str, Any]:
     dataset = open(root)
     header = _manifest.read_header(root)
-    tables_recs = Table(get_backend(header["format"]).read_table(root, "recordings"))
+    tables_recs = recordings_table(dataset)
     return summarize(str(root), dataset, header, tables_recs, (root / _manifest.HEADER).stat().st_size)
+
+
+def recordings_table(dataset: Dataset) -> Table:
+    """The recordings table an opened store's ``dataset`` was built from (as read at open)."""
+    return dataset.recordings._factory.recordings_table  # type: ignore[union-attr]
 
 
 def summarize(where: str, dataset: Dataset, header: dict[str, Any], tables_recs: Any,

@@ -46,19 +46,22 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("fmt", ["hdf5", "zarr", "parquet"])
-def test_open_imports_no_pandas_and_no_codec(stores: dict[str, str], fmt: str) -> None:
+def test_open_imports_no_pandas_no_pyarrow_and_no_codec(stores: dict[str, str], fmt: str) -> None:
+    """The metadata tables come from ``tables.pack``'s column encoding (NumPy + json): neither
+    pyarrow nor pandas is imported until a DataFrame is asked for."""
     loaded = _modules_after(f"import eegbench\nds = eegbench.open({stores[fmt]!r})\nassert len(ds) == 3\n"
-                            "assert len(ds[1].ch_names) == 4")
-    heavy = loaded & (set(HEAVY) - {"pyarrow", "h5py"})  # tables are Parquet; HDF5 keeps them in tables.h5
+                            "assert len(ds[1].ch_names) == 4\nassert ds[2].annotations is not None\n"
+                            "assert len(ds._windows) == 2\nrepr(ds)")
+    heavy = loaded & set(HEAVY)
     assert not heavy, f"open of a {fmt} store imported {sorted(heavy)}"
 
 
-def test_open_reads_tables_without_pyarrow_parquet_and_its_filesystems(stores: dict[str, str]) -> None:
-    """Tables are parsed by pyarrow's Parquet reader class alone: ``pyarrow.parquet`` imports
-    ``pyarrow.fs`` and its S3/GCS/Azure glue (40-50 ms and 5-9 MB per fresh process here)."""
-    full = _full_modules_after(f"import eegbench\nds = eegbench.open({stores['zarr']!r})\nassert len(ds[2].ch_names) == 4")
-    assert "pyarrow._parquet" in full  # the probe really parsed tables
-    assert not {"pyarrow.parquet", "pyarrow.fs", "pyarrow.dataset"} & full
+@pytest.mark.parametrize("fmt", ["zarr"])
+def test_a_dataframe_asked_for_imports_pandas_and_equals_the_saved_one(stores: dict[str, str], fmt: str) -> None:
+    loaded = _modules_after(f"import sys, eegbench\nds = eegbench.open({stores[fmt]!r})\n"
+                            "assert 'pandas' not in sys.modules\n"
+                            "assert list(ds.windows['target']) == ['a', 'b']\nassert len(ds.description) == 3")
+    assert {"pandas", "pyarrow"} <= loaded  # the probe really built the DataFrames
 
 
 def test_read_parquet_equals_the_public_reader() -> None:

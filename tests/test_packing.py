@@ -401,13 +401,11 @@ def test_xarray_alone_reads_a_packed_zarr_member(packed, tmp_path):
     ds, stores = packed
     got = run_without_eegbench(f"""
         import json
-        import numpy as np, pyarrow as pa, pyarrow.parquet as pq, xarray as xr
+        import numpy as np, pyarrow as pa, pyarrow.parquet as pq, xarray as xr, zarr
         root = {str(stores["zarr"][0])!r}
         header = json.load(open(root + "/eegbench.json"))
-        start, size = header["tables_pack"]["tables"]["recordings"]
-        with open(root + "/tables.pack", "rb") as fh:
-            fh.seek(start)
-            recordings = pq.read_table(pa.BufferReader(fh.read(size))).to_pandas()
+        table = zarr.open_array(root + "/tables/recordings", mode="r")[:]  # the Parquet bytes
+        recordings = pq.read_table(pa.BufferReader(table.tobytes())).to_pandas()
         row = recordings.iloc[4]
         where = json.loads(row["storage"])
         array = header["packs"][where["pack"]]["storage"]["array"]  # signals/000/pack-00000/signals

@@ -28,10 +28,10 @@ def reseal(store, name, edit) -> None:
     header digest): a store only validation can refuse."""
     path = store / manifest.HEADER
     header = json.loads(path.read_text())
-    spans = pack.entries(header, {k: v["size"] for k, v in header["files"].items()}, path)
-    tables = pack.split((store / pack.PACK).read_bytes(), spans, header["tables_sha256"], store)
+    backend = get_backend(header["format"])
+    tables = {n: backend.read_table(store, n) for n in pack.TABLE_NAMES}  # the pack is built from them
     data = frame_to_parquet(edit(frame_from_parquet(tables[name])))
-    get_backend(header["format"]).write_table(store, name, data)
+    backend.write_table(store, name, data)
     tables[name] = data
     blob, header[pack.FIELD] = pack.build({k: v for k, v in tables.items() if v is not None})
     (store / pack.PACK).write_bytes(blob)

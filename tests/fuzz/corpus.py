@@ -226,9 +226,14 @@ def _edit_table(store: Path, name: str, edit: Any, recompute: bool) -> None:
 
 
 def _packed_sizes(store: Path) -> dict[str, int]:
-    """Each table's size in the store's ``tables.pack`` (empty without a pack)."""
+    """The Parquet size of each table ``tables.pack`` holds (empty without a pack): the bytes a
+    ``table-bytes`` case damages (in the format's table file, then packed again)."""
+    from eegbench.formats import get_backend
+
     header = json.loads((store / "eegbench.json").read_text())
-    return {name: size for name, (_, size) in (header.get("tables_pack") or {}).get("tables", {}).items() if size}
+    backend = get_backend(header["format"])
+    names = [name for name, (_, size) in (header.get("tables_pack") or {}).get("tables", {}).items() if size]
+    return {name: len(data) for name in names if (data := backend.read_table(store, name))}
 
 
 def _edit_table_bytes(store: Path, name: str, edit: Any, recompute: bool) -> None:
@@ -242,10 +247,7 @@ def _edit_table_bytes(store: Path, name: str, edit: Any, recompute: bool) -> Non
     header = json.loads((store / "eegbench.json").read_text())
     backend = get_backend(header["format"])
     spans = pack.entries(header, {k: v["size"] for k, v in header["files"].items()}, store)
-    if spans is None:  # a store without a pack (written before tables.pack)
-        tables = {n: backend.read_table(store, n) for n in pack.TABLE_NAMES}
-    else:
-        tables = pack.split((store / pack.PACK).read_bytes(), spans, header["tables_sha256"], store)
+    tables = {n: backend.read_table(store, n) for n in pack.TABLE_NAMES}  # the pack is built from them
     data = edit(tables[name])
     backend.write_table(store, name, data)
     tables[name] = data
