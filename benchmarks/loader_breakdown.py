@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         dst.copy_(x)
         copy.append(time.perf_counter() - t0)
     per_window = _per_window(wds, batches)
+    n_batch = args.batch
     import gc
     import resource
 
@@ -144,10 +145,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  read into its slot of a fresh batch                {fresh:.4f}  ({fresh / lone:.2f}x lone)")
     print(f"  memcpy of the window: reused buffer / reused batch / fresh batch  {m_lone:.4f} / {m_hot:.4f} / "
           f"{m_fresh:.4f}")
-    rate0 = rates[0, slots][0]
-    print(f"DataLoader workers=0 / rate implied by the lone warm read: {rate0 * lone / 1000:.2f}; "
-          f"/ rate implied by reads into a faulted-in batch: {rate0 * hot / 1000:.2f}; "
-          f"/ into a fresh batch: {rate0 * fresh / 1000:.2f}")
+    rate0, cpu0 = rates[0, slots][0], main0 / n_batch
+    print(f"DataLoader workers=0 / rate implied by the lone warm read: {rate0 * lone / 1000:.2f} (wall), "
+          f"{lone / cpu0:.2f} (main-process CPU {cpu0:.4f} ms per window); / rate implied by reads into "
+          f"a faulted-in batch: {rate0 * hot / 1000:.2f} (wall), {hot / cpu0:.2f} (CPU); / into a fresh batch: "
+          f"{rate0 * fresh / 1000:.2f} (wall), {fresh / cpu0:.2f} (CPU)")
 
 
 def _per_window(wds, batches) -> tuple[float, ...]:
