@@ -207,7 +207,7 @@ class RemoteWindow:
     # smoke (CI) checks that the suite runs: one latency, a third of the ~15 min the three cost there
     params = [SERVERS, LATENCIES_MS if fx.PROFILE != "smoke" else [0], _stores()]
     param_names = ["server", "latency_ms", "store"]
-    version = 2  # 2: servers in their own process; NumPy+Parquet none chunk-blocked
+    version = 3  # 3: asyncio HTTP server, stdlib keep-alive HTTP client; 2: servers in their own process
     timeout = 600
     number = 1
     repeat = 1
@@ -259,7 +259,7 @@ class RemoteDataLoader:
 
     params = [LOADER_STORES, LOADER_WORKERS]
     param_names = ["store", "workers"]
-    version = 3  # 3: + parquet none, hdf5 none, zarr none rows; server in its own process
+    version = 4  # 4: asyncio HTTP server, stdlib keep-alive HTTP client; 3: + none rows, server in its own process
     timeout = 900
 
     def setup_cache(self):
@@ -329,19 +329,40 @@ def main() -> None:  # pragma: no cover - a script
             served.stop()
     if not args.workers:
         return
+    from .remote_loader_cost import loader_run, summarize
+
+    cores = os.cpu_count() or 1
     print()
-    print("| store | workers | local windows/s | http 20 ms windows/s | remote / local |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"DataLoader over HTTP at 20 ms vs the local store: medians of {args.repeats} interleaved local/remote "
+          f"pair(s) of {LOADER_BATCHES} batches of 32; CPU seconds of the main process, the workers and the server "
+          f"process over the timed batches (/proc/PID/stat), per window; {cores} cores; load average "
+          f"{os.getloadavg()[0]:.1f}")
+    print()
+    print("| store | workers | local windows/s | http 20 ms windows/s | remote / local | local CPU ms/window "
+          "| remote client CPU ms/window | server CPU ms/window | requests/window | CPU-bound ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     served = Served("http", 20, in_process=args.in_process)
     try:
         for store in args.loader_stores:
             fmt, codec = store.split()
             for workers in args.workers:
-                local = loader_throughput(eegbench.open(root / f"{fmt}-{codec}.{SUFFIX[fmt]}"), workers)
-                remote = loader_throughput(served.open(store), workers)
-                print(f"| {store} | {workers} | {local:.0f} | {remote:.0f} | {remote / local:.2f} |", flush=True)
+                pairs = []
+                for _ in range(args.repeats):
+                    local = loader_run(eegbench.open(root / f"{fmt}-{codec}.{SUFFIX[fmt]}"), workers, LOADER_BATCHES)
+                    remote = loader_run(served.open(store), workers, LOADER_BATCHES,
+                                        None if args.in_process else served.server)
+                    pairs.append(summarize(local, remote, workers, 0.020, cores))
+                f = {k: statistics.median(p[k] for p in pairs) for k in pairs[0]}
+                bound = statistics.median(p["remote_cpu_bound"] / p["local_cpu_bound"] for p in pairs)
+                print(f"| {store} | {workers} | {f['local']:.0f} | {f['remote']:.0f} | {f['ratio']:.2f} | "
+                      f"{f['local_cpu_ms']:.3f} | {f['client_cpu_ms']:.3f} | {f['server_cpu_ms']:.3f} | "
+                      f"{f['requests_per_window']:.2f} | {bound:.2f} |", flush=True)
     finally:
         served.stop()
+    print()
+    print("CPU-bound ratio: the local loader's CPU per window over the remote one's (client + server): what "
+          "remote / local is when both loaders are limited by the machine's cores, as 8 workers are here. "
+          f"Load average at the end {os.getloadavg()[0]:.1f}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -81,8 +81,14 @@ def read_windows(sources: Mapping[int, Any], channels: Sequence[np.ndarray | Non
     if len(groups) == 1:
         one(groups[0])
         return
-    futures = [_executor().submit(one, g) for g in groups]
-    errors = [f.exception() for f in futures]
+    # the other recordings on the pool, the first on this thread (one hand-off fewer per batch)
+    futures = [_executor().submit(one, g) for g in groups[1:]]
+    first: BaseException | None = None
+    try:
+        one(groups[0])
+    except BaseException as exc:  # noqa: BLE001 - raised below, after every task finished
+        first = exc
+    errors = [first, *(f.exception() for f in futures)]
     for exc in errors:
         if exc is not None:
             raise exc
