@@ -105,6 +105,13 @@ class _Odd(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(DATA)))
             self.end_headers()
             self.wfile.write(DATA)
+        elif self.path == "/close":  # a length, then the connection closed
+            self.send_response(206)
+            self.send_header("Content-Length", str(b - a + 1))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(DATA[a:b + 1])
+            self.close_connection = True
         elif self.path == "/moved":
             self.send_response(302)
             self.send_header("Location", "/ignores-range")
@@ -128,7 +135,7 @@ def odd():
     server.server_close()
 
 
-@pytest.mark.parametrize("path", ["/chunked", "/no-length", "/ignores-range", "/moved"])
+@pytest.mark.parametrize("path", ["/chunked", "/no-length", "/close", "/ignores-range", "/moved"])
 def test_unusual_answers_give_the_range(odd, path):
     client = HTTPClient("http", odd)
     for a, b in [(3, 40), (1000, 1001)]:
@@ -166,6 +173,7 @@ def test_lean_client_only_for_options_it_understands(http):
     assert http_client(http.url) is not None
     assert http_client(http.url, {"headers": {"Authorization": "Bearer x"}}).headers == {"Authorization": "Bearer x"}
     assert http_client(http.url, {"client_kwargs": {"trust_env": True}}) is None  # aiohttp's: fsspec reads
+    assert http_client(http.url.replace("://", "://user:pw@")) is None  # basic auth in the URL: fsspec reads
 
 
 def test_headers_reach_the_server(odd):

@@ -415,7 +415,7 @@ class _Conn:
     """One keep-alive HTTP/1.1 connection: writes a request, reads status + headers and exactly
     ``Content-Length`` body bytes into one buffer."""
 
-    def __init__(self, scheme: str, netloc: str, timeout: float) -> None:
+    def __init__(self, scheme: str, netloc: str, timeout: float, context: Any = None) -> None:
         import socket
 
         host, _, port = netloc.rpartition(":") if netloc.rpartition(":")[2].isdigit() else (netloc, "", "")
@@ -423,14 +423,14 @@ class _Conn:
         sock = socket.create_connection((host, int(port) if port else (443 if scheme == "https" else 80)), timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if scheme == "https":
-            import ssl
-
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-        self.sock = sock
+            sock = context.wrap_socket(sock, server_hostname=host)
+        self.sock: Any = sock
         self.buf = bytearray()
 
     def close(self) -> None:
-        self.sock.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
     def request(self, head: bytes) -> tuple[int, str, dict[str, str], bytearray]:
         """Send ``head`` (a whole GET request) and read its response (see :meth:`response`)."""
@@ -514,6 +514,7 @@ class HTTPClient:
         self._head = f"Host: {netloc}\r\n{extra}"
         self._idle: list[_Conn] = []
         self._lock = threading.Lock()
+        self._ssl: Any = None
 
     def _request(self, url: str, start: int, end: int) -> tuple[str, bytes]:
         from urllib.parse import quote, urlsplit
@@ -527,7 +528,11 @@ class HTTPClient:
         with self._lock:
             if self._idle:
                 return self._idle.pop(), False
-        return _Conn(self.scheme, self.netloc, self.timeout), True
+        if self.scheme == "https" and self._ssl is None:
+            import ssl
+
+            self._ssl = ssl.create_default_context()  # loads the CA certificates: once per client
+        return _Conn(self.scheme, self.netloc, self.timeout, self._ssl), True
 
     def _give(self, conn: _Conn) -> None:
         if conn.sock is not None:
@@ -672,6 +677,8 @@ def http_client(root: str, storage_options: dict[str, Any] | None = None) -> HTT
     from urllib.parse import urlsplit
 
     parts = urlsplit(root)
+    if "@" in parts.netloc:  # credentials in the URL: aiohttp's basic auth
+        return None
     headers = {str(k): str(v) for k, v in (opts.get("headers") or {}).items()}
     key = (parts.scheme.lower(), parts.netloc, tuple(sorted(headers.items())))
     with _leaf_lock:
