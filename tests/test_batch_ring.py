@@ -74,3 +74,31 @@ def test_default_collate_and_two_workers_stay_exact(wds):
     np.testing.assert_array_equal(torch.cat(xs).numpy(), expected[torch.cat(ys).numpy()])
     got = [(x.clone(), y) for x, y in _loader(wds, workers=2, collate_fn=collate)]
     np.testing.assert_array_equal(torch.cat([x for x, _ in got]).numpy(), expected)
+
+
+def test_workers0_batches_reuse_only_released_buffers(wds):
+    """workers=0: the reading process reuses a batch buffer once nothing of it is held any more
+    (tensor, view or NumPy array), and a batch it still holds is never written over."""
+    import eegbench.torch as et
+
+    expected = _expected(wds)
+    before = ring_stats()
+    kept, arrays, n = [], [], 0
+    loader = torch.utils.data.DataLoader(wds, batch_size=8, shuffle=False, num_workers=0, collate_fn=collate)
+    for x, y in loader:
+        np.testing.assert_array_equal(x.numpy(), expected[y.numpy()])
+        if n == 1:
+            kept.append((x, y))  # the whole batch
+        elif n == 3:
+            kept.append((x[1:3], y[1:3].clone()))  # a view
+        elif n == 5:
+            arrays.append((x.numpy(), y.clone()))  # a NumPy array of it
+        del x, y
+        n += 1
+    after = ring_stats()
+    assert after["reused"] - before["reused"] > n // 2, (before, after)  # released buffers were reused ...
+    for x, y in kept:  # ... and none that is still held was written over
+        np.testing.assert_array_equal(x.numpy(), expected[y.numpy()])
+    for a, y in arrays:
+        np.testing.assert_array_equal(a, expected[y.numpy()])
+    assert et.RING_SLOTS > 0
