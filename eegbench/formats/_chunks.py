@@ -136,6 +136,30 @@ def resident(mm: Any, start: int, stop: int) -> bool:
 _clock = time.perf_counter_ns
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
+#: bytes of the one block :func:`settle_heap` allocates and frees (0 or ``EEGBENCH_SETTLE_HEAP=0``: never)
+SETTLE_HEAP_BYTES = 16 << 20 if os.environ.get("EEGBENCH_SETTLE_HEAP", "1") != "0" else 0
+_HEAP_SETTLED = False
+
+
+def settle_heap() -> None:
+    """Once per process (before its first read): allocate and free one untouched 16 MiB block.
+
+    glibc serves blocks above its mmap threshold (128 KiB at start) with ``mmap`` and returns free
+    heap above its trim threshold to the kernel; freeing an mmapped block raises both thresholds to
+    that block's size (trim: twice). A process that never freed one bigger than ~0.5 MiB can fall
+    into a loop where every read's transient buffers (a compressed window of 2-s chunks: ~1.4 MB of
+    fetched bytes, decoded chunks and output) are trimmed away on free and faulted in again on the
+    next read: ~355 page faults per read, 2.2x the read time (hdf5 blosc-lz4 2-s chunks: 856 vs
+    358 us; zarr blosc-zstd 1052 vs 577 us; whether a process is in that state depended on its
+    history). Freeing one 16 MiB block does what any process that once freed a big array has done:
+    thresholds 16 / 32 MiB, so such transients are reused from the heap. Nothing is touched (no
+    page is faulted in); elsewhere than glibc it is a harmless allocation."""
+    global _HEAP_SETTLED
+    _HEAP_SETTLED = True
+    if SETTLE_HEAP_BYTES > 0:
+        block = np.empty(SETTLE_HEAP_BYTES, dtype=np.uint8)  # malloc, never written: no page faulted in
+        del block
+
 
 class ChunkedSource:
     """Base class of the formats' lazy sources. Subclasses implement :meth:`_load_chunk` (and
@@ -187,6 +211,8 @@ class ChunkedSource:
 
     def _ensure_ready(self) -> None:
         if not self.__dict__.get("_h_ready"):
+            if not _HEAP_SETTLED:
+                settle_heap()
             try:
                 self._prepare()
             except CorruptStoreError:
