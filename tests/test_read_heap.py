@@ -33,7 +33,8 @@ CHILD = textwrap.dedent("""
     f0 = faults()
     for _ in range(10):
         cycle()
-    print(faults() - f0)
+    from eegbench.formats import _chunks
+    print(_chunks._HEAP_SETTLED, _chunks.SETTLE_HEAP_BYTES, faults() - f0)
 """)
 
 
@@ -45,13 +46,17 @@ def test_after_the_first_read_transients_are_reused_not_faulted_in_again(tmp_pat
     np.testing.assert_array_equal(eegbench.open(path)[0].get_data(start=100, stop=1100),
                                   rec.get_data(start=100, stop=1100))
 
-    def child(settle: str) -> int:
-        env = dict(os.environ, EEGBENCH_SETTLE_HEAP=settle)
+    def child(settle: str) -> tuple[int, str]:
+        # a clean environment: malloc tunables (MALLOC_*_, GLIBC_TUNABLES) or a preload would change the test
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")}
+        env["EEGBENCH_SETTLE_HEAP"] = settle
         out = subprocess.run([sys.executable, "-c", CHILD, str(path)], env=env, capture_output=True, text=True,
                              check=True, timeout=120)
-        return int(out.stdout.strip().splitlines()[-1])
+        line = out.stdout.strip().splitlines()[-1]
+        return int(line.split()[-1]), f"{line!r}, stderr {out.stderr[-500:]!r}"
 
-    unsettled = child("0")
+    unsettled, _ = child("0")
     if unsettled < 100:  # this interpreter's start-up already raised the thresholds: nothing to tell apart
         pytest.skip(f"10 transient 4 MiB blocks cost only {unsettled} page faults without settling here")
-    assert child("1") < 50, "transients still faulted in on every cycle after the first read"
+    settled, detail = child("1")
+    assert settled < 50, f"transients still faulted in on every cycle after the first read ({unsettled} unsettled): {detail}"
