@@ -4,6 +4,8 @@
 windows (materialised); ``track_ms_per_window`` reports the median per window with the store
 already open, which is the figure a training loop sees. Cold: every file of the store is evicted
 from the page cache (fsync + POSIX_FADV_DONTNEED) before the timed call / before each window.
+``WarmRatio.track_ratio_to_memmap``: an uncompressed store's warm window time over np.memmap's for
+the same window, read by read in one process (issue #9's "warm uncompressed <= 1.2x np.memmap").
 """
 
 from __future__ import annotations
@@ -89,3 +91,49 @@ class ColdDiskReads(fx.Suite):
         return total / len(windows) / 1e6
 
     track_mb_read_per_window.unit = "MB"
+
+
+class WarmRatio(fx.Suite):
+    """Warm window time of a store divided by np.memmap's for the same window, read by read.
+
+    ``RandomWindow``'s warm row and np.memmap's are measured in different processes minutes apart:
+    on a shared machine their quotient moves by 2x run to run. Here every window is read through the
+    store and then through ``np.array`` of a memmap slice of the same recording's float32 ``.npy``
+    (the ``memmap-npy`` baseline), one after the other, and the figure is the median of the per-window
+    ratios (issue #9: warm uncompressed <= 1.2x np.memmap). Both see the same windows, pre-read once
+    (page cache warm), the decoded-chunk cache off. Uncompressed stores only (compressed ones are
+    measured against their decode time: ``benchmarks/compressed_ratio.py``)."""
+
+    params = [[p for p in fx.timing_params() if p.split()[1:2] == ["none"]]]
+    version = 1
+
+    def setup(self, built, store):
+        from eegbench.formats._chunks import CHUNK_CACHE
+
+        CHUNK_CACHE.max_bytes = 0
+        self.target = self._target(store)
+        self.memmap = fx.Target("memmap-npy", self.target.profile)
+        self.window = int(round(fx.WINDOW_SECONDS * self.target.sfreq))
+        lengths = [min(a, b) for a, b in zip(self.target.lengths, self.memmap.lengths)]
+        self.windows = fx.random_windows(lengths, self.window, 200, seed=4)
+
+    def track_ratio_to_memmap(self, built, store):
+        self.target.open()
+        self.memmap.open()
+        for r, s in self.windows:  # warm: pages cached, per-process metadata read
+            self.target.read(r, s, self.window)
+            self.memmap.read(r, s, self.window)
+        ratios = []
+        clock = time.perf_counter_ns
+        for r, s in self.windows:
+            t0 = clock()
+            self.target.read(r, s, self.window)
+            t1 = clock()
+            self.memmap.read(r, s, self.window)
+            t2 = clock()
+            ratios.append((t1 - t0) / max(t2 - t1, 1))
+        self.target.close()
+        self.memmap.close()
+        return statistics.median(ratios)
+
+    track_ratio_to_memmap.unit = "ratio"
