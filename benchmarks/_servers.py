@@ -181,7 +181,33 @@ class _RangeProtocol(asyncio.Protocol):
             self._next()
 
 
-class RangeHTTPServer:
+class _Shaped:
+    """Traffic counters and the injected latency / bandwidth cap of a server, settable while it runs."""
+
+    _shaping: _Shaping
+
+    @property
+    def traffic(self) -> Traffic:
+        return self._shaping.traffic
+
+    @property
+    def latency(self) -> float:
+        return self._shaping.latency
+
+    @latency.setter
+    def latency(self, value: float) -> None:
+        self._shaping.latency = value
+
+    @property
+    def bandwidth(self) -> float | None:
+        return self._shaping.bandwidth
+
+    @bandwidth.setter
+    def bandwidth(self, value: float | None) -> None:
+        self._shaping.bandwidth = value
+
+
+class RangeHTTPServer(_Shaped):
     """Serve ``root`` at ``http://127.0.0.1:PORT/`` (port chosen by the OS unless given): HTTP/1.1
     with ``Range`` (``206 Partial Content``; single ranges ``a-b``, ``a-`` and suffix ``-n``),
     ``HEAD``, keep-alive; an asyncio server on an event loop in a thread of its own.
@@ -313,28 +339,9 @@ class RangeHTTPServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def traffic(self) -> Traffic:
-        return self._shaping.traffic
-
-    @property
-    def latency(self) -> float:
-        return self._shaping.latency
-
-    @latency.setter
-    def latency(self, value: float) -> None:
-        self._shaping.latency = value
-
-    @property
-    def bandwidth(self) -> float | None:
-        return self._shaping.bandwidth
-
-    @bandwidth.setter
-    def bandwidth(self, value: float | None) -> None:
-        self._shaping.bandwidth = value
 
 
-class _Running:
+class _Running(_Shaped):
     """Start/stop of a server thread; a context manager."""
 
     _server: Any
@@ -362,26 +369,6 @@ class _Running:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    @property
-    def traffic(self) -> Traffic:
-        return self._shaping.traffic
-
-    @property
-    def latency(self) -> float:
-        return self._shaping.latency
-
-
-    @latency.setter
-    def latency(self, value: float) -> None:
-        self._shaping.latency = value
-
-    @property
-    def bandwidth(self) -> float | None:
-        return self._shaping.bandwidth
-
-    @bandwidth.setter
-    def bandwidth(self, value: float | None) -> None:
-        self._shaping.bandwidth = value
 
 
 # ---------------------------------------------------------------------------------------------
