@@ -50,6 +50,12 @@ class Traffic:
             self.by_method[method] = self.by_method.get(method, 0) + 1
             self.log.append((method, path, rng))
 
+    def waiting(self, delta: int) -> None:
+        """One more (``+1``) or one fewer (``-1``) request held back by the injected delay."""
+        with self._lock:
+            self.in_flight += delta
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
     def reset(self) -> None:
         with self._lock:
             self.requests, self.bytes, self.max_in_flight, self.connections = 0, 0, 0, 0
@@ -70,18 +76,19 @@ class _Shaping:
         self.bandwidth = bandwidth
         self.traffic = Traffic()
 
+    def wait_s(self, nbytes: int) -> float:
+        """Seconds to hold back an answer of ``nbytes`` body bytes: the latency plus the bandwidth cap."""
+        return self.latency + (nbytes / self.bandwidth if self.bandwidth else 0.0)
+
     def delay(self, nbytes: int) -> None:
-        wait = self.latency + (nbytes / self.bandwidth if self.bandwidth else 0.0)
+        """Sleep :meth:`wait_s` (the thread-per-request S3 server)."""
+        wait = self.wait_s(nbytes)
         if wait > 0:
-            t = self.traffic
-            with t._lock:
-                t.in_flight += 1
-                t.max_in_flight = max(t.max_in_flight, t.in_flight)
+            self.traffic.waiting(+1)
             try:
                 time.sleep(wait)
             finally:
-                with t._lock:
-                    t.in_flight -= 1
+                self.traffic.waiting(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,21 +163,16 @@ class _RangeProtocol(asyncio.Protocol):
         if close:
             lines.append("Connection: close")
         data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else body)
-        wait = shaping.latency + (sent / shaping.bandwidth if shaping.bandwidth else 0.0)
+        wait = shaping.wait_s(sent)
         if wait > 0:
-            t = shaping.traffic
-            with t._lock:
-                t.in_flight += 1
-                t.max_in_flight = max(t.max_in_flight, t.in_flight)
+            shaping.traffic.waiting(+1)
             asyncio.get_running_loop().call_later(wait, self._send, data, close, True)
         else:
             self._send(data, close, False)
 
     def _send(self, data: bytes, close: bool, counted: bool) -> None:
         if counted:
-            t = self.server._shaping.traffic
-            with t._lock:
-                t.in_flight -= 1
+            self.server._shaping.traffic.waiting(-1)
         if self.transport is None:
             return
         self.transport.write(data)
