@@ -8,7 +8,8 @@ decoded-chunk cache is off (``EEGBENCH_CHUNK_CACHE_MB`` ignored: every read deco
 Then, window by window, ``Recording.get_data(start, stop)`` of the store and ``np.array`` of the
 same slice of a memmap of ``DIR/<recording index>.npy`` (a float32 channel-major ``.npy``, as
 ``benchmarks.read_speed``'s ``memmap-npy`` baseline: a copy, since a memmap slice reads nothing)
-are timed one after the other. Prints, per store and repeat, the median of each and the median
+are timed one after the other, the store first for even windows and the memmap first for odd
+ones (the second of two reads finds the CPU caches warmer). Prints, per store and repeat, the median of each and the median
 of the per-window ratios (on a shared machine the two move together, so the ratio says more than
 either). ``--profile`` prints a cProfile of the store reads instead. ``--before REV`` is not
 offered: run the script with ``PYTHONPATH`` set to a ``git archive`` of the other revision.
@@ -54,16 +55,25 @@ def measure(store: Path, npy: Path, reads: int, seed: int = 5) -> tuple[float, f
         np.array(maps[r][:, s:s + w])
     clock = time.perf_counter_ns
     a, b, ratios = [], [], []
-    for r, s in windows:
+    for i, (r, s) in enumerate(windows):
         rec, m = recs[r], maps[r]
-        t0 = clock()
-        rec.get_data(start=s, stop=s + w)
-        t1 = clock()
-        np.array(m[:, s:s + w])
-        t2 = clock()
-        a.append(t1 - t0)
-        b.append(t2 - t1)
-        ratios.append((t1 - t0) / max(t2 - t1, 1))
+        if i % 2 == 0:  # the first of the two reads alternates (the second finds the CPU caches warmer)
+            t0 = clock()
+            rec.get_data(start=s, stop=s + w)
+            t1 = clock()
+            np.array(m[:, s:s + w])
+            t2 = clock()
+            ta, tb = t1 - t0, t2 - t1
+        else:
+            t0 = clock()
+            np.array(m[:, s:s + w])
+            t1 = clock()
+            rec.get_data(start=s, stop=s + w)
+            t2 = clock()
+            ta, tb = t2 - t1, t1 - t0
+        a.append(ta)
+        b.append(tb)
+        ratios.append(ta / max(tb, 1))
     ds.close()
     return statistics.median(a) / 1e6, statistics.median(b) / 1e6, statistics.median(ratios)
 

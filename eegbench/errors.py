@@ -37,6 +37,11 @@ class CorruptStoreError(StoreError):
     """A file of the store is truncated, modified or undecodable. Never returned as data."""
 
 
+class PackMismatchError(CorruptStoreError):
+    """``tables.pack`` (the tables ``open`` reads) disagrees with the store's own metadata tables
+    (Parquet files, ``tables.h5`` or Zarr ``tables/``): a crafted or damaged store (``eegbench verify``)."""
+
+
 class ResourceLimitError(EegbenchError, OSError):
     """The process ran out of a system resource (file descriptors: ``EMFILE``/``ENFILE``).
     The store is fine: raise the limit (``ulimit -n``) or lower ``EEGBENCH_MAX_OPEN_FILES``."""

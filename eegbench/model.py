@@ -605,6 +605,33 @@ class LazyRecordings(Sequence[Recording]):
         return [r for r in self._items if r is not None]
 
 
+class _Deferred:
+    """A DataFrame made from a stored table when first read: :meth:`Dataset.take` of an opened
+    store keeps its description and window index unparsed, so opening a partial copy
+    (``eegbench.open(..., recordings=[...])``) imports neither pandas nor pyarrow."""
+
+    unparsed = True
+
+    def __init__(self, n_rows: int | None, make: Any, where: str | None = None) -> None:
+        self._n, self._make, self.where = n_rows, make, where
+
+    def __len__(self) -> int:
+        if self._n is None:
+            self._n = len(self.to_pandas())
+        return self._n
+
+    def to_pandas(self) -> pd.DataFrame:
+        frame = self.__dict__.get("_frame")
+        if frame is None:
+            frame = self._frame = self._make()
+        return frame
+
+
+def _stored(value: Any) -> bool:
+    """A table as read from a store, not parsed yet (see :class:`_Deferred`)."""
+    return isinstance(value, (Table, _Deferred)) and value.unparsed
+
+
 class Dataset(Sequence[Recording]):
     """Ordered recordings + a description table + attributes + an optional window index.
 
@@ -630,7 +657,7 @@ class Dataset(Sequence[Recording]):
         self.attrs: dict[str, Any] = dict(attrs or {})
         # a stored window table not parsed yet (``open``: its Parquet bytes, row count known) is
         # checked when it is first read, so opening a store imports no pyarrow (see eegbench.pack)
-        if windows is not None and not (isinstance(windows, Table) and windows.unparsed):
+        if windows is not None and not _stored(windows):
             self._check_windows(windows)
         self.windows = windows
 
@@ -649,7 +676,7 @@ class Dataset(Sequence[Recording]):
     def description(self) -> pd.DataFrame:
         """One row per recording (a pandas DataFrame)."""
         value = self._description
-        if isinstance(value, Table):
+        if isinstance(value, (Table, _Deferred)):
             value = self._description = value.to_pandas()
         return value
 
@@ -661,7 +688,7 @@ class Dataset(Sequence[Recording]):
     def windows(self) -> pd.DataFrame | None:
         """The window index (a pandas DataFrame) or None."""
         value = self._windows
-        if isinstance(value, Table):
+        if isinstance(value, (Table, _Deferred)):
             stored, value = value, value.to_pandas()
             try:
                 self._check_windows(value)
@@ -710,14 +737,24 @@ class Dataset(Sequence[Recording]):
     def take(self, indices: Sequence[int]) -> Dataset:
         """A dataset of the recordings at ``indices`` (lazy, shares sources)."""
         idx = [int(i) for i in indices]
-        desc = self.description.iloc[idx].reset_index(drop=True)
-        windows = None
-        if self.windows is not None:
-            remap = {old: new for new, old in enumerate(idx)}
-            w = self.windows[self.windows["recording"].isin(remap)].copy()
-            w["recording"] = w["recording"].map(remap).astype(self.windows["recording"].dtype)
-            windows = w.reset_index(drop=True)
-        return Dataset([self.recordings[i] for i in idx], desc, self.attrs, windows)
+        recordings = [self.recordings[i] for i in idx]
+        if _stored(self._description) and (self._windows is None or _stored(self._windows)):
+            # an opened store's tables, not parsed yet: parse (and take) them when first read
+            windows = None if self._windows is None else \
+                _Deferred(None, lambda: self._take_windows(idx), getattr(self._windows, "where", None))
+            return Dataset(recordings, _Deferred(len(idx), lambda: self._take_description(idx)), self.attrs, windows)
+        return Dataset(recordings, self._take_description(idx), self.attrs, self._take_windows(idx))
+
+    def _take_description(self, idx: list[int]) -> pd.DataFrame:
+        return self.description.iloc[idx].reset_index(drop=True)
+
+    def _take_windows(self, idx: list[int]) -> pd.DataFrame | None:
+        if self.windows is None:
+            return None
+        remap = {old: new for new, old in enumerate(idx)}
+        w = self.windows[self.windows["recording"].isin(remap)].copy()
+        w["recording"] = w["recording"].map(remap).astype(self.windows["recording"].dtype)
+        return w.reset_index(drop=True)
 
     def select(self, *, allow_empty: bool = False, **filters: Any) -> Dataset:
         """Recordings whose description matches every filter, e.g. ``select(subject="001",

@@ -436,21 +436,25 @@ def _open_once(root: Path, lazy: bool, verify: bool, recordings: list[str] | Non
     header = _manifest.parse(root)
     backend = get_backend(header.format)
     files, tree = header.files, None
+    sealed = header.raw.get("tables_sha256")
+    if not isinstance(sealed, dict):
+        raise _validate.corrupt(root / _manifest.HEADER, "tables_sha256", "missing")
+    spans = _pack.entries(header.raw, header.files.sizes(), root / _manifest.HEADER)
+    raw: dict[str, Any] | None = None
     if recordings is not None:  # a partial copy: its few files are all checked now
-        files = _partial_manifest(root, backend, files, recordings)
+        if spans is not None:  # its recording keys from tables.pack, as a full open (no pyarrow)
+            _manifest.check_sizes(root, {_pack.PACK: files[_pack.PACK]})
+            raw = _pack.split(_read_pack(root), spans, sealed, root, header.raw)
+        files = _partial_manifest(root, backend, files, recordings, None if raw is None else raw.get("recordings"))
         _manifest.check_sizes(root, files)
     else:  # the files outside signals/ now; each recording's files when it is first built
         tree = _validate.LazyTree(root, files)
         tree.check_outside()
     if verify:
         _manifest.verify(root, files)
-    sealed = header.raw.get("tables_sha256")
-    if not isinstance(sealed, dict):
-        raise _validate.corrupt(root / _manifest.HEADER, "tables_sha256", "missing")
-    spans = _pack.entries(header.raw, header.files.sizes(), root / _manifest.HEADER)
-    if spans is not None:  # one read of tables.pack, each table checked against tables_sha256
+    if raw is None and spans is not None:  # one read of tables.pack, each table checked against tables_sha256
         raw = _pack.split(_read_pack(root), spans, sealed, root, header.raw)
-    else:
+    elif raw is None:
         raw = {}
         for name in _pack.TABLE_NAMES:
             data = raw[name] = backend.read_table(root, name)
@@ -504,12 +508,14 @@ def _read_pack(root: Path) -> bytes:
 
 
 def _partial_manifest(root: Path, backend: FormatBackend, files: dict[str, Any],
-                      keys: list[str]) -> dict[str, Any]:
-    """The manifest entries a partial copy holding only ``keys`` must have (metadata + their files)."""
+                      keys: list[str], packed: Table | bytes | None = None) -> dict[str, Any]:
+    """The manifest entries a partial copy holding only ``keys`` must have (metadata + their files).
+    ``packed``: the recordings table from ``tables.pack`` (checked against the header); without it
+    the format's own recordings table is read (with pyarrow)."""
     from .layout import files_by_recording
 
-    data = backend.read_table(root, "recordings")
-    table = None if data is None else Table(data)
+    data = packed if packed is not None else backend.read_table(root, "recordings")
+    table = data if data is None or isinstance(data, Table) else Table(data)
     known = [] if table is None else list(table["key"])
     unknown = [k for k in keys if k not in known]
     if unknown:
@@ -624,8 +630,9 @@ class _ValidatedBuilder:
 # info / verify
 # ---------------------------------------------------------------------------------------------
 def verify(path: str | os.PathLike, *, storage_options: dict[str, Any] | None = None) -> None:
-    """Re-hash every file of the store against its SHA-256 manifest; raises
-    :class:`~eegbench.errors.CorruptStoreError` naming the first bad file."""
+    """Re-hash every file of the store against its SHA-256 manifest, then compare ``tables.pack``
+    with the format's own metadata tables; raises :class:`~eegbench.errors.CorruptStoreError`
+    naming the first bad file (:class:`~eegbench.errors.PackMismatchError` for a pack that disagrees)."""
     if isinstance(path, str) and "://" in path:
         from .remote import verify_store
 
@@ -634,6 +641,8 @@ def verify(path: str | os.PathLike, *, storage_options: dict[str, Any] | None = 
     _atomic.recover(root)
     header = _manifest.parse(root)
     _manifest.verify(root, header.files)
+    # every file matches the manifest; tables.pack (what open reads) must also say what the format's tables say
+    _validate.check_pack_tables(root, header.raw, header.files.sizes(), get_backend(header.format))
 
 
 def _file_layout(files: dict[str, Any], n_recordings: int, header: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -860,3 +860,57 @@ class LazyTree:
             elif rel in self.files:
                 rels.add(rel)
         self._check(sorted(rels))
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Column values equal, NaN equal to NaN (float columns, and float cells of object columns)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind == "f":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return all(x == y or (x != x and y != y) for x, y in zip(a.tolist(), b.tolist()))
+
+
+def check_pack_tables(root: Path, header: dict[str, Any], sizes: Mapping[str, int], backend: Any) -> None:
+    """``tables.pack`` against the format's own tables: ``eegbench.open`` reads only the pack, other
+    readers (pyarrow, h5py, zarr) only the format's tables, so the two must hold the same values.
+
+    Each format table must match its SHA-256 in ``tables_sha256`` and each packed table must equal
+    it column by column (names, row count, dtype, values; NaN equals NaN). Both are sealed by the
+    header, so only a crafted or inconsistently rewritten store can fail here: raises
+    :class:`~eegbench.errors.PackMismatchError` naming the table and column. A store without a pack
+    passes; a pack of concatenated Parquet bytes (earlier eegbench) is checked slice by slice
+    against ``tables_sha256`` by :func:`eegbench.pack.split`."""
+    from . import pack as _pack
+    from ._frame import Table
+    from .errors import PackMismatchError
+
+    where = root / "eegbench.json"
+    spans = _pack.entries(header, sizes, where)
+    if spans is None:
+        return
+    sealed = header.get("tables_sha256")
+    if not isinstance(sealed, dict):
+        raise corrupt(where, "tables_sha256", "missing")
+    packed = _pack.split((root / _pack.PACK).read_bytes(), spans, sealed, root, header)
+
+    def bad(name: str, why: str) -> PackMismatchError:
+        return PackMismatchError(f"{root}: {_pack.PACK} disagrees with the store's metadata table {name} ({why}); "
+                                 "the store was crafted or rewritten inconsistently: re-convert or re-download it")
+
+    for name in _pack.TABLE_NAMES:
+        data = backend.read_table(root, name)
+        if (None if data is None else hashlib.sha256(data).hexdigest()) != sealed.get(name):
+            raise CorruptStoreError(f"{root}: metadata table {name} does not match the SHA-256 the store header "
+                                    "records for it (modified, corrupted or from another store)")
+        ours = packed.get(name)
+        if data is None or not isinstance(ours, Table):
+            continue  # absent in both (pack.split checks), or an older pack's bytes: sealed as above
+        ref = Table(data, where=f"{root}: metadata table {name}")
+        if list(ours.columns) != list(ref.columns):
+            raise bad(name, f"columns {list(ours.columns)[:8]} against {list(ref.columns)[:8]}")
+        if len(ours) != len(ref):
+            raise bad(name, f"{len(ours)} rows against {len(ref)}")
+        for col in ref.columns:
+            if not _same_values(ours[col].to_numpy(), ref[col].to_numpy()):
+                raise bad(name, f"column {col!r} differs")
