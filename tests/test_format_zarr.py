@@ -406,7 +406,8 @@ def test_float_negative_zero_is_kept(tmp_path):
 # --------------------------------------------------------------------------------------------
 # laziness, pickling, fork
 # --------------------------------------------------------------------------------------------
-def test_open_does_no_signal_io(tmp_path, monkeypatch):
+@pytest.mark.parametrize("mapped", [True, False])
+def test_open_does_no_signal_io(tmp_path, monkeypatch, mapped):
     _save(_rec(4, 500, 100.0), tmp_path / "s")
     calls = []
     real_pread, real_open = os.pread, os.open
@@ -416,10 +417,12 @@ def test_open_does_no_signal_io(tmp_path, monkeypatch):
     src = ds[0].source
     assert not [c for c in calls if c == "pread" or "signals" in c]
     assert "_h_ready" not in vars(src) and not any(k.startswith("_h_") for k in vars(src))
+    src._smapok = mapped  # False: the chunk path (pread of each chunk's stored bytes)
     ds[0].get_data(start=0, stop=10)
-    assert calls.count("pread") == 2  # the shard index once, then the one chunk
+    # the shard index once, then the one chunk: decoded straight out of the map, or one pread
+    assert calls.count("pread") == (1 if mapped else 2)
     ds[0].get_data(start=100, stop=110)
-    assert calls.count("pread") == 3  # index cached: one pread per new chunk
+    assert calls.count("pread") == (1 if mapped else 3)  # index cached: nothing / one pread per new chunk
 
 
 def test_pickled_source_reads_in_a_fresh_process(tmp_path):
@@ -479,12 +482,14 @@ def test_close_and_reopen(tmp_path):
     rec = _rec(3, 300, 100.0)
     ds = _save(rec, tmp_path / "s")
     ds[0].get_data()
-    fds = [h.fd for (p, _), h in FILES._handles.items() if "rec-00000" in p and str(tmp_path) in p]
+    handles = [h for (p, _), h in FILES._handles.items() if "rec-00000" in p and str(tmp_path) in p]
+    fds = [h.fd for h in handles if h.fd is not None]  # descriptors; compressed chunks also come from a map
     assert fds
     ds.close()
     for fd in fds:
         with pytest.raises(OSError):
             os.fstat(fd)
+    assert all(h.mm is None and h.fd is None for h in handles)  # maps unmapped too
     CHUNK_CACHE.clear()
     _bitwise_equal(ds[0].get_data(), rec.get_data())
 

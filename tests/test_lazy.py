@@ -44,6 +44,13 @@ def test_a_window_decodes_only_the_chunks_it_overlaps(store, monkeypatch):
         loaded.append(index)
         return raw_at(self, index)
 
+    decode_at = type(source)._decode_stored_bytes
+
+    def counting_decoded(self, index, data):  # compressed stores: chunks decoded straight out of a map
+        loaded.append(index)
+        return decode_at(self, index, data)
+
+    monkeypatch.setattr(type(source), "_decode_stored_bytes", counting_decoded)
     monkeypatch.setattr(type(source), "_load_chunk", counting)
     monkeypatch.setattr(type(source), "_load_chunks", counting_many)
     monkeypatch.setattr(type(source), "_raw_chunk_at", counting_mapped)

@@ -200,6 +200,20 @@ class ChunkedSource:
         """Decoded chunks ``indices`` (sorted, distinct); override to fetch their bytes together."""
         return [self._load_chunk(i) for i in indices]
 
+    def _stored_chunk_at(self, index: int) -> tuple[str, int, int, int | None] | None:
+        """Where chunk ``index``'s *stored* (encoded) bytes lie in a local file, for decoding them
+        straight out of a map (:meth:`_read_stored`): ``(rel, offset, stop, crc)``: bytes
+        ``[offset, stop)`` of file ``rel`` are what :meth:`_decode_stored_bytes` takes; CRC32C over
+        them is ``crc`` (None: over ``[offset, stop - 4)``, stored little-endian in the last 4 bytes).
+        None: read it through :meth:`_load_chunk`. Called under the source's lock, after ``_prepare``."""
+        return None
+
+    def _decode_stored_bytes(self, index: int, data: np.ndarray) -> np.ndarray:
+        """Decoded chunk ``index`` (``(n_channels, chunk_len)``, stored dtype) from ``data``, the
+        uint8 stored bytes :meth:`_stored_chunk_at` names, already checked. May return a view of
+        ``data`` (the caller copies what it keeps)."""
+        raise NotImplementedError
+
     # --- bytes and per-process state --------------------------------------------------------
     @property
     def bytes(self) -> ByteSource:
@@ -596,6 +610,102 @@ class ChunkedSource:
             del view, buf
         return True
 
+    # --- compressed chunks decoded straight out of a map ------------------------------------
+    @property
+    def _stored_mappable(self) -> bool:
+        """Compressed local storage whose format says where each chunk's stored bytes lie."""
+        ok = self.__dict__.get("_smapok")
+        if ok is None:
+            ok = self._smapok = (self.layout.codec.compression != "none"
+                                 and type(self)._stored_chunk_at is not ChunkedSource._stored_chunk_at
+                                 and os.environ.get("EEGBENCH_MAP_COMPRESSED", "1") != "0"
+                                 and getattr(self.bytes, "lease", None) is not None)
+        return ok
+
+    def _read_stored(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray) -> bool:
+        """Compressed chunks decoded straight out of a leased map of their file, each converted
+        into its slice of ``out`` (issue #9): no ``pread`` copy of the stored bytes out of the page
+        cache, and no CRC32C of them after their first read in this process.
+
+        Integrity, the policy of :meth:`_read_mapped`: a chunk's CRC32C is checked on its first
+        read in this process (a damaged chunk is reported there, before any decoder sees it); the
+        file size on every read (a file truncated while open gives CorruptStoreError, never
+        SIGBUS); the file's identity (device, inode, size, mtime) whenever a map is (re)opened, so a
+        store replaced by rename is refused. Stores are written by rename, never in place. Bytes
+        read with ``pread`` (evicted windows below) are the same file's and follow the same rule.
+
+        Residency: ``mincore`` of the window's last stored page on every read (~2 us against a
+        decode of hundreds); when it is missing and the chunks' bytes are adjacent, they are read
+        with one ``pread`` instead of a 4 KiB page fault at a time through the map.
+
+        Decoded chunks go through the decoded-chunk cache as on the chunk path (copied when the
+        decoder returned a view of the map); no view of the map outlives the read. Returns False
+        (nothing done) when the chunks are not all in one mappable file."""
+        cs = self.chunk_samples
+        first, last = start // cs, (stop - 1) // cs
+        use_cache = CHUNK_CACHE.max_bytes > 0
+        view = buf = data = arr = None
+        with self._lock:
+            try:
+                self._ensure_ready()
+                spots = [self._stored_chunk_at(ci) for ci in range(first, last + 1)]
+                if any(s is None for s in spots) or len({s[0] for s in spots}) != 1:
+                    return False
+                rel = spots[0][0]
+                checked = self.__dict__.get("_h_stored_ok")
+                n_chunks = -(-self.n_times // cs)
+                if checked is None or len(checked) != n_chunks:
+                    checked = self._h_stored_ok = bytearray(n_chunks)
+                h, view = self.bytes.lease(rel)
+                mm = h.mm
+                if mm is None:  # closed by another thread since: read through the chunk path
+                    return False
+                h.used = True
+                lo, end = min(s[1] for s in spots), max(s[2] for s in spots)
+                if mm.size() < end or len(view) < end:
+                    raise self.corrupt(f"file {rel} is shorter than its chunks (truncated while open)")
+                buf, base = view, 0
+                if (end - lo <= self.COALESCE_LIMIT * sum(s[2] - s[1] for s in spots)
+                        and not resident(mm, lo, end)):
+                    # evicted: the covering chunks (adjacent in every format's layout) in one pread
+                    buf, base = np.frombuffer(self.bytes.get(rel, lo, end), dtype=np.uint8), lo
+                    if len(buf) != end - lo:
+                        raise self.corrupt(f"file {rel} is shorter than its chunks (truncated while open)")
+                for ci, (_rel, off, stp, crc) in zip(range(first, last + 1), spots):
+                    key = (self._uid, ci)
+                    arr = CHUNK_CACHE.get(key) if use_cache else None
+                    if arr is None:
+                        data = buf[off - base:stp - base]
+                        if not checked[ci]:
+                            if crc is None:  # (each format's own wording of the error)
+                                crc = int.from_bytes(data[-4:].tobytes(), "little")
+                                if len(data) < 4 or google_crc32c.value(data[:-4]) != crc:
+                                    raise self.corrupt(f"chunk {ci} in {rel} fails its crc32c checksum "
+                                                       "(modified or corrupted)")
+                            elif google_crc32c.value(data) != crc:
+                                raise self.corrupt(f"chunk {ci} fails its CRC32C check in {rel} "
+                                                   f"(bytes {off}..{stp})")
+                            checked[ci] = 1
+                        arr = self._checked_shape(ci, self._decode_stored_bytes(ci, data))
+                        if use_cache:
+                            if np.may_share_memory(arr, buf):  # bounds only: never keep a view of the map
+                                arr = arr.copy()
+                                arr.flags.writeable = False
+                            CHUNK_CACHE.put(key, arr)
+                        data = None
+                    c0 = ci * cs
+                    a, b = max(start, c0), min(stop, c0 + cs)
+                    self._emit(arr, a - c0, b - c0, channels, out, a - start)
+                    arr = None
+            except Exception as exc:
+                err = self._wrap(exc, first if first == last else list(range(first, last + 1)))
+                if err is exc:
+                    raise
+                raise err from exc
+            finally:
+                del view, buf, data, arr  # no view of the map may outlive the read
+        return True
+
     def read(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
         """Float32 volts of samples ``[start, stop)`` of ``channels``, written straight into ``out``
         (a new array when None): each overlapping chunk is decoded (or taken from the cache; the
@@ -611,6 +721,8 @@ class ChunkedSource:
             return out
         if self._mappable and (self._read_warm(start, stop, channels, out)
                                or self._read_mapped(start, stop, channels, out)):
+            return out
+        if self._stored_mappable and self._read_stored(start, stop, channels, out):
             return out
         cs = self.chunk_samples
         first, last = start // cs, (stop - 1) // cs

@@ -348,6 +348,16 @@ class HDF5Source(ChunkedSource):
         offset, size, mask, crc = self._h_index[index]
         return None if mask & 1 else (self._rel(), offset, offset + size, crc)
 
+    def _stored_chunk_at(self, index: int) -> tuple[str, int, int, int | None] | None:
+        # compressed: the chunk's filtered bytes, CRC32C from the index (as _load_chunk checks)
+        if self._h_index is None:
+            return None
+        offset, size, _mask, crc = self._h_index[index]
+        return self._rel(), offset, offset + size, crc
+
+    def _decode_stored_bytes(self, index: int, data: np.ndarray) -> np.ndarray:
+        return self._finish(data, self._h_index[index][2], index)
+
     def _load_chunks(self, indices: list[int]) -> list[np.ndarray]:
         if self._h_index is None or len(indices) == 1:
             return [self._load_chunk(i) for i in indices]

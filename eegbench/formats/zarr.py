@@ -803,6 +803,17 @@ class ZarrSource(ChunkedSource):
         off, nb = entries[index % self.chunks_per_shard]
         return None if off == _EMPTY else (rel, off, off + nb - _CRC, None)
 
+    def _stored_chunk_at(self, index: int) -> tuple[str, int, int, int | None] | None:
+        # compressed: the inner chunk's encoded bytes then its crc32c (stores without one: chunk path)
+        if not self.plan.crc:
+            return None
+        entries, rel = self._index(index // self.chunks_per_shard)
+        off, nb = entries[index % self.chunks_per_shard]
+        return None if off == _EMPTY else (rel, off, off + nb, None)
+
+    def _decode_stored_bytes(self, index: int, data: np.ndarray) -> np.ndarray:
+        return self._decode_checked(index, self._rel(index // self.chunks_per_shard), data[:-_CRC])
+
     def _load_chunk(self, index: int) -> np.ndarray:
         return self._load_chunks([index])[0]
 
@@ -839,6 +850,10 @@ class ZarrSource(ChunkedSource):
             view = view[:-_CRC]
             if google_crc32c.value(view) != stored:
                 raise self.corrupt(f"chunk {index} in {rel} fails its crc32c checksum (modified or corrupted)")
+        return self._decode_checked(index, rel, view)
+
+    def _decode_checked(self, index: int, rel: str, view: np.ndarray) -> np.ndarray:
+        """Decoded chunk ``index`` from its encoded bytes ``view`` (crc32c already checked and stripped)."""
         try:
             arr = self.plan.decode(view)
         except Exception as exc:
