@@ -38,6 +38,13 @@ def test_chunk_larger_than_the_cache_warns_and_is_decoded_once(tmp_path, monkeyp
         return one(self, indices)
 
     monkeypatch.setattr(type(src), "_load_chunks", counting)
+    decode = type(src)._decode_stored_bytes
+
+    def counting_decoded(self, index, data):  # decoded straight out of the map
+        loaded.append(index)
+        return decode(self, index, data)
+
+    monkeypatch.setattr(type(src), "_decode_stored_bytes", counting_decoded)
     for start in (100, 2_000, 5_000, 9_000):  # four 1-s windows inside chunk 0
         np.testing.assert_array_equal(src.read(start, start + 1000, None), rec.get_data(start=start, stop=start + 1000))
     assert loaded == [0]

@@ -198,3 +198,20 @@ def test_sources_without_maps_take_the_chunk_path(tmp_path, monkeypatch):
     x = src.read(0, 300, None)
     assert np.array_equal(_bits(x), _bits(rec.get_data(start=0, stop=300)))
     assert len(calls) >= 2  # the shard index, then the chunks' stored bytes
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_batches_decode_out_of_the_map_too(tmp_path, fmt, monkeypatch):
+    path, rec = _save(tmp_path, fmt)
+    src = eegbench.open(path)[0].source
+    starts = np.array([0, 1_234, 2_000, 2_700])
+    src.read(0, src.n_times, None)  # checked once, page cache warm
+    calls = _count_preads(monkeypatch)
+    out = src.read_batch(starts, 250, None)
+    assert calls == []
+    for i, s in enumerate(starts.tolist()):
+        assert np.array_equal(_bits(out[i]), _bits(rec.get_data(start=s, stop=s + 250)))
+    # evicted and not adjacent: the coalesced get_ranges of the chunk path, not page faults
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
+    out2 = src.read_batch(starts, 250, None)
+    assert np.array_equal(_bits(out2), _bits(out)) and len(calls) >= 1

@@ -373,7 +373,7 @@ class ChunkedSource:
             with self._lock:
                 try:
                     self._ensure_ready()
-                    loaded = self._load_chunks(missing)
+                    loaded = self._stored_mappable and self._load_stored(missing) or self._load_chunks(missing)
                 except Exception as exc:
                     err = self._wrap(exc, missing if len(missing) > 1 else missing[0])
                     if err is exc:
@@ -644,55 +644,21 @@ class ChunkedSource:
         cs = self.chunk_samples
         first, last = start // cs, (stop - 1) // cs
         use_cache = CHUNK_CACHE.max_bytes > 0
-        view = buf = data = arr = None
+        got = buf = arr = None
         with self._lock:
             try:
                 self._ensure_ready()
-                spots = [self._stored_chunk_at(ci) for ci in range(first, last + 1)]
-                if any(s is None for s in spots) or len({s[0] for s in spots}) != 1:
+                got = self._stored_bytes(range(first, last + 1), coalesce_only=False)
+                if got is None:
                     return False
-                rel = spots[0][0]
-                checked = self.__dict__.get("_h_stored_ok")
-                n_chunks = -(-self.n_times // cs)
-                if checked is None or len(checked) != n_chunks:
-                    checked = self._h_stored_ok = bytearray(n_chunks)
-                h, view = self.bytes.lease(rel)
-                mm = h.mm
-                if mm is None:  # closed by another thread since: read through the chunk path
-                    return False
-                h.used = True
-                lo, end = min(s[1] for s in spots), max(s[2] for s in spots)
-                if mm.size() < end or len(view) < end:
-                    raise self.corrupt(f"file {rel} is shorter than its chunks (truncated while open)")
-                buf, base = view, 0
-                if (end - lo <= self.COALESCE_LIMIT * sum(s[2] - s[1] for s in spots)
-                        and not resident(mm, lo, end)):
-                    # evicted: the covering chunks (adjacent in every format's layout) in one pread
-                    buf, base = np.frombuffer(self.bytes.get(rel, lo, end), dtype=np.uint8), lo
-                    if len(buf) != end - lo:
-                        raise self.corrupt(f"file {rel} is shorter than its chunks (truncated while open)")
-                for ci, (_rel, off, stp, crc) in zip(range(first, last + 1), spots):
+                spots, buf, base = got
+                for ci, spot in zip(range(first, last + 1), spots):
                     key = (self._uid, ci)
                     arr = CHUNK_CACHE.get(key) if use_cache else None
                     if arr is None:
-                        data = buf[off - base:stp - base]
-                        if not checked[ci]:
-                            if crc is None:  # (each format's own wording of the error)
-                                crc = int.from_bytes(data[-4:].tobytes(), "little")
-                                if len(data) < 4 or google_crc32c.value(data[:-4]) != crc:
-                                    raise self.corrupt(f"chunk {ci} in {rel} fails its crc32c checksum "
-                                                       "(modified or corrupted)")
-                            elif google_crc32c.value(data) != crc:
-                                raise self.corrupt(f"chunk {ci} fails its CRC32C check in {rel} "
-                                                   f"(bytes {off}..{stp})")
-                            checked[ci] = 1
-                        arr = self._checked_shape(ci, self._decode_stored_bytes(ci, data))
+                        arr = self._decode_from(ci, spot, buf, base, keep=use_cache)
                         if use_cache:
-                            if np.may_share_memory(arr, buf):  # bounds only: never keep a view of the map
-                                arr = arr.copy()
-                                arr.flags.writeable = False
                             CHUNK_CACHE.put(key, arr)
-                        data = None
                     c0 = ci * cs
                     a, b = max(start, c0), min(stop, c0 + cs)
                     self._emit(arr, a - c0, b - c0, channels, out, a - start)
@@ -703,8 +669,82 @@ class ChunkedSource:
                     raise
                 raise err from exc
             finally:
-                del view, buf, data, arr  # no view of the map may outlive the read
+                del got, buf, arr  # no view of the map may outlive the read
         return True
+
+    def _stored_bytes(self, indices: Any, coalesce_only: bool) -> tuple[list, Any, int] | None:
+        """``(spots, buf, base)`` for chunks ``indices`` (under the lock, after ``_prepare``): their
+        :meth:`_stored_chunk_at` entries and a uint8 buffer holding file bytes ``[base, ...)`` of
+        them: the leased map (``base`` 0; the caller drops it before returning) or, when their last
+        page is not resident and they are adjacent, one ``pread`` of their covering bytes. None: not
+        all in one mappable file, or (``coalesce_only``) evicted and not adjacent (the caller's
+        coalesced ``get_ranges`` does better than a page fault per 4 KiB)."""
+        spots = [self._stored_chunk_at(ci) for ci in indices]
+        if not spots or any(s is None for s in spots) or len({s[0] for s in spots}) != 1:
+            return None
+        rel = spots[0][0]
+        view = data = None
+        try:  # locals cleared on the way out: a traceback must not keep a view of the map alive
+            h, view = self.bytes.lease(rel)
+            mm = h.mm
+            if mm is None:  # closed by another thread since: read through the chunk path
+                return None
+            h.used = True
+            lo, end = min(s[1] for s in spots), max(s[2] for s in spots)
+            if mm.size() < end or len(view) < end:
+                raise self.corrupt(f"file {rel} is shorter than its chunks (truncated while open)")
+            if resident(mm, lo, end):
+                return spots, view, 0
+            if end - lo <= self.COALESCE_LIMIT * sum(s[2] - s[1] for s in spots):
+                # evicted: the covering chunks (adjacent in every format's layout) in one pread rather
+                # than a page fault per 4 KiB of the map
+                data = np.frombuffer(self.bytes.get(rel, lo, end), dtype=np.uint8)
+                if len(data) != end - lo:
+                    raise self.corrupt(f"file {rel} is shorter than its chunks (truncated while open)")
+                return spots, data, lo
+            return None if coalesce_only else (spots, view, 0)
+        finally:
+            del view, data
+
+    def _decode_from(self, ci: int, spot: tuple[str, int, int, int | None], buf: Any, base: int,
+                     keep: bool) -> np.ndarray:
+        """Chunk ``ci`` decoded from its stored bytes in ``buf`` (file bytes from ``base``), its
+        CRC32C checked on its first use in this process. ``keep``: never a view of ``buf``."""
+        rel, off, stp, crc = spot
+        data = None
+        try:  # locals cleared on the way out: a traceback must not keep a view of the map alive
+            data = buf[off - base:stp - base]
+            checked = self.__dict__.get("_h_stored_ok")
+            if checked is None or len(checked) <= ci:
+                checked = self._h_stored_ok = bytearray(-(-self.n_times // self.chunk_samples))
+            if not checked[ci]:
+                if crc is None:  # (each format's own wording of the error)
+                    crc = int.from_bytes(data[-4:].tobytes(), "little")
+                    if len(data) < 4 or google_crc32c.value(data[:-4]) != crc:
+                        raise self.corrupt(f"chunk {ci} in {rel} fails its crc32c checksum (modified or corrupted)")
+                elif google_crc32c.value(data) != crc:
+                    raise self.corrupt(f"chunk {ci} fails its CRC32C check in {rel} (bytes {off}..{stp})")
+                checked[ci] = 1
+            arr = self._checked_shape(ci, self._decode_stored_bytes(ci, data))
+            if keep and np.may_share_memory(arr, buf):  # bounds only: never keep a view of the map
+                arr = arr.copy()
+                arr.flags.writeable = False
+            return arr
+        finally:
+            del data, buf
+
+    def _load_stored(self, indices: list[int]) -> list[np.ndarray] | None:
+        """Chunks ``indices`` decoded straight out of the map (the batch path's :meth:`_load_chunks`;
+        same integrity rules as :meth:`_read_stored`); None: take :meth:`_load_chunks`."""
+        got = None
+        try:
+            got = self._stored_bytes(indices, coalesce_only=True)
+            if got is None:
+                return None
+            spots, buf, base = got
+            return [self._decode_from(ci, spot, buf, base, keep=True) for ci, spot in zip(indices, spots)]
+        finally:
+            del got
 
     def read(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray | None = None) -> np.ndarray:
         """Float32 volts of samples ``[start, stop)`` of ``channels``, written straight into ``out``
