@@ -246,6 +246,8 @@ def test_read_batch_decodes_each_chunk_once_without_the_cache(tmp_path, fmt, mon
     one, many = type(src)._load_chunk, type(src)._load_chunks
     monkeypatch.setattr(type(src), "_load_chunk", lambda self, i: loaded.append(i) or one(self, i))
     monkeypatch.setattr(type(src), "_load_chunks", lambda self, ix: loaded.extend(ix) or many(self, ix))
+    decode = type(src)._decode_stored_bytes  # chunks decoded straight out of the map
+    monkeypatch.setattr(type(src), "_decode_stored_bytes", lambda self, i, data: loaded.append(i) or decode(self, i, data))
     monkeypatch.setattr(CHUNK_CACHE, "max_bytes", 0)  # decoded-chunk cache off
     CHUNK_CACHE.clear()
     starts = [50, 120, 130, 150, 1850, 60]  # overlapping 150-sample windows: chunks 0..2 and 18..19
