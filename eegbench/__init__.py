@@ -19,7 +19,6 @@ from .codecs import COMPRESSIONS, CodecSpec
 from .formats import available_formats
 from .model import Annotations, Dataset, Recording
 from .quantization import Quantization
-from .sources import synthetic  # eegbench.synthetic.make_dataset(...)
 from .store import info, open, save, verify
 
 __version__ = "0.1.0"
@@ -29,6 +28,16 @@ __all__ = [
     "available_formats", "eegbci_description", "errors", "from_bids", "synthetic", "from_files", "from_mne", "info",
     "open", "save", "verify", "__version__", "from_pretrained", "push_to_hub",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``eegbench.synthetic`` (``eegbench.synthetic.make_dataset(...)``), imported on first use:
+    ``import eegbench`` + ``open`` do not need the generator (issue #9: open cost)."""
+    if name == "synthetic":
+        from .sources import synthetic
+
+        return synthetic
+    raise AttributeError(f"module 'eegbench' has no attribute {name!r}")
 
 
 def push_to_hub(path_or_dataset: Any, repo_id: str, **kwargs: Any) -> Any:

@@ -340,8 +340,19 @@ class Recording:
         if picks is None:
             return None
         items = [picks] if isinstance(picks, (str, int, np.integer)) else list(picks)
+        lookup = self._name_lookup()
+        if items:  # fast paths (names that all exist; integers all in range), else the checks below
+            if isinstance(items[0], str):
+                try:
+                    return np.fromiter(map(lookup.__getitem__, items), dtype=np.int64, count=len(items))
+                except (KeyError, TypeError):
+                    pass
+            elif bool not in map(type, items) and np.bool_ not in map(type, items):
+                arr = np.asarray(items)
+                n = self.n_channels
+                if arr.ndim == 1 and arr.dtype.kind in "iu" and arr.min() >= -n and arr.max() < n:
+                    return arr.astype(np.int64) % n
         out = np.empty(len(items), dtype=np.int64)
-        lookup = {c: i for i, c in enumerate(self.ch_names)}
         for i, item in enumerate(items):
             if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
                 if not -self.n_channels <= int(item) < self.n_channels:
@@ -357,6 +368,13 @@ class Recording:
         if out.size == 0:
             raise SelectionError(f"{self.name}: picks selects no channel")
         return out
+
+    def _name_lookup(self) -> dict[str, int]:
+        """``{channel name: index}``, rebuilt when ``ch_names`` changed since it was made."""
+        cached = self.__dict__.get("_lookup")
+        if cached is None or cached[0] != self.ch_names:
+            cached = self._lookup = (list(self.ch_names), {c: i for i, c in enumerate(self.ch_names)})
+        return cached[1]
 
     def _check_range(self, start: int, stop: int | None) -> tuple[int, int]:
         if stop is None:
@@ -396,6 +414,9 @@ class Recording:
             stop = self._time_index(tmax, "tmax")
         start, stop = self._check_range(start, stop)
         channels = self.pick_indices(picks)
+        if channels is not None and channels.size == self.n_channels and \
+                np.array_equal(channels, np.arange(self.n_channels)):
+            channels = None  # every channel in order: the plain copy, no fancy indexing
         data = self._read(start, stop, channels, pad)
         return data if units is None else self._scale_units(data, channels, units)
 
@@ -405,6 +426,31 @@ class Recording:
         return int(float(t) * self.sfreq)  # MNE's time_as_index (truncation)
 
     def _scale_units(self, data: np.ndarray, channels: np.ndarray | None, units: Any) -> np.ndarray:
+        factors = self._unit_factors(channels, units)
+        if factors is None:
+            return data
+        # float64 product rounded to float32 once, in one pass (a source may hand out a view of its own samples)
+        return np.multiply(data, factors[:, None], out=np.empty_like(data, dtype=np.float32), dtype=np.float64,
+                           casting="unsafe")
+
+    def _unit_factors(self, channels: np.ndarray | None, units: Any) -> np.ndarray | None:
+        """Per-row float64 factors for ``units`` (None: all 1), cached per request, channel units and types."""
+        try:
+            key = (tuple(sorted(units.items())) if isinstance(units, dict) else units,
+                   None if channels is None else channels.tobytes(), tuple(self.units), tuple(self.ch_types))
+            cache = self.__dict__.setdefault("_factors", {})
+            if key in cache:
+                return cache[key]
+        except TypeError:  # unhashable or unorderable units: computed (and checked) below, not cached
+            key = cache = None
+        factors = self._compute_unit_factors(channels, units)
+        if cache is not None:
+            if len(cache) > 64:
+                cache.clear()
+            cache[key] = factors
+        return factors
+
+    def _compute_unit_factors(self, channels: np.ndarray | None, units: Any) -> np.ndarray | None:
         idx = range(self.n_channels) if channels is None else channels
         factors = np.ones(len(idx))
         for row, c in enumerate(idx):
@@ -422,10 +468,9 @@ class Recording:
                 continue  # a str applies to voltage channels only (MNE: channels of the unit's type)
             factors[row] = want / have
         if np.all(factors == 1.0):
-            return data
-        out = data.astype(np.float64)
-        out *= factors[:, None]
-        return out.astype(np.float32)
+            return None
+        factors.flags.writeable = False  # cached and shared
+        return factors
 
     def _read(self, start: int, stop: int, channels: np.ndarray | None, pad: bool | float) -> np.ndarray:
         if stop < start:

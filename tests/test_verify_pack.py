@@ -145,3 +145,14 @@ def test_partial_copy_with_a_damaged_pack_is_corrupt(saved, tmp_path, fmt):
         eegbench.open(part, recordings=["rec-00002"])
     with pytest.raises(CorruptStoreError, match="no recording with key"):
         eegbench.open(_partial_copy(stores[fmt], ["rec-00002"], tmp_path / "p2"), recordings=["rec-00009"])
+
+
+def test_import_eegbench_defers_the_synthetic_generator():
+    """``import eegbench`` (+ open) does not import the generator; ``eegbench.synthetic`` still works."""
+    probe = ("import sys, eegbench\nbefore = 'eegbench.sources.synthetic' in sys.modules\n"
+             "ds = eegbench.synthetic.make_dataset(1, n_channels=2, sfreq=50.0, duration_s=1.0)\n"
+             "print(before, len(ds), 'eegbench.sources.synthetic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["False", "1", "True"]
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        eegbench.nonexistent  # noqa: B018

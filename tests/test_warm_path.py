@@ -93,3 +93,45 @@ def test_unequally_spaced_chunks_fall_back_to_one_copy_per_chunk(saved, monkeypa
     np.testing.assert_array_equal(got[:, :90], expect[:, 10:100])
     np.testing.assert_array_equal(got[:, 90:140], expect[:, 150:200])  # per chunk, as the entries say
     np.testing.assert_array_equal(got[:, 140:], expect[:, 150:170])
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "parquet"])
+def test_picks_and_units_are_exact_through_the_fast_paths(saved, fmt):
+    """Channel picks (names, indices, negative, NumPy, every channel in order) and unit scaling
+    give what a read of everything, indexed and scaled in float64 then rounded once, gives."""
+    ds, stores = saved
+    rec = eegbench.open(stores[(fmt, False)])[1]
+    full = ds[1].get_data()
+    names = list(rec.ch_names)
+    a, b = 37, 212
+    for picks, idx in [(names[::-1], [4, 3, 2, 1, 0]), ([names[2]], [2]), (names[1], [1]), ([3, -1, 0], [3, 4, 0]),
+                       (np.array([4, 1]), [4, 1]), (np.int64(-2), [3]), (names, [0, 1, 2, 3, 4]),
+                       (list(range(5)), [0, 1, 2, 3, 4]), ([names[0], 2], [0, 2])]:
+        np.testing.assert_array_equal(rec.get_data(picks=picks, start=a, stop=b), full[idx, a:b], err_msg=str(picks))
+    for units, factor in [("uV", 1e6), ("mV", 1e3), ({"eeg": "uV"}, 1e6), ("V", 1.0)]:
+        for picks, idx in [(None, slice(None)), ([4, 0], [4, 0])]:
+            want = (full[idx, a:b].astype(np.float64) * factor).astype(np.float32)
+            got = rec.get_data(picks=picks, start=a, stop=b, units=units)
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32), err_msg=f"{units} {picks}")
+    assert rec.get_data(start=a, stop=b).dtype == np.float32  # no unit conversion left behind
+
+
+def test_renamed_channels_and_changed_units_are_seen_by_the_caches(saved):
+    ds, stores = saved
+    rec = eegbench.open(stores[("hdf5", False)])[0]
+    full = ds[0].get_data()
+    old = rec.ch_names[2]
+    np.testing.assert_array_equal(rec.get_data(picks=[old], start=0, stop=9), full[[2], :9])
+    rec.ch_names[2] = "renamed"
+    np.testing.assert_array_equal(rec.get_data(picks=["renamed"], start=0, stop=9), full[[2], :9])
+    with pytest.raises(eegbench.errors.ChannelNotFoundError):
+        rec.get_data(picks=[old], start=0, stop=9)
+    first = rec.get_data(start=0, stop=9, units="uV")
+    rec.units[1] = "mV"  # channel 1 now says it holds millivolts: uV is 1e3 of its values
+    again = rec.get_data(start=0, stop=9, units="uV")
+    np.testing.assert_array_equal(again[0], first[0])
+    np.testing.assert_array_equal(again[1], (full[1, :9].astype(np.float64) * 1e3).astype(np.float32))
+    for bad in ([True], [1, True], [1.5], [99], []):
+        with pytest.raises(eegbench.errors.EegbenchError):
+            rec.get_data(picks=bad, start=0, stop=9)
