@@ -32,7 +32,6 @@ import contextlib
 import ctypes
 import errno
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -134,6 +133,8 @@ def _rmtree(path: Path) -> None:
         with contextlib.suppress(OSError):
             path.unlink()
     else:
+        import shutil  # here, not at import: shutil loads bz2 and lzma (import eegbench, issue #9)
+
         shutil.rmtree(path, ignore_errors=True)
 
 

@@ -150,6 +150,7 @@ def test_partial_copy_with_a_damaged_pack_is_corrupt(saved, tmp_path, fmt):
 def test_import_eegbench_defers_the_synthetic_generator():
     """``import eegbench`` (+ open) does not import the generator; ``eegbench.synthetic`` still works."""
     probe = ("import sys, eegbench\nbefore = 'eegbench.sources.synthetic' in sys.modules\n"
+             "assert not {'shutil', 'bz2', 'lzma'} & set(sys.modules), 'import eegbench loaded shutil'\n"
              "ds = eegbench.synthetic.make_dataset(1, n_channels=2, sfreq=50.0, duration_s=1.0)\n"
              "print(before, len(ds), 'eegbench.sources.synthetic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
