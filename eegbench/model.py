@@ -653,12 +653,13 @@ class LazyRecordings(Sequence[Recording]):
 class _Deferred:
     """A DataFrame made from a stored table when first read: :meth:`Dataset.take` of an opened
     store keeps its description and window index unparsed, so opening a partial copy
-    (``eegbench.open(..., recordings=[...])``) imports neither pandas nor pyarrow."""
+    (``eegbench.open(..., recordings=[...])``) imports neither pandas nor pyarrow. Plain data
+    (a module-level function and its arguments): a dataset holding one pickles (spawn workers)."""
 
     unparsed = True
 
-    def __init__(self, n_rows: int | None, make: Any, where: str | None = None) -> None:
-        self._n, self._make, self.where = n_rows, make, where
+    def __init__(self, n_rows: int | None, make: Any, args: tuple[Any, ...], where: str | None = None) -> None:
+        self._n, self._make, self._args, self.where = n_rows, make, args, where
 
     def __len__(self) -> int:
         if self._n is None:
@@ -668,8 +669,37 @@ class _Deferred:
     def to_pandas(self) -> pd.DataFrame:
         frame = self.__dict__.get("_frame")
         if frame is None:
-            frame = self._frame = self._make()
+            frame = self._frame = self._make(*self._args)
         return frame
+
+
+def _frame_of(value: Any) -> Any:
+    return value.to_pandas() if isinstance(value, (Table, _Deferred)) else value
+
+
+def _take_description(description: Any, idx: list[int]) -> pd.DataFrame:
+    """Rows ``idx`` of a description table (a DataFrame or a stored table), renumbered from 0."""
+    return _frame_of(description).iloc[idx].reset_index(drop=True)
+
+
+def _take_windows(windows: Any, idx: list[int], n_recordings: int | None = None) -> pd.DataFrame | None:
+    """The windows of recordings ``idx`` with ``recording`` renumbered to their new positions.
+    ``n_recordings``: the dataset the (stored) table belongs to, checked as its ``windows`` would be."""
+    if windows is None:
+        return None
+    where = getattr(windows, "where", None)
+    windows = _frame_of(windows)
+    if n_recordings is not None:
+        rec = windows["recording"].to_numpy() if "recording" in windows.columns else None
+        if rec is None or (len(rec) and (rec.min() < 0 or rec.max() >= n_recordings)):
+            from .errors import CorruptStoreError
+
+            raise CorruptStoreError(f"{where or 'the window table'}: the window index does not fit its "
+                                    f"{n_recordings} recordings; run `eegbench verify` on the store")
+    remap = {old: new for new, old in enumerate(idx)}
+    w = windows[windows["recording"].isin(remap)].copy()
+    w["recording"] = w["recording"].map(remap).astype(windows["recording"].dtype)
+    return w.reset_index(drop=True)
 
 
 def _stored(value: Any) -> bool:
@@ -785,21 +815,12 @@ class Dataset(Sequence[Recording]):
         recordings = [self.recordings[i] for i in idx]
         if _stored(self._description) and (self._windows is None or _stored(self._windows)):
             # an opened store's tables, not parsed yet: parse (and take) them when first read
-            windows = None if self._windows is None else \
-                _Deferred(None, lambda: self._take_windows(idx), getattr(self._windows, "where", None))
-            return Dataset(recordings, _Deferred(len(idx), lambda: self._take_description(idx)), self.attrs, windows)
-        return Dataset(recordings, self._take_description(idx), self.attrs, self._take_windows(idx))
-
-    def _take_description(self, idx: list[int]) -> pd.DataFrame:
-        return self.description.iloc[idx].reset_index(drop=True)
-
-    def _take_windows(self, idx: list[int]) -> pd.DataFrame | None:
-        if self.windows is None:
-            return None
-        remap = {old: new for new, old in enumerate(idx)}
-        w = self.windows[self.windows["recording"].isin(remap)].copy()
-        w["recording"] = w["recording"].map(remap).astype(self.windows["recording"].dtype)
-        return w.reset_index(drop=True)
+            windows = None if self._windows is None else _Deferred(
+                None, _take_windows, (self._windows, idx, len(self)), getattr(self._windows, "where", None))
+            return Dataset(recordings, _Deferred(len(idx), _take_description, (self._description, idx)),
+                           self.attrs, windows)
+        return Dataset(recordings, _take_description(self.description, idx), self.attrs,
+                       _take_windows(self.windows, idx))
 
     def select(self, *, allow_empty: bool = False, **filters: Any) -> Dataset:
         """Recordings whose description matches every filter, e.g. ``select(subject="001",

@@ -3,6 +3,7 @@ tables (what pyarrow, h5py and zarr read), and a partial copy opens from the pac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -157,3 +158,42 @@ def test_import_eegbench_defers_the_synthetic_generator():
     assert out.stdout.split() == ["False", "1", "True"]
     with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
         eegbench.nonexistent  # noqa: B018
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "parquet"])
+def test_taken_and_partial_datasets_pickle_with_their_unparsed_tables(saved, tmp_path, fmt):
+    """A slice / take of an opened store (and a partial open) keeps its tables unparsed, and still
+    pickles (DataLoader spawn workers) with the same description and windows."""
+    import pickle
+
+    _ds, stores = saved
+    full = eegbench.open(stores[fmt])
+    for sub, idx in [(full[1:3], [1, 2]), (full.take([2, 0]), [2, 0]),
+                     (eegbench.open(_partial_copy(stores[fmt], ["rec-00002", "rec-00000"], tmp_path / "p"),
+                                    recordings=["rec-00002", "rec-00000"]), [2, 0])]:
+        clone = pickle.loads(pickle.dumps(sub))
+        want = eegbench.open(stores[fmt]).description.iloc[idx].reset_index(drop=True)
+        for d in (sub, clone):
+            pd.testing.assert_frame_equal(d.description, want)
+            remap = {old: new for new, old in enumerate(idx)}
+            assert d.windows["recording"].tolist() == [remap[r] for r in (0, 2) if r in remap]
+        np.testing.assert_array_equal(clone[0].get_data(), sub[0].get_data())
+
+
+def test_a_window_index_that_does_not_fit_is_corrupt_through_take(saved, tmp_path):
+    _ds, stores = saved
+    store = Path(shutil.copytree(stores["zarr"], tmp_path / "win"))
+    _repack(store, "windows", lambda f: f.assign(recording=[0, 9]))
+    backend = get_backend("zarr")
+    # the format's table too, so the store is consistent (verify passes) but its window index is not
+    tables = {n: backend.read_table(store, n) for n in pack.TABLE_NAMES}
+    bad = frame_to_parquet(frame_from_parquet(tables["windows"]).assign(recording=[0, 9]))
+    backend.write_table(store, "windows", bad)
+    header = _header(store)
+    header["tables_sha256"]["windows"] = hashlib.sha256(bad).hexdigest()
+    header["files"] = manifest.build(store, fsync=False)
+    header["header_sha256"] = validate.header_digest(header)
+    (store / manifest.HEADER).write_text(json.dumps(header))
+    sub = eegbench.open(store)[0:2]
+    with pytest.raises(CorruptStoreError, match="window index"):
+        _ = sub.windows
