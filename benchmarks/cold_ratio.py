@@ -1,89 +1,116 @@
-"""Evicted window vs an O_DIRECT read of the same number of bytes, interleaved window by window.
+"""Evicted window vs an O_DIRECT read of the same bytes, interleaved window by window (issue #9).
 
-    python -m benchmarks.cold_ratio STORE [STORE ...] [--windows 25] [--reopen]
+    python -m benchmarks.cold_ratio STORE [STORE ...] [--windows 40] [--after-close]
 
-For each store: random 2-s all-channel windows; before each, the store is closed (maps unmapped),
-every file evicted from the page cache (fsync + POSIX_FADV_DONTNEED), the recording's metadata read
-again untimed (``--reopen``: timed with the window, as a first read after open), then the window
-read and timed; right after it, one ``O_DIRECT`` read of the window's float32 bytes at a random
-4 KiB-aligned offset of one of the store's large files. Prints the medians and the median of the
-per-window ratios: on a machine shared with other jobs the two figures move together, so the ratio
-says more than either (issue #9: "evicted <= 2x O_DIRECT").
+For each store: random 2-s all-channel windows read from the open store, its metadata parsed and
+kept, with every signal page evicted before each timed window (paged out of this process's maps,
+dropped from the page cache, ``mincore``-verified 0 resident bytes); each timed window is paired
+with an ``O_DIRECT`` read of the span of the window's chunks (the bytes the reader must read: the
+goal's yardstick) and one of the window's own stored bytes, in alternating order. See
+:mod:`benchmarks._evicted` for the exact definition (and the device-cache equalisation).
+``--after-close`` also times the first read after closing the store (metadata re-read from disk).
+
+Prints medians and the median of the per-window ratios: on a machine shared with other jobs the
+two figures move together, so the ratio says more than either ("evicted <= 2x O_DIRECT").
 """
 
 from __future__ import annotations
 
 import argparse
-import mmap
 import os
 import statistics
 import time
 from pathlib import Path
 
+from . import _fixtures as fx
+from ._evicted import evict_pages, measure_evicted
 
-def measure(store: Path, windows: int, reopen: bool, seed: int = 3) -> tuple[float, float, float]:
-    """(median cold ms, median O_DIRECT ms, median ratio) for one store."""
-    import numpy as np
 
-    import eegbench
+class StoreAt:
+    """An already built store at ``path`` with :class:`benchmarks._fixtures.Target`'s interface."""
+
+    kind = "store"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handles = None
+
+    @property
+    def files(self) -> list[Path]:
+        return fx.files_of(self.path)
+
+    def open(self) -> None:
+        import eegbench
+
+        self._handles = eegbench.open(self.path)
+
+    def read(self, r: int, start: int, n: int):
+        return self._handles[r].get_data(start=start, stop=start + n)
+
+    def release(self) -> None:
+        self._handles.close()
+
+    def close(self) -> None:
+        if self._handles is not None:
+            self._handles.close()
+        self._handles = None
+
+
+def window_stored_bytes(ds, window: int) -> float:
+    """Mean stored bytes of a window's worth of samples (compressed size share, or raw)."""
+    total = sum(f.stat().st_size for f in fx.files_of(Path(ds[0].source.root)))
+    n = sum(r.n_times for r in ds)
+    raw = ds[0].n_channels * window * ds[0].source.dtype.itemsize
+    return min(raw, total * window / n)
+
+
+def measure(store: Path, windows: int, after_close: bool, seed: int = 3) -> dict:
     from eegbench.formats._chunks import CHUNK_CACHE
-    from eegbench.io import FILES
-    from eegbench.pagecache import evict
 
-    CHUNK_CACHE.max_bytes = 0
-    files = [f for f in store.rglob("*") if f.is_file()]
-    big = sorted((f for f in files if f.stat().st_size > 4 << 20), key=str) or files
-    ds = eegbench.open(store)
+    CHUNK_CACHE.max_bytes = 0  # every read fetches and decodes
+    CHUNK_CACHE.clear()
+    target = StoreAt(store)
+    target.open()
+    ds = target._handles
     w = int(round(2.0 * ds[0].sfreq))
-    size = -(-(ds[0].n_channels * w * 4) // 4096) * 4096
-    buf = mmap.mmap(-1, size)  # page-aligned, as O_DIRECT requires
-    rng = np.random.default_rng(seed)
-    cold, direct, ratios = [], [], []
-    for k in range(windows):
-        r = int(rng.integers(len(ds)))
-        s = int(rng.integers(ds[r].n_times - w))
-        ds.close()
-        FILES.clear()
-        evict(files)
-        if not reopen:  # metadata (header, chunk index) read again untimed: the window's own cost
-            src = ds[r].source
-            src.ready()
-            src._raw_chunk_at(s // src.chunk_samples)  # Zarr: the shard index
-        t0 = time.perf_counter()
-        ds[r].get_data(start=s, stop=s + w)
-        t = time.perf_counter() - t0
-        f = big[k % len(big)]
-        off = int(rng.integers(max(f.stat().st_size - size, 0) // 4096 + 1)) * 4096
-        evict([f])
-        fd = os.open(f, os.O_RDONLY | os.O_DIRECT)
-        try:
+    wins = fx.random_windows([r.n_times for r in ds], w, windows, seed)
+    row = measure_evicted(target, wins, w, window_stored_bytes(ds, w))
+    if after_close:
+        times = []
+        for r, s in wins:
+            target.release()
+            evict_pages(target.files)
             t0 = time.perf_counter()
-            os.preadv(fd, [buf], off)
-            d = time.perf_counter() - t0
-        finally:
-            os.close(fd)
-        cold.append(t)
-        direct.append(d)
-        ratios.append(t / d)
-    ds.close()
-    buf.close()
-    return 1000 * statistics.median(cold), 1000 * statistics.median(direct), statistics.median(ratios)
+            target.read(r, s, w)
+            times.append(time.perf_counter() - t0)
+        row["ms_after_close"] = 1000 * statistics.median(times)
+    target.close()
+    return row
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stores", nargs="+", type=Path)
-    parser.add_argument("--windows", type=int, default=25)
-    parser.add_argument("--reopen", action="store_true", help="time the metadata re-read with the window")
+    parser.add_argument("--windows", type=int, default=40)
+    parser.add_argument("--after-close", action="store_true",
+                        help="also time the first read after closing the store (metadata re-read, all cold)")
+    parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args(argv)
     if not hasattr(os, "O_DIRECT"):
         raise SystemExit("O_DIRECT is not available on this system")
-    print(f"load average {os.getloadavg()[0]:.1f}; {args.windows} windows per store; "
-          f"metadata {'timed with the window' if args.reopen else 'read before timing'}")
-    print("| store | cold ms | O_DIRECT ms (same bytes) | median ratio |\n|---|---|---|---|")
+    print(f"load average {os.getloadavg()[0]:.2f}; {args.windows} windows per store; store open, metadata kept, "
+          "signal pages evicted (mincore 0) before each timed window")
+    print("| store | evicted ms | O_DIRECT ms, chunk span | **evicted ÷ O_DIRECT span (goal ≤ 2)** | q90 ratio "
+          "| O_DIRECT ms, window bytes | evicted ÷ O_DIRECT window | MB read | resident B | after-close ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for store in args.stores:
-        c, d, q = measure(store, args.windows, args.reopen)
-        print(f"| {store.name} | {c:.2f} | {d:.2f} | {q:.1f} |", flush=True)
+        q = measure(store, args.windows, args.after_close, args.seed)
+        print(f"| {store.name} | {q['ms_evicted']:.3f} | {q.get('ms_odirect_span', float('nan')):.3f} | "
+              f"{q.get('evicted_vs_odirect_span', float('nan')):.2f} | {q.get('evicted_ratio_q90', float('nan')):.2f} | "
+              f"{q.get('ms_odirect_window', float('nan')):.3f} | {q.get('evicted_vs_odirect_window', float('nan')):.2f} | "
+              f"{q['mb_read_evicted']:.3f} | {q['evicted_resident_bytes_max']} | "
+              f"{q.get('ms_after_close', float('nan')):.2f} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

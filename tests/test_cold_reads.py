@@ -1,6 +1,9 @@
-"""Evicted uncompressed windows (#9): one ``pread`` of the covering chunks instead of a page fault per
-4 KiB of a map (HDF5/Zarr/NumPy+Parquet's chunk-blocked ``.npy``); exact data either way. Residency comes from ``mincore``; tests force "not resident" where eviction
-cannot be checked (tmpfs), and check a real eviction where it works."""
+"""Evicted uncompressed windows (#9): one disk request for the covering chunks (a readahead of their
+span, then copies from the map; or, with ``EVICTED_READAHEAD`` off or no ``madvise``, one ``pread``)
+instead of a page fault per 4 KiB of a map (HDF5/Zarr/NumPy+Parquet's chunk-blocked ``.npy``); exact
+data either way. Residency comes from ``mincore``; tests force "not resident" where eviction cannot
+be checked (tmpfs), and check a real eviction where it works. Also: the benchmarks' evicted-window
+helper (``benchmarks._evicted``) leaves 0 resident bytes and keeps the store's metadata."""
 
 from __future__ import annotations
 
@@ -22,16 +25,61 @@ def chunked(request, tmp_path):
     return path, rec
 
 
-def _count_preads(monkeypatch) -> list[tuple[int, int]]:
+def _count_preads(monkeypatch, kinds: list[str] | None = None) -> list[tuple[int, int]]:
+    """Every request for signal bytes: ``os.pread`` calls and readaheads of a span, as (bytes, offset)
+    (``kinds`` gets "pread" / "readahead" in the same order)."""
     calls: list[tuple[int, int]] = []
-    real = os.pread
+    kinds = [] if kinds is None else kinds
+    real, real_ahead = os.pread, chunks_mod.readahead
 
     def counting(fd, n, offset):
         calls.append((n, offset))
+        kinds.append("pread")
         return real(fd, n, offset)
 
+    def counting_ahead(mm, start, stop):
+        done = real_ahead(mm, start, stop)
+        if done:  # asked of the kernel (False: the caller preads instead)
+            calls.append((stop - start, start))
+            kinds.append("readahead")
+        return done
+
     monkeypatch.setattr(os, "pread", counting)
+    monkeypatch.setattr(chunks_mod, "readahead", counting_ahead)
     return calls
+
+
+@pytest.fixture(params=["readahead", "pread", "no-madvise"])
+def request_kind(request, monkeypatch) -> str:
+    """How an evicted window is fetched: readahead + map (default), pread (EVICTED_READAHEAD off),
+    or pread because ``madvise(MADV_WILLNEED)`` is unavailable."""
+    if request.param == "pread":
+        monkeypatch.setattr(chunks_mod, "EVICTED_READAHEAD", False)
+    elif request.param == "no-madvise":
+        monkeypatch.setattr(chunks_mod, "_WILLNEED", None)
+    return "readahead" if request.param == "readahead" else "pread"
+
+
+def test_an_evicted_window_is_one_request_of_its_span_and_equals_the_warm_read(chunked, request_kind, monkeypatch):
+    path, rec = chunked
+    ds = eegbench.open(path)
+    src = ds[0].source
+    src.ready()
+    src._raw_chunk_at(4)
+    cs = src.chunk_samples
+    start, stop = 4 * cs + 100, 7 * cs + 100  # chunks 4..7
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
+    kinds: list[str] = []
+    calls = _count_preads(monkeypatch, kinds)
+    evicted = ds[0].get_data(start=start, stop=stop)
+    assert kinds == [request_kind], kinds  # exactly one request, of the expected kind
+    spots = [src._raw_chunk_at(ci) for ci in range(4, 8)]
+    end = max(s[2] + (4 if s[3] is None else 0) for s in spots)
+    assert calls == [(end - spots[0][1], spots[0][1])]  # exactly the span of the window's chunks
+    monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: True)
+    warm = ds[0].get_data(start=start, stop=stop)
+    assert len(calls) == 1  # the warm read asked for nothing
+    assert evicted.tobytes() == warm.tobytes() == rec.get_data(start=start, stop=stop).tobytes()
 
 
 def test_an_evicted_window_over_four_chunks_is_one_pread(chunked, monkeypatch):
@@ -101,6 +149,82 @@ def test_real_eviction_reads_the_window_with_one_pread(chunked, monkeypatch):
     calls = _count_preads(monkeypatch)
     np.testing.assert_array_equal(ds[0].get_data(start=7_010, stop=8_010), rec.get_data(start=7_010, stop=8_010))
     assert len(calls) == 1, calls
+
+
+def test_real_eviction_is_one_readahead_and_no_major_fault(chunked, monkeypatch):
+    """With the pages really gone, the readahead brings the span in and the copies from the map
+    never wait on a disk read of their own (0 major faults); without it they fault page by page."""
+    import resource
+
+    from benchmarks._evicted import evict_pages
+
+    path, rec = chunked
+    ds = eegbench.open(path)
+    src = ds[0].source
+    ds[0].get_data(start=0, stop=10)
+    files = [p for p in path.rglob("*") if p.is_file()]
+    if evict_pages(files):
+        pytest.skip("files stay in the page cache after eviction here (tmpfs?)")
+    monkeypatch.setattr(type(src), "SLOW_NS_MIN", 10**12)
+    kinds: list[str] = []
+    calls = _count_preads(monkeypatch, kinds)
+    faults = []
+    for s in (3_000, 7_010, 12_000):
+        handles = {e[0] for e in src._h_raw if e is not None}
+        for h in handles:
+            h.probe = 1  # a map of an evicted workload checks residency (see the tests above)
+        assert evict_pages(files) == 0
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+        x = ds[0].get_data(start=s, stop=s + 1_000)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_majflt - before)
+        assert x.tobytes() == rec.get_data(start=s, stop=s + 1_000).tobytes()
+    assert kinds == ["readahead"] * 3 and len(calls) == 3
+    assert faults == [0, 0, 0]
+    # the control: the same evicted window read through the map without the residency check faults
+    for h in {e[0] for e in src._h_raw if e is not None}:
+        h.probe = 0
+    assert evict_pages(files) == 0
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+    ds[0].get_data(start=15_000, stop=16_000)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_majflt - before > 0
+
+
+def test_the_evicted_measurement_leaves_nothing_resident_and_keeps_the_store_open(chunked):
+    """``benchmarks._evicted``: evict_pages really leaves 0 resident bytes while eegbench's maps are
+    live; measure_evicted keeps the store's metadata, pairs every window with an O_DIRECT read of its
+    chunks' span, and reads exactly that span from disk."""
+    from benchmarks._evicted import chunk_span, evict_pages, measure_evicted
+    from benchmarks._fixtures import resident_bytes as resident_now
+    from benchmarks.cold_ratio import StoreAt
+
+    path, rec = chunked
+    target = StoreAt(path)
+    target.open()
+    ds = target._handles
+    ds[0].get_data()  # every page resident, maps leased
+    files = target.files
+    if not hasattr(os, "O_DIRECT"):
+        pytest.skip("no O_DIRECT here")
+    left = evict_pages(files)
+    if left and resident_now(files):
+        pytest.skip("files stay in the page cache after eviction here (tmpfs?)")
+    assert left == 0 and resident_now(files) == 0
+    cs = ds[0].source.chunk_samples
+    f, a, b = chunk_span(ds[0], 4 * cs + 100, 6 * cs + 100)  # chunks 4, 5, 6
+    spots = [ds[0].source._raw_chunk_at(ci) for ci in (4, 5, 6)]
+    assert f == path / spots[0][0] and a == spots[0][1] and b == max(s[2] + (4 if s[3] is None else 0) for s in spots)
+    windows = [(0, 1_000), (0, 7_010), (0, 15_000)]
+    try:
+        row = measure_evicted(target, windows, 1_000, window_bytes=16 * 1_000 * 4)
+    except OSError as exc:  # a file system without O_DIRECT (tmpfs)
+        pytest.skip(f"O_DIRECT refused: {exc}")
+    assert row["evicted_resident_bytes_max"] == 0
+    assert row["ms_evicted"] > 0 and row["ms_odirect_span"] > 0 and row["evicted_vs_odirect_span"] > 0
+    assert row["ms_odirect_window"] > 0
+    spans = [chunk_span(ds[r], s, s + 1_000) for r, s in windows]
+    mean = sum(b - a for _, a, b in spans) / len(spans)  # 4-5 chunks of 16 ch x 250 samples x 4 B
+    assert mean <= row["mb_read_evicted"] * 1e6 <= mean + 2 * 4096  # the span (in whole pages), nothing more
+    assert ds[0].source.__dict__.get("_h_ready")  # metadata kept: the store was never closed
 
 
 def _warm_map(src) -> object:
