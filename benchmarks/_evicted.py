@@ -26,11 +26,11 @@ Device cache. This VM's virtual disk has a cache of its own below the page cache
 read of a span just read took ~0.5 ms where the first read of it took ~1.0 ms (774 KB). So before
 the timed pair, every window's span is read once with ``O_DIRECT`` (untimed): both timed reads then
 find the device in the same state, and the evicted read pays for the page cache and the reader,
-nothing else. The span of an uncompressed window comes from the format's chunk locations (which
-also loads any index a first touch of a Zarr shard needs); a compressed window is read once, untimed,
-to record its byte requests. An uncompressed window's chunks are therefore usually read for the
-first time in the process by the timed read, which includes their CRC32C check (once per chunk and
-process: a training loop's first epoch; later epochs skip it, ~0.1 ms per window here).
+nothing else. The span comes from the format's chunk locations (raw or stored chunks; this also
+loads any index a first touch of a Zarr shard needs); only where a format names none is the window
+read once, untimed, to record its byte requests. A window's chunks are therefore usually read for
+the first time in the process by the timed read, which includes their CRC32C check (once per chunk
+and process: a training loop's first epoch; later epochs skip it, ~0.1 ms per window here).
 """
 
 from __future__ import annotations
@@ -92,15 +92,22 @@ class _Recorder:
 def chunk_span(rec: Any, start: int, stop: int) -> tuple[Path, int, int] | None:
     """``(file, first byte, end)`` of the stored chunks a read of samples ``[start, stop)`` of
     recording ``rec`` (of an open local store) must read, found from the format's chunk locations
-    (uncompressed) or by reading the window once and recording its byte requests (compressed).
+    (raw or stored chunks) or else by reading the window once and recording its byte requests.
     None if the reader asked for bytes of more than one file or none at all (e.g. it read a map)."""
     src = rec.source
     src.ready()
     cs = src.chunk_samples
-    spots = [src._raw_chunk_at(ci) for ci in range(start // cs, (stop - 1) // cs + 1)]
+    chunks = range(start // cs, (stop - 1) // cs + 1)
+    spots = [src._raw_chunk_at(ci) for ci in chunks]
     if spots and all(s is not None for s in spots) and len({s[0] for s in spots}) == 1:
         end = max(s[2] + (4 if s[3] is None else 0) for s in spots)
         return Path(src.root) / spots[0][0], min(s[1] for s in spots), end
+    stored = getattr(src, "_stored_chunk_at", None)  # compressed chunks' locations (where the format says)
+    if stored is not None:
+        with src._lock:
+            spots = [stored(ci) for ci in chunks]
+        if spots and all(s is not None for s in spots) and len({s[0] for s in spots}) == 1:
+            return Path(src.root) / spots[0][0], min(s[1] for s in spots), max(s[2] for s in spots)
     inner = src.bytes
     rec_src = src._bytes = _Recorder(inner)
     try:
@@ -153,10 +160,9 @@ def measure_evicted(target: Any, windows: list[tuple[int, int]], window: int,
     times, spans, wins, r_span, r_win, nbytes, resident = [], [], [], [], [], 0, 0
     try:
         for k, (r, s) in enumerate(windows):
-            # stores: where the window's chunks lie (a compressed window is read once, untimed, to see
-            # its requests; an uncompressed one is not: its chunks' CRC32C is checked in the timed read,
-            # as on a training loop's first epoch). No other target reads the window before its timed
-            # read, so a library's own chunk cache (h5py's) cannot serve it
+            # stores: where the window's chunks lie (from the format's chunk locations: the timed read
+            # checks their CRC32C, as on a training loop's first epoch). No target reads the window
+            # before its timed read, so a library's own chunk cache (h5py's) cannot serve it
             span = chunk_span(ds[r], s, s + window) if direct is not None else None
             if span is not None:
                 direct.read(*span)  # untimed: the device's own cache in the same state for both timed reads
