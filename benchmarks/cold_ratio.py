@@ -44,6 +44,10 @@ class StoreAt:
 
         self._handles = eegbench.open(self.path)
 
+    @property
+    def lengths(self) -> list[int]:
+        return [r.n_times for r in self._handles]
+
     def read(self, r: int, start: int, n: int):
         return self._handles[r].get_data(start=start, stop=start + n)
 
