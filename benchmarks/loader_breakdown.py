@@ -1,30 +1,36 @@
-"""Where a DataLoader batch's time goes, per batch of 64 random 2-s windows (issue #9 "workers=2 >=
-1.5x workers=0": the breakdown when the machine says otherwise).
+"""Where a DataLoader batch's time goes, per batch of random 2-s windows (issue #9: "workers=0 >=
+0.9x the rate implied by the warm window time" and "workers=2 >= 1.5x workers=0 for compressed
+stores"; the breakdown where the machine says otherwise).
 
     python -m benchmarks.loader_breakdown STORE [--batches 12] [--batch 64]
 
-Prints, per batch: the read of the windows into ordinary memory (``__getitems__`` outside a worker),
-the allocation + first write of a batch-sized tensor in shared memory (what every worker batch
-costs before a sample is read: PyTorch moves worker batches through shared memory, default collate
-included), a plain memcpy of the batch, and the DataLoader's windows/s with 0 and 2 workers (2 workers
-twice: batches in eegbench's reused shared buffers, ``eegbench.torch.RING_SLOTS``, and in fresh shared
-memory per batch, as before), each with the CPU per batch of the main process and of the workers, and
-the w2/w0 ratio those CPU times imply on 2 idle cores (wall-clock ratios on a loaded machine say little).
-On 2 cores, workers=2 can only beat workers=0 by (read) / (read + shared-memory cost + main-process
-cost per batch): with fresh shared memory per batch costing about as much as the reads, 1.5x was
-out of reach; with the workers' reused buffers the shared-memory cost is gone.
+Prints, per batch: the read of the windows into ordinary memory (``__getitems__`` outside a worker,
+each chunk's first touch in this process included), the allocation + first write of a batch-sized
+tensor in shared memory (what a fresh worker batch costs before a sample is read) and in ordinary
+memory, and a memcpy of the batch.
 
-Then, per window and in the same run (issue #9 "workers=0 >= 0.9x the rate implied by the warm
-window time"), the same windows read (interleaved, window by window) into: a reused window-sized
-buffer (what a lone warm read measures: the output stays in the CPU caches), the window's slot of a
-batch-sized buffer that is reused and already faulted in (the output goes to DRAM), and the slot of
-a fresh batch (DRAM plus the kernel's first-touch zeroing) -- and the same three for a plain memcpy
-of a window's bytes, so the share of the gap that is memory traffic rather than reader code shows.
+Then the DataLoader with 0 and 2 workers (2 workers twice: batches in eegbench's reused shared
+buffers, ``eegbench.torch.RING_SLOTS``, and in fresh shared memory per batch, as PyTorch does), each
+over a freshly opened store, as a training loop of several epochs sees it (:func:`loader_run`):
+start-up (first-batch latency, with its CPU), one untimed warm epoch in which every reading process
+reads every batch, then the timed epoch with persistent workers -- both sides have paid the same
+start-up, so the ratio compares steady states. Per loader: windows/s (wall), CPU ms per batch of
+the main process and of the workers (each process's CPU clock, all threads), and the windows/s those
+CPU times allow on ``os.cpu_count()`` otherwise idle cores; w2/w0 by wall and by CPU.
+
+Then, per window (:func:`_per_window`), the batches' windows read into a cache-resident window
+buffer (the lone warm read), into their batch slot, into a fresh batch, and read into the window
+buffer then streamed into the slot; and the same bytes copied in stored-chunk blocks by NumPy,
+by 64-byte aligned vector stores and by non-temporal stores (:mod:`benchmarks._rowcopy`), into the
+window buffer and into the slot. Last, the workers=0 breakdown as a table: lone warm read, the
+extra cost of writing into a batch slot, the loader's own cost, and the in-slot copy floor.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import statistics
 import time
 
@@ -36,10 +42,9 @@ def _ms(samples: list[float]) -> float:
 def main(argv: list[str] | None = None) -> None:
     import numpy as np
     import torch
-    from torch.utils.data import DataLoader
 
     from eegbench.formats._chunks import CHUNK_CACHE
-    from eegbench.torch import WindowDataset, collate, worker_init_fn
+    from eegbench.torch import WindowDataset, collate
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("store")
@@ -83,73 +88,167 @@ def main(argv: list[str] | None = None) -> None:
         dst.copy_(x)
         copy.append(time.perf_counter() - t0)
     per_window = _per_window(wds, batches)
-    n_batch = args.batch
-    import gc
-    import resource
-
-    from torch.utils.data import RandomSampler
-
     import eegbench.torch as et
 
-    def children_cpu() -> float:
-        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return ru.ru_utime + ru.ru_stime
-
-    rates, worker_cpu, slots = {}, {}, et.RING_SLOTS
+    runs, slots = {}, et.RING_SLOTS
     for workers, ring in ((0, slots), (2, slots), (2, 0)):
         et.RING_SLOTS = ring  # forked workers inherit it: 0 = a fresh shared tensor per batch (PyTorch's way)
-        # exactly batches + 1 batches, all consumed: the workers' CPU (counted when they exit) is per batch
-        sampler = RandomSampler(wds, num_samples=(args.batches + 1) * args.batch,
-                                generator=torch.Generator().manual_seed(0))
-        ch0 = children_cpu()
-        loader = DataLoader(wds, batch_size=args.batch, sampler=sampler, num_workers=workers, collate_fn=collate,
-                            worker_init_fn=worker_init_fn if workers else None,
-                            multiprocessing_context="fork" if workers else None)
-        it = iter(loader)
-        next(it)
-        count, t0, c0 = 0, time.perf_counter(), time.process_time()
-        for _ in range(args.batches):
-            try:
-                xb, _ = next(it)
-            except StopIteration:
-                break
-            count += len(xb)
-        wall = time.perf_counter() - t0
-        rates[workers, ring] = (count / wall, 1000 * (time.process_time() - c0) / max(count // args.batch, 1))
-        del it, loader
-        gc.collect()  # the iterator's shutdown joins the workers: their CPU is now in RUSAGE_CHILDREN
-        worker_cpu[workers, ring] = 1000 * (children_cpu() - ch0) / (args.batches + 1)
+        fresh = WindowDataset(args.store, window_samples=window, stride_samples=window // 2)  # opened anew
+        runs[workers, ring] = loader_run(fresh, workers, batches, collate_fn=collate)
+        fresh.close()
     et.RING_SLOTS = slots
     mb = n * 4 / 1e6
-    print(f"store {args.store}: batch {args.batch} x {shape[1]} ch x {window} samples = {mb:.1f} MB float32")
+    print(f"store {args.store}: batch {args.batch} x {shape[1]} ch x {window} samples = {mb:.1f} MB float32; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     print(f"read into ordinary memory      {_ms(read):8.1f} ms/batch  (thread CPU {_ms(read_cpu):.1f} ms)")
     print(f"shared-memory alloc + 1st write {_ms(shm):7.1f} ms/batch  (thread CPU {_ms(shm_cpu):.1f} ms)")
     print(f"ordinary alloc + 1st write      {_ms(plain):7.1f} ms/batch  (thread CPU {_ms(plain_cpu):.1f} ms)")
     print(f"memcpy of the batch             {_ms(copy):7.1f} ms/batch")
-    for (w, ring), (rate, main_cpu) in rates.items():
-        how = "" if not w else (f", reused shared buffers ({ring} per worker)" if ring else ", fresh shared memory per batch")
-        extra = f", workers' CPU {worker_cpu[w, ring]:.1f} ms/batch" if w else ""
-        print(f"DataLoader workers={w}{how}: {rate:7.0f} windows/s (main-process CPU {main_cpu:.1f} ms/batch{extra})")
-    w0 = rates[0, slots][0]
-    print(f"workers=2 / workers=0 (wall): {rates[2, slots][0] / w0:.2f} (reused buffers), "
-          f"{rates[2, 0][0] / w0:.2f} (fresh shared memory per batch)")
-    # on an idle 2-core machine: w0 runs at 1 / (its main CPU), w2 at 2 / (worker + main CPU) per batch
-    main0 = rates[0, slots][1]
-    for ring, name in ((slots, "reused buffers"), (0, "fresh shared memory")):
-        implied = 2 * main0 / (worker_cpu[2, ring] + rates[2, ring][1])
-        print(f"workers=2 / workers=0 implied by CPU per batch on 2 idle cores, {name}: {implied:.2f}")
-    lone, hot, fresh, m_lone, m_hot, m_fresh = per_window
-    print("per window (median ms; same windows, interleaved):")
-    print(f"  read into a reused window buffer (lone warm read)  {lone:.4f}")
-    print(f"  read into its slot of a reused, faulted-in batch   {hot:.4f}  ({hot / lone:.2f}x lone)")
-    print(f"  read into its slot of a fresh batch                {fresh:.4f}  ({fresh / lone:.2f}x lone)")
-    print(f"  memcpy of the window: reused buffer / reused batch / fresh batch  {m_lone:.4f} / {m_hot:.4f} / "
-          f"{m_fresh:.4f}")
-    rate0, cpu0 = rates[0, slots][0], main0 / n_batch
-    print(f"DataLoader workers=0 / rate implied by the lone warm read: {rate0 * lone / 1000:.2f} (wall), "
-          f"{lone / cpu0:.2f} (main-process CPU {cpu0:.4f} ms per window); / rate implied by reads into "
-          f"a faulted-in batch: {rate0 * hot / 1000:.2f} (wall), {hot / cpu0:.2f} (CPU); / into a fresh batch: "
-          f"{rate0 * fresh / 1000:.2f} (wall), {fresh / cpu0:.2f} (CPU)")
+    print(f"DataLoader, {args.batches} batches per epoch; start-up = iter() to first batch of a fresh loader and "
+          "store; then one untimed warm epoch in which every reading process reads every batch, then the timed "
+          "epoch (persistent workers: a training run's steady state)")
+    print("  loader                              | first batch ms (CPU main + workers) | windows/s | "
+          "CPU ms/batch main + workers | CPU-implied windows/s")
+    for (w, ring), r in runs.items():
+        how = "workers=0" if not w else (f"workers=2, {ring} reused shm buffers" if ring else
+                                         "workers=2, fresh shm per batch")
+        print(f"  {how:35s} | {r['first_batch_ms']:7.1f} ({r['first_cpu_main_ms']:.0f} + "
+              f"{r['first_cpu_workers_ms']:.0f}) | {r['windows_per_s']:9.0f} | {r['cpu_main_ms']:6.1f} + "
+              f"{r['cpu_workers_ms']:6.1f} | {r['implied_windows_per_s']:9.0f}")
+    r0 = runs[0, slots]
+    for ring, name in ((slots, "reused buffers"), (0, "fresh shared memory per batch")):
+        r2 = runs[2, ring]
+        print(f"workers=2 / workers=0, {name}: {r2['windows_per_s'] / r0['windows_per_s']:.2f} (wall), "
+              f"{r2['implied_windows_per_s'] / r0['implied_windows_per_s']:.2f} (CPU-implied on idle cores)")
+    main0 = r0["cpu_main_ms"]
+    pw = per_window
+    lone, hot = pw["lone"], pw["slot"]
+    print("per window, median ms (the batches' windows, each read or copied once, targets in turn):")
+    print(f"  read into a reused window buffer (lone warm read)        {lone:.4f}")
+    print(f"  read into its slot of a reused, faulted-in batch         {hot:.4f}  ({hot / lone:.2f}x lone)")
+    print(f"  read into its slot of a fresh batch                      {pw['fresh']:.4f}  "
+          f"({pw['fresh'] / lone:.2f}x lone)")
+    print(f"  read into the window buffer + streaming copy into slot  {pw['lone+stream']:.4f}  "
+          f"({pw['lone+stream'] / lone:.2f}x lone)")
+    print("  the window's bytes copied in stored-chunk blocks (no reader code):   into window buffer / into batch slot")
+    for how, name in (("np", "NumPy slice assignment"), ("line", "64-byte aligned vector stores"),
+                      ("stream", "non-temporal (streaming) stores")):
+        a, b = pw[f"copy {how} lone"], pw[f"copy {how} slot"]
+        print(f"    {name:35s} {a:.4f} / {b:.4f}  ({b / a:.2f}x)")
+    cpu0 = main0 / args.batch
+    rate0 = r0["windows_per_s"]
+    floor = min(pw[f"copy {how} slot"] - pw[f"copy {how} lone"] for how in ("np", "line", "stream"))
+    print("workers=0 breakdown, ms of CPU per window (issue #9: loader >= 0.9x the lone warm-read rate):")
+    print("  | lone warm read | + writing into a batch slot | + loader (DataLoader, batch, y) | = workers=0 | "
+          "w0 / lone rate |")
+    print(f"  | {lone:.4f} | {hot - lone:+.4f} | {cpu0 - hot:+.4f} | {cpu0:.4f} | {lone / cpu0:.2f} |")
+    print(f"  in-slot copy floor (least extra cost of a copy into the slot over the window buffer, best of the "
+          f"three copies): {floor:+.4f} ms; best workers=0 can reach with it and no loader cost: "
+          f"{lone / (lone + max(floor, 0.0)):.2f}x the lone rate")
+    print(f"  wall: workers=0 / lone rate {rate0 * lone / 1000:.2f}, / in-slot rate {rate0 * hot / 1000:.2f}")
+
+
+# --- the DataLoader measured as a training loop sees it ------------------------------------------
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of process ``pid``, to the nanosecond: Linux's
+    per-process CPU clock (``clock_gettime`` on ``MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)``);
+    ``/proc/PID/stat`` utime + stime (10 ms ticks: +-11 % over an epoch of 8 batches of 11 ms) if
+    that clock is unavailable."""
+    try:
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except OSError:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+class EpochBatches:
+    """A ``batch_sampler`` over fixed batches of window indices. While ``warm`` is set, each batch
+    is yielded ``copies`` times in a row: a DataLoader hands batches to its workers round robin, so
+    with ``copies = num_workers`` every worker reads every batch once -- each process then has
+    touched (opened, located and checked) every chunk the timed epoch reads, as the workers=0 process
+    has after its own warm epoch. Otherwise the batches once each, in an order reshuffled every
+    epoch (``seed``)."""
+
+    def __init__(self, batches: list[list[int]], copies: int, seed: int = 0) -> None:
+        import numpy as np
+
+        self.batches, self.copies, self.warm = batches, max(copies, 1), True
+        self._rng = np.random.default_rng(seed)
+
+    def __iter__(self):
+        if self.warm:
+            for b in self.batches:
+                yield from [b] * self.copies
+            return
+        for k in self._rng.permutation(len(self.batches)).tolist():
+            yield self.batches[k]
+
+    def __len__(self) -> int:
+        return len(self.batches) * (self.copies if self.warm else 1)
+
+
+def loader_run(dataset, workers: int, batches: list[list[int]], *, collate_fn=None, warm: bool = True,
+               timed: bool = True) -> dict[str, float]:
+    """One DataLoader over ``dataset`` as a training loop of several epochs sees it, with every
+    process's CPU time (utime + stime from ``/proc``) accounted:
+
+    * **start-up** (``first_*``): from ``iter(loader)`` to the first batch of the first epoch --
+      fork, worker start, opening the store in each process, first touch of its chunks: the
+      first-batch latency a user waits for (wall ms, and CPU ms of the main process + workers);
+    * a **warm epoch**, untimed, in which every reading process reads every batch of ``batches``
+      once (:class:`EpochBatches`; ``persistent_workers=True`` keeps the workers for the next
+      epoch, as a training run over several epochs should);
+    * the **timed epoch**: the same batches once each, reshuffled: windows/s (wall, whole epoch
+      including the refill of the workers' queues) and CPU ms per batch of the main process and of
+      the workers together; ``implied_windows_per_s`` is what those CPU times allow on
+      ``os.cpu_count()`` otherwise idle cores (the main process and each worker at most one core).
+
+    workers=0 and workers=2 thus pay the same start-up (reported, not timed) and read the same
+    windows in steady state."""
+    from torch.utils.data import DataLoader
+
+    from eegbench.torch import worker_init_fn
+
+    sampler = EpochBatches(batches, workers)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate_fn,
+                        worker_init_fn=worker_init_fn if workers else None, persistent_workers=workers > 0,
+                        multiprocessing_context="fork" if workers else None)
+    me = os.getpid()
+    out: dict[str, float] = {}
+    t0, c0 = time.perf_counter(), cpu_seconds(me)
+    it = iter(loader)
+    next(it)
+    pids = [w.pid for w in getattr(it, "_workers", [])]
+    out["first_batch_ms"] = 1000 * (time.perf_counter() - t0)
+    # the workers' CPU so far: start-up plus what they read ahead (the prefetched batches)
+    out["first_cpu_main_ms"] = 1000 * (cpu_seconds(me) - c0)
+    out["first_cpu_workers_ms"] = 1000 * sum(cpu_seconds(p) for p in pids)
+    if not timed:
+        del it, loader
+        return out
+    for _ in it:  # the rest of the warm epoch
+        pass
+    sampler.warm = False
+    n = 0
+    t0, c0, w0 = time.perf_counter(), cpu_seconds(me), sum(cpu_seconds(p) for p in pids)
+    for x, _y in loader:
+        n += len(x)
+    wall = time.perf_counter() - t0
+    main_ms = 1000 * (cpu_seconds(me) - c0) / len(batches)
+    workers_ms = 1000 * (sum(cpu_seconds(p) for p in pids) - w0) / len(batches)
+    per_batch = n / len(batches)
+    cores = os.cpu_count() or 1
+    # each process is at most one core busy; all of them at most `cores`
+    busy = max(main_ms, workers_ms / workers if workers else 0.0, (main_ms + workers_ms) / cores)
+    out.update(windows_per_s=n / wall, cpu_main_ms=main_ms, cpu_workers_ms=workers_ms,
+               implied_windows_per_s=1000 * per_batch / busy if busy > 0 else float("nan"))
+    del loader
+    gc.collect()  # persistent workers end with their loader
+    return out
 
 
 def _fresh(shape: tuple[int, ...]):
@@ -163,10 +262,24 @@ def _fresh(shape: tuple[int, ...]):
     return np.frombuffer(mmap.mmap(-1, size), dtype=np.float32).reshape(shape)
 
 
-def _per_window(wds, batches) -> tuple[float, ...]:
-    """Median ms per window read (and per window memcpy) into a reused window buffer, into its slot
-    of a reused batch, and into its slot of a fresh batch; the three interleaved window by window."""
+def _per_window(wds, batches) -> dict[str, float]:
+    """Median ms per window, the batches' windows each read once, into one target in turn:
+
+    * ``lone``: a reused window-sized buffer (what a lone warm read measures: the output stays
+      in the CPU caches); ``slot``: the window's slot of a reused, faulted-in batch (the output
+      goes to DRAM); ``fresh``: the slot of a never-touched batch (DRAM plus first-touch zeroing);
+      ``lone+stream``: into the window buffer, then copied into the batch slot with streaming
+      stores (both timed);
+
+    and the same windows' bytes copied as the reader copies them (a block per stored chunk, from
+    a pool of chunks larger than the CPU caches) by NumPy slice assignment (``np``), by 64-byte
+    aligned vector stores (``line``) and by non-temporal ones (``stream``), into the window
+    buffer and into the batch slot: the memory-traffic floor of each target, without reader
+    code. Each copy variant gets its own windows too (a source read twice in a row would be
+    cache-hot)."""
     import numpy as np
+
+    from benchmarks._rowcopy import copy2d
 
     length = wds.window_samples
     items = [(int(wds._rec[i]), int(wds._start[i])) for idx in batches for i in idx]
@@ -176,9 +289,10 @@ def _per_window(wds, batches) -> tuple[float, ...]:
     lone_buf = np.empty((n_ch, length), np.float32)
     hot = np.empty((n, n_ch, length), np.float32)
     hot[:] = 0.0
-    src_bytes = np.random.default_rng(1).standard_normal((n_ch, length)).astype(np.float32)
+    copy2d(hot[0], lone_buf, streaming=True)  # compile / load the kernels before timing
+    copy2d(hot[0], lone_buf)
     fresh = None
-    t_lone, t_hot, t_fresh, c_lone, c_hot, c_fresh = [], [], [], [], [], []
+    times: dict[str, list[float]] = {}
 
     def read(r: int, s: int, out: np.ndarray) -> None:
         source, channels = wds.dataset.recordings[r].source, wds._channels[r]
@@ -187,29 +301,42 @@ def _per_window(wds, batches) -> tuple[float, ...]:
         else:
             out[...] = source.read(s, s + length, channels)
 
-    # the order rotates window by window: the first of the three reads finds the source bytes
-    # colder in the CPU caches than the next two
     for k, (r, s) in enumerate(items):
         slot = k % n
         if slot == 0:
             fresh = _fresh((n, n_ch, length))  # never-touched pages, as a batch malloc cannot reuse
-        targets = [(t_lone, lone_buf), (t_hot, hot[slot]), (t_fresh, fresh[slot])]
-        for j in range(3):
-            times, out = targets[(j + k) % 3]
-            t0 = time.perf_counter()
-            read(r, s, out)
-            times.append(time.perf_counter() - t0)
-    for k in range(len(items)):
-        slot = k % n
-        if slot == 0:
-            fresh = _fresh((n, n_ch, length))
-        targets = [(c_lone, lone_buf), (c_hot, hot[slot]), (c_fresh, fresh[slot])]
-        for j in range(3):
-            times, out = targets[(j + k) % 3]
-            t0 = time.perf_counter()
-            np.copyto(out, src_bytes)
-            times.append(time.perf_counter() - t0)
-    return tuple(_ms(x) for x in (t_lone, t_hot, t_fresh, c_lone, c_hot, c_fresh))
+        name = ("lone", "slot", "fresh", "lone+stream")[k % 4]
+        t0 = time.perf_counter()
+        if name == "lone+stream":
+            read(r, s, lone_buf)
+            copy2d(hot[slot], lone_buf, streaming=True)
+        else:
+            read(r, s, {"lone": lone_buf, "slot": hot[slot], "fresh": fresh[slot]}[name])
+        times.setdefault(name, []).append(time.perf_counter() - t0)
+    # the copies: chunk-shaped blocks as the readers copy them (NumPy: out[:, a:b] = chunk[:, c:d])
+    cs = int(getattr(first.source, "chunk_samples", length) or length)
+    per = -(-length // cs) + 1
+    pool = np.random.default_rng(1).standard_normal((max((96 << 20) // (n_ch * cs * 4), per), n_ch, cs)).astype(np.float32)
+    rng = np.random.default_rng(2)
+    variants = [(how, where) for how in ("np", "line", "stream") for where in ("lone", "slot")]
+    for k in range(2 * len(items)):
+        how, where = variants[k % len(variants)]
+        dst = lone_buf if where == "lone" else hot[k % n]
+        c = int(rng.integers(0, len(pool) - per + 1))
+        o = int(rng.integers(0, cs))  # the window starts o samples into its first chunk
+        t0 = time.perf_counter()
+        pos = 0
+        while pos < length:
+            a = o if pos == 0 else 0
+            b = min(cs, a + length - pos)
+            if how == "np":
+                dst[:, pos:pos + b - a] = pool[c][:, a:b]
+            else:
+                copy2d(dst[:, pos:pos + b - a], pool[c][:, a:b], streaming=how == "stream")
+            pos += b - a
+            c += 1
+        times.setdefault(f"copy {how} {where}", []).append(time.perf_counter() - t0)
+    return {name: _ms(t) for name, t in times.items()}
 
 
 if __name__ == "__main__":
