@@ -68,3 +68,28 @@ def test_every_batch_of_every_epoch_equals_direct_reads(wds, workers):
     assert [k for e, k in seen if e == 0] == [tuple(b) for b in batches for _ in range(copies)]
     for epoch in (1, 2):
         assert sorted(k for e, k in seen if e == epoch) == sorted(tuple(b) for b in batches)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_benchmark_copy_kernels_are_exact(streaming, monkeypatch):
+    """The copy kernels loader_breakdown compares (benchmarks/_rowcopy.py): bytes unchanged, nothing
+    outside the destination block written, for any row strides, offsets and 1/2/4-byte samples."""
+    pytest.importorskip("numba")
+    import benchmarks._rowcopy as rc
+
+    monkeypatch.setattr(rc, "MIN_BYTES", 0)  # every block through the compiled kernel
+    rng = np.random.default_rng(int(streaming))
+    for trial in range(60):
+        dtype = (np.float32, np.int16, np.uint8)[trial % 3]
+        rows, n = int(rng.integers(1, 20)), int(rng.integers(1, 5000))
+        src = (rng.standard_normal((rows + 2, n + 40)) * 1000).astype(dtype)[1:rows + 1, 3:3 + n]
+        big = rng.integers(0, 100, (rows + 4, n + 70)).astype(dtype)
+        before = big.copy()
+        a, b = int(rng.integers(0, 4)), int(rng.integers(0, 70))
+        dst = big[a:a + rows, b:b + n]
+        rc.copy2d(dst, src, streaming=streaming)
+        assert dst.tobytes() == src.tobytes()
+        outside = np.ones(big.shape, bool)
+        outside[a:a + rows, b:b + n] = False
+        assert big[outside].tobytes() == before[outside].tobytes()
+    assert rc._load() is not False  # the compiled kernels ran
