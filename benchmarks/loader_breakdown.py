@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=12)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--window-seconds", type=float, default=2.0)
+    parser.add_argument("--loader-only", action="store_true",
+                        help="only the DataLoader rows (workers 0 and 2, reused buffers), --repeats times alternated")
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     CHUNK_CACHE.max_bytes = 0  # as the benchmarks: every window decodes
@@ -59,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     wds = WindowDataset(args.store, window_samples=window, stride_samples=window // 2)
     rng = np.random.default_rng(0)
     batches = [rng.integers(0, len(wds), args.batch).tolist() for _ in range(args.batches)]
+    if args.loader_only:
+        _loader_only(args, window, batches)
+        return
     wds.__getitems__(batches[0])  # warm the page cache / imports
     read, read_cpu = [], []
     for idx in batches:
@@ -146,6 +152,30 @@ def main(argv: list[str] | None = None) -> None:
           f"three copies): {floor:+.4f} ms; best workers=0 can reach with it and no loader cost: "
           f"{lone / (lone + max(floor, 0.0)):.2f}x the lone rate")
     print(f"  wall: workers=0 / lone rate {rate0 * lone / 1000:.2f}, / in-slot rate {rate0 * hot / 1000:.2f}")
+
+
+def _loader_only(args, window: int, batches: list[list[int]]) -> None:
+    """workers=0 and workers=2 (reused shared buffers), each over a freshly opened store,
+    alternated ``args.repeats`` times; one line per run and the medians."""
+    from eegbench.torch import WindowDataset, collate
+
+    rows: dict[int, list[dict[str, float]]] = {0: [], 2: []}
+    for rep in range(args.repeats):
+        for workers in ((0, 2) if rep % 2 == 0 else (2, 0)):
+            wds = WindowDataset(args.store, window_samples=window, stride_samples=window // 2)
+            rows[workers].append(loader_run(wds, workers, batches, collate_fn=collate))
+            wds.close()
+    print(f"{args.store}: {len(batches)} batches x {args.batch} windows per epoch, {args.repeats} alternated "
+          f"repeats, load average {os.getloadavg()[0]:.1f} (medians)")
+    med = {w: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for w, rs in rows.items()}
+    for w, m in med.items():
+        print(f"  workers={w}: first batch {m['first_batch_ms']:.0f} ms; {m['windows_per_s']:.0f} windows/s; CPU ms/batch "
+              f"main {m['cpu_main_ms']:.1f} + workers {m['cpu_workers_ms']:.1f}; CPU-implied "
+              f"{m['implied_windows_per_s']:.0f} windows/s")
+    wall = [b["windows_per_s"] / a["windows_per_s"] for a, b in zip(rows[0], rows[2])]
+    cpu = [b["implied_windows_per_s"] / a["implied_windows_per_s"] for a, b in zip(rows[0], rows[2])]
+    print(f"  workers=2 / workers=0: CPU-implied {statistics.median(cpu):.2f} ({', '.join(f'{v:.2f}' for v in cpu)}); "
+          f"wall {statistics.median(wall):.2f} ({', '.join(f'{v:.2f}' for v in wall)})")
 
 
 # --- the DataLoader measured as a training loop sees it ------------------------------------------
