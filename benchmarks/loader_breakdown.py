@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loader-only", action="store_true",
                         help="only the DataLoader rows (workers 0 and 2, reused buffers), --repeats times alternated")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2],
+                        help="worker counts for --loader-only (1 shows a worker's CPU per batch without a sibling)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     CHUNK_CACHE.max_bytes = 0  # as the benchmarks: every window decodes
@@ -159,9 +161,10 @@ def _loader_only(args, window: int, batches: list[list[int]]) -> None:
     alternated ``args.repeats`` times; one line per run and the medians."""
     from eegbench.torch import WindowDataset, collate
 
-    rows: dict[int, list[dict[str, float]]] = {0: [], 2: []}
+    counts = sorted(set(args.workers) | {0, 2})
+    rows: dict[int, list[dict[str, float]]] = {w: [] for w in counts}
     for rep in range(args.repeats):
-        for workers in ((0, 2) if rep % 2 == 0 else (2, 0)):
+        for workers in (counts if rep % 2 == 0 else counts[::-1]):
             wds = WindowDataset(args.store, window_samples=window, stride_samples=window // 2)
             rows[workers].append(loader_run(wds, workers, batches, collate_fn=collate))
             wds.close()
