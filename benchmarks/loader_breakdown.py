@@ -131,29 +131,36 @@ def main(argv: list[str] | None = None) -> None:
     main0 = r0["cpu_main_ms"]
     pw = per_window
     lone, hot = pw["lone"], pw["slot"]
-    print("per window, median ms (the batches' windows, each read or copied once, targets in turn):")
+    print("per window, median ms of thread CPU (the batches' windows, each read once, targets in turn):")
     print(f"  read into a reused window buffer (lone warm read)        {lone:.4f}")
     print(f"  read into its slot of a reused, faulted-in batch         {hot:.4f}  ({hot / lone:.2f}x lone)")
     print(f"  read into its slot of a fresh batch                      {pw['fresh']:.4f}  "
           f"({pw['fresh'] / lone:.2f}x lone)")
     print(f"  read into the window buffer + streaming copy into slot  {pw['lone+stream']:.4f}  "
           f"({pw['lone+stream'] / lone:.2f}x lone)")
-    print("  the window's bytes copied in stored-chunk blocks (no reader code):   into window buffer / into batch slot")
+    print("  a window's bytes copied in stored-chunk blocks from a cache-hot source (no reader code): "
+          "into window buffer / into batch slot")
     for how, name in (("np", "NumPy slice assignment"), ("line", "64-byte aligned vector stores"),
                       ("stream", "non-temporal (streaming) stores")):
         a, b = pw[f"copy {how} lone"], pw[f"copy {how} slot"]
         print(f"    {name:35s} {a:.4f} / {b:.4f}  ({b / a:.2f}x)")
     cpu0 = main0 / args.batch
     rate0 = r0["windows_per_s"]
-    floor = min(pw[f"copy {how} slot"] - pw[f"copy {how} lone"] for how in ("np", "line", "stream"))
+    floors = {how: pw[f"copy {how} slot"] - pw["copy np lone"] for how in ("np", "line", "stream")}
     print("workers=0 breakdown, ms of CPU per window (issue #9: loader >= 0.9x the lone warm-read rate):")
-    print("  | lone warm read | + writing into a batch slot | + loader (DataLoader, batch, y) | = workers=0 | "
-          "w0 / lone rate |")
-    print(f"  | {lone:.4f} | {hot - lone:+.4f} | {cpu0 - hot:+.4f} | {cpu0:.4f} | {lone / cpu0:.2f} |")
-    print(f"  in-slot copy floor (least extra cost of a copy into the slot over the window buffer, best of the "
-          f"three copies): {floor:+.4f} ms; best workers=0 can reach with it and no loader cost: "
-          f"{lone / (lone + max(floor, 0.0)):.2f}x the lone rate")
-    print(f"  wall: workers=0 / lone rate {rate0 * lone / 1000:.2f}, / in-slot rate {rate0 * hot / 1000:.2f}")
+    from eegbench.io import stream
+
+    streamed = stream.available() and n * 4 >= stream.MIN_BATCH_BYTES
+    into = pw["lone+stream"] if streamed else hot  # the way the loader writes this batch
+    print(f"  | lone warm read | + into the batch slot ({'read, then streamed' if streamed else 'read straight in'}) "
+          "| + loader (DataLoader, batch, y) | = workers=0 | w0 / lone rate |")
+    print(f"  | {lone:.4f} | {into - lone:+.4f} | {cpu0 - into:+.4f} | {cpu0:.4f} | {lone / cpu0:.2f} |")
+    best = min(floors.values())
+    print("  in-slot copy floor (a window's bytes into a batch slot rather than into the window buffer, NumPy / "
+          f"line stores / streaming stores): {floors['np']:+.4f} / {floors['line']:+.4f} / {floors['stream']:+.4f} ms;"
+          f" workers=0 with the best of them and no loader cost: {lone / (lone + max(best, 0.0)):.2f}x the lone rate")
+    print(f"  workers=0 wall rate / the lone read's CPU-implied rate: {rate0 * lone / 1000:.2f} (wall is noisy on a "
+          "loaded machine)")
 
 
 def _loader_only(args, window: int, batches: list[list[int]]) -> None:
@@ -304,12 +311,11 @@ def _per_window(wds, batches) -> dict[str, float]:
       ``lone+stream``: into the window buffer, then copied into the batch slot with streaming
       stores (both timed);
 
-    and the same windows' bytes copied as the reader copies them (a block per stored chunk, from
-    a pool of chunks larger than the CPU caches) by NumPy slice assignment (``np``), by 64-byte
-    aligned vector stores (``line``) and by non-temporal ones (``stream``), into the window
-    buffer and into the batch slot: the memory-traffic floor of each target, without reader
-    code. Each copy variant gets its own windows too (a source read twice in a row would be
-    cache-hot)."""
+    and a window's worth of bytes copied as the reader copies them (a block per stored chunk) by
+    NumPy slice assignment (``np``), by 64-byte aligned vector stores (``line``) and by
+    non-temporal ones (``stream``), into the window buffer and into the batch slot, from a
+    cache-hot source: the cost of each destination alone, without reader code. Times are the
+    thread's CPU time (a preempted read does not count)."""
     import numpy as np
 
     from benchmarks._rowcopy import copy2d
@@ -339,25 +345,25 @@ def _per_window(wds, batches) -> dict[str, float]:
         if slot == 0:
             fresh = _fresh((n, n_ch, length))  # never-touched pages, as a batch malloc cannot reuse
         name = ("lone", "slot", "fresh", "lone+stream")[k % 4]
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         if name == "lone+stream":
             read(r, s, lone_buf)
             copy2d(hot[slot], lone_buf, streaming=True)
         else:
             read(r, s, {"lone": lone_buf, "slot": hot[slot], "fresh": fresh[slot]}[name])
-        times.setdefault(name, []).append(time.perf_counter() - t0)
+        times.setdefault(name, []).append(time.thread_time() - t0)
     # the copies: chunk-shaped blocks as the readers copy them (NumPy: out[:, a:b] = chunk[:, c:d])
     cs = int(getattr(first.source, "chunk_samples", length) or length)
     per = -(-length // cs) + 1
-    pool = np.random.default_rng(1).standard_normal((max((96 << 20) // (n_ch * cs * 4), per), n_ch, cs)).astype(np.float32)
+    pool = np.random.default_rng(1).standard_normal((per, n_ch, cs)).astype(np.float32)  # cache-hot source
     rng = np.random.default_rng(2)
     variants = [(how, where) for how in ("np", "line", "stream") for where in ("lone", "slot")]
     for k in range(2 * len(items)):
         how, where = variants[k % len(variants)]
         dst = lone_buf if where == "lone" else hot[k % n]
-        c = int(rng.integers(0, len(pool) - per + 1))
+        c = 0
         o = int(rng.integers(0, cs))  # the window starts o samples into its first chunk
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         pos = 0
         while pos < length:
             a = o if pos == 0 else 0
@@ -368,7 +374,7 @@ def _per_window(wds, batches) -> dict[str, float]:
                 copy2d(dst[:, pos:pos + b - a], pool[c][:, a:b], streaming=how == "stream")
             pos += b - a
             c += 1
-        times.setdefault(f"copy {how} {where}", []).append(time.perf_counter() - t0)
+        times.setdefault(f"copy {how} {where}", []).append(time.thread_time() - t0)
     return {name: _ms(t) for name, t in times.items()}
 
 
