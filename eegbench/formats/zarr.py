@@ -60,7 +60,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 import warnings
 import zlib
@@ -358,6 +357,8 @@ def _as_block(block: Any, layout: SignalLayout) -> np.ndarray:
 
 def _rmtree(path: Path) -> None:
     if path.is_dir():
+        import shutil  # here, not at import: shutil loads bz2 and lzma at every Zarr open (issue #9)
+
         shutil.rmtree(path)
     elif path.exists():
         path.unlink()
