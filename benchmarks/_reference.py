@@ -91,6 +91,15 @@ class RefTarget:
         return out
 
     def open(self) -> None:
+        import gc
+
+        from eegbench.io import FILES
+
+        # maps of these files that eegbench's file manager still holds from an earlier row of this
+        # process (e.g. its DataLoader run) would map them twice: MADV_PAGEOUT skips pages mapped
+        # more than once, so this row's "evicted" reads would find them resident
+        gc.collect()
+        FILES.clear()
         if self._meta is None:
             self._meta = self._recordings()
         self._handles = [None] * len(self._meta)

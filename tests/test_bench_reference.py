@@ -59,3 +59,27 @@ def test_numpy_reference_reads_the_chunk_blocked_npy(tmp_path, monkeypatch) -> N
             for s in [0, *rng.integers(0, ds[r].n_times - n, 5).tolist(), ds[r].n_times - n]:
                 np.testing.assert_array_equal(target.read(r, s, n), ds[r].get_data(start=s, stop=s + n))
         target.close()
+
+
+def test_numpy_reference_evicts_files_eegbench_also_mapped(tmp_path, monkeypatch) -> None:
+    """A page mapped twice in one process survives MADV_PAGEOUT: the ``numpy`` reference row reads
+    the files an earlier eegbench row of the same process left mapped in eegbench's file manager,
+    so opening the reference target drops those maps and its evicted reads are cold (mincore 0)."""
+    import eegbench
+    from benchmarks import _evicted
+    from benchmarks import _reference as ref
+    from eegbench.io import FILES
+
+    monkeypatch.setattr(fx, "CACHE", tmp_path)
+    target = ref.RefTarget("numpy parquet none 1s", "smoke")
+    ds = eegbench.open(target.build())
+    n = int(round(2 * ds[0].sfreq))
+    ds[0].get_data(start=0, stop=n)  # eegbench maps the recording's .npy and keeps the map (no close)
+    signal = [f for f in target.files if FILES.is_open(str(f))]
+    assert signal, "eegbench should hold a map of the store's signal file"
+    target.open()
+    assert not any(FILES.is_open(str(f)) for f in signal)
+    target.read(0, 0, n)  # the reference's own memmap: the only map of the file now
+    assert _evicted.evict_pages(target.files) == 0
+    assert fx.resident_bytes(target.files) == 0
+    target.close()
