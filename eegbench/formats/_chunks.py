@@ -28,7 +28,7 @@ import uuid
 import weakref
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import google_crc32c
 import numpy as np
@@ -295,10 +295,7 @@ class ChunkedSource:
                 try:
                     self._ensure_ready()
                 except Exception as exc:
-                    err = self._wrap(exc, "metadata")
-                    if err is exc:
-                        raise
-                    raise err from exc
+                    self._raise_typed(exc, "metadata")
 
     def close(self) -> None:
         """Forget per-process state and release this source's files (reopened on the next read)."""
@@ -357,6 +354,13 @@ class ChunkedSource:
             return self.corrupt(f"a file of chunk {index} is missing", exc)
         return self.corrupt(f"chunk {index} cannot be decoded", exc)
 
+    def _raise_typed(self, exc: Exception, index: Any) -> NoReturn:
+        """Raise the typed error for ``exc`` (see :meth:`_wrap`), chained to it; ``exc`` itself when it is one."""
+        err = self._wrap(exc, index)
+        if err is exc:
+            raise exc
+        raise err from exc
+
     def _checked_shape(self, index: int, arr: np.ndarray) -> np.ndarray:
         expected = (self.n_channels, min(self.chunk_samples, self.n_times - index * self.chunk_samples))
         if arr.shape != expected:
@@ -374,10 +378,7 @@ class ChunkedSource:
                     self._ensure_ready()
                     arr = self._load_chunk(index)
                 except Exception as exc:
-                    err = self._wrap(exc, index)
-                    if err is exc:
-                        raise
-                    raise err from exc
+                    self._raise_typed(exc, index)
             CHUNK_CACHE.put(key, self._checked_shape(index, arr))
         return arr
 
@@ -399,10 +400,7 @@ class ChunkedSource:
                     self._ensure_ready()
                     loaded = self._stored_mappable and self._load_stored(missing) or self._load_chunks(missing)
                 except Exception as exc:
-                    err = self._wrap(exc, missing if len(missing) > 1 else missing[0])
-                    if err is exc:
-                        raise
-                    raise err from exc
+                    self._raise_typed(exc, missing if len(missing) > 1 else missing[0])
             for i, arr in zip(missing, loaded):
                 out[i] = self._checked_shape(i, arr)
                 CHUNK_CACHE.put((self._uid, i), arr)
@@ -558,19 +556,13 @@ class ChunkedSource:
                 try:
                     self._ensure_ready()
                 except Exception as exc:
-                    err = self._wrap(exc, start // self.chunk_samples)
-                    if err is exc:
-                        raise
-                    raise err from exc
+                    self._raise_typed(exc, start // self.chunk_samples)
         cs = self.chunk_samples
         first, last = start // cs, (stop - 1) // cs
         try:
             spots = [self._raw_chunk_at(ci) for ci in range(first, last + 1)]
         except Exception as exc:
-            err = self._wrap(exc, first if first == last else list(range(first, last + 1)))
-            if err is exc:
-                raise
-            raise err from exc
+            self._raise_typed(exc, first if first == last else list(range(first, last + 1)))
         if any(s is None for s in spots) or len({s[0] for s in spots}) != 1:
             return False
         rel = spots[0][0]
@@ -629,10 +621,7 @@ class ChunkedSource:
             if buf is view and not h.probe and self._slow(_clock() - t0, out.nbytes):
                 h.probe = 1
         except Exception as exc:
-            err = self._wrap(exc, first if first == last else list(range(first, last + 1)))
-            if err is exc:
-                raise
-            raise err from exc
+            self._raise_typed(exc, first if first == last else list(range(first, last + 1)))
         finally:
             del view, buf
         return True
@@ -691,10 +680,7 @@ class ChunkedSource:
                     self._emit(arr, a - c0, b - c0, channels, out, a - start)
                     arr = None
             except Exception as exc:
-                err = self._wrap(exc, first if first == last else list(range(first, last + 1)))
-                if err is exc:
-                    raise
-                raise err from exc
+                self._raise_typed(exc, first if first == last else list(range(first, last + 1)))
             finally:
                 del got, buf, arr  # no view of the map may outlive the read
         return True

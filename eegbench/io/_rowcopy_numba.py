@@ -82,77 +82,56 @@ def _byte(typingctx, dst, src):  # noqa: ARG001 - numba's intrinsic signature
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
+def _copy(dst, src, streaming):  # pragma: no cover - compiled
+    """The one body of :func:`copy_rows` and :func:`stream_rows` (``streaming``: non-temporal
+    stores and an ``sfence``; a constant in each caller, so LLVM takes the branch out of the loop)."""
+    rows = dst.shape[0]
+    row_bytes = dst.shape[1] * dst.itemsize
+    if rows > 1 and dst.strides[0] == row_bytes and src.strides[0] == row_bytes:
+        row_bytes *= rows  # both contiguous: one long row
+        rows = 1
+    d0 = numba.intp(dst.ctypes.data)
+    s0 = numba.intp(src.ctypes.data)
+    ds = dst.strides[0]
+    ss = src.strides[0]
+    for r in range(rows):
+        d = d0 + r * ds
+        delta = s0 + r * ss - d  # source address = destination address + delta
+        end = d + row_bytes
+        p = d
+        head = min(d + (-d) % 64, end)
+        if d % 4 == 0 and delta % 4 == 0:  # 4-byte samples: head and tail a word at a time
+            while p + 4 <= head:
+                _word(p, p + delta)
+                p += 4
+        while p < head:
+            _byte(p, p + delta)
+            p += 1
+        while p + 64 <= end:
+            if streaming:
+                _stream(p, p + delta)
+            else:
+                _line(p, p + delta)
+            p += 64
+        while p + 4 <= end:
+            _word(p, p + delta)
+            p += 4
+        while p < end:
+            _byte(p, p + delta)
+            p += 1
+    if streaming:
+        _sfence()
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def copy_rows(dst, src):  # pragma: no cover - compiled
     """``dst[...] = src`` for 2-D arrays of one shape and dtype whose rows are contiguous (any
     row strides, checked by the caller). Addresses are signed 64-bit throughout: mixing unsigned
     and signed integers makes numba compute in float64."""
-    rows = dst.shape[0]
-    row_bytes = dst.shape[1] * dst.itemsize
-    if rows > 1 and dst.strides[0] == row_bytes and src.strides[0] == row_bytes:
-        row_bytes *= rows  # both contiguous: one long row
-        rows = 1
-    d0 = numba.intp(dst.ctypes.data)
-    s0 = numba.intp(src.ctypes.data)
-    ds = dst.strides[0]
-    ss = src.strides[0]
-    for r in range(rows):
-        d = d0 + r * ds
-        delta = s0 + r * ss - d  # source address = destination address + delta
-        end = d + row_bytes
-        p = d
-        head = min(d + (-d) % 64, end)
-        if d % 4 == 0 and delta % 4 == 0:  # 4-byte samples: head and tail a word at a time
-            while p + 4 <= head:
-                _word(p, p + delta)
-                p += 4
-        while p < head:
-            _byte(p, p + delta)
-            p += 1
-        while p + 64 <= end:
-            _line(p, p + delta)
-            p += 64
-        while p + 4 <= end:
-            _word(p, p + delta)
-            p += 4
-        while p < end:
-            _byte(p, p + delta)
-            p += 1
+    _copy(dst, src, False)
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def stream_rows(dst, src):  # pragma: no cover - compiled
-    """:func:`copy_rows` with streaming stores (and an ``sfence`` at the end): ``dst[...] = src`` for 2-D arrays of one shape and dtype whose rows are contiguous (any
-    row strides, checked by the caller). Addresses are signed 64-bit throughout: mixing unsigned
-    and signed integers makes numba compute in float64."""
-    rows = dst.shape[0]
-    row_bytes = dst.shape[1] * dst.itemsize
-    if rows > 1 and dst.strides[0] == row_bytes and src.strides[0] == row_bytes:
-        row_bytes *= rows  # both contiguous: one long row
-        rows = 1
-    d0 = numba.intp(dst.ctypes.data)
-    s0 = numba.intp(src.ctypes.data)
-    ds = dst.strides[0]
-    ss = src.strides[0]
-    for r in range(rows):
-        d = d0 + r * ds
-        delta = s0 + r * ss - d  # source address = destination address + delta
-        end = d + row_bytes
-        p = d
-        head = min(d + (-d) % 64, end)
-        if d % 4 == 0 and delta % 4 == 0:  # 4-byte samples: head and tail a word at a time
-            while p + 4 <= head:
-                _word(p, p + delta)
-                p += 4
-        while p < head:
-            _byte(p, p + delta)
-            p += 1
-        while p + 64 <= end:
-            _stream(p, p + delta)
-            p += 64
-        while p + 4 <= end:
-            _word(p, p + delta)
-            p += 4
-        while p < end:
-            _byte(p, p + delta)
-            p += 1
-    _sfence()
+    """:func:`copy_rows` with streaming stores (and an ``sfence`` at the end)."""
+    _copy(dst, src, True)
