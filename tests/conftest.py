@@ -64,6 +64,16 @@ def rich_dataset() -> Dataset:
                    windows=windows)
 
 
+def save_windowed_stores(root: Path, seed: int, **save_kwargs) -> tuple[Dataset, dict[str, Path]]:
+    """Three small synthetic recordings with a two-row window index, saved in every format under ``root``."""
+    import eegbench
+    from eegbench.sources.synthetic import make_dataset
+
+    ds = make_dataset(n_recordings=3, n_channels=4, sfreq=64, duration_s=4, seed=seed)
+    ds.windows = pd.DataFrame({"recording": [0, 2], "start": [0, 64], "stop": [64, 128], "target": ["a", "b"]})
+    return ds, {fmt: Path(eegbench.save(ds, root / fmt, format=fmt, **save_kwargs)) for fmt in FORMATS}
+
+
 def assert_recordings_equal(a: Recording, b: Recording) -> None:
     """Bitwise-equal samples and every metadata field."""
     assert a.n_times == b.n_times and a.n_channels == b.n_channels

@@ -14,22 +14,17 @@ import pandas as pd
 import pytest
 
 import eegbench
+from conftest import FORMATS, save_windowed_stores
 from eegbench import manifest, pack, validate
 from eegbench._frame import Table
 from eegbench.errors import CorruptStoreError
 from eegbench.formats import get_backend
-from eegbench.sources.synthetic import make_dataset
 from eegbench.tables import frame_to_parquet
-
-FORMATS = ["hdf5", "zarr", "parquet"]
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[eegbench.Dataset, dict[str, Path]]:
-    root = tmp_path_factory.mktemp("openpack")
-    ds = make_dataset(n_recordings=3, n_channels=4, sfreq=64, duration_s=4, seed=3)
-    ds.windows = pd.DataFrame({"recording": [0, 2], "start": [0, 64], "stop": [64, 128], "target": ["a", "b"]})
-    return ds, {fmt: Path(eegbench.save(ds, root / fmt, format=fmt, compression="blosc-zstd")) for fmt in FORMATS}
+    return save_windowed_stores(tmp_path_factory.mktemp("openpack"), seed=3, compression="blosc-zstd")
 
 
 def _copy(src: Path, dst: Path) -> Path:
