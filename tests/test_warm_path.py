@@ -38,9 +38,12 @@ def _windows(n_times: int, cs: int) -> list[tuple[int, int]]:
     return out
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("integer", [False, True], ids=["float32", "counts"])
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_warm_windows_are_bitwise_the_dataset(saved, fmt, integer, monkeypatch):
+def test_warm_windows_are_bitwise_the_dataset(saved, fmt, integer, kernel, monkeypatch):
+    if not kernel:
+        monkeypatch.setattr(_chunks, "_WARM_COPY", False)
     ds, stores = saved
     taken = []
     real = _chunks.ChunkedSource._read_warm
@@ -76,7 +79,9 @@ def test_warm_windows_are_bitwise_the_dataset(saved, fmt, integer, monkeypatch):
 
 
 def test_unequally_spaced_chunks_fall_back_to_one_copy_per_chunk(saved, monkeypatch):
-    """A window whose chunks are not equally spaced in the file takes the per-chunk loop."""
+    """A window whose chunks are not equally spaced in the file takes the per-chunk loop (the NumPy
+    path: the compiled copy reads each chunk at its own offset; tests/test_warm_kernel.py)."""
+    monkeypatch.setattr(_chunks, "_WARM_COPY", False)
     ds, stores = saved
     opened = eegbench.open(stores[("zarr", False)])
     rec = opened[0]

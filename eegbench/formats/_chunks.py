@@ -185,6 +185,24 @@ def settle_heap() -> None:
         del block
 
 
+#: the compiled warm copy (:mod:`._warmcopy_numba`), loaded on the first warm read; False when
+#: numba is unavailable or ``EEGBENCH_WARM_KERNEL=0`` (NumPy copies: the same bytes)
+_WARM_COPY: Any = None
+
+
+def _warm_copy() -> Any:
+    global _WARM_COPY
+    if _WARM_COPY is None:
+        kernel: Any = False
+        if os.environ.get("EEGBENCH_WARM_KERNEL", "1") != "0" and os.environ.get("EEGBENCH_NUMBA", "1") != "0":
+            try:
+                from ._warmcopy_numba import copy_window as kernel
+            except Exception:  # numba missing or unusable here: NumPy copies the same bytes
+                kernel = False
+        _WARM_COPY = kernel
+    return _WARM_COPY
+
+
 class ChunkedSource:
     """Base class of the formats' lazy sources. Subclasses implement :meth:`_load_chunk` (and
     optionally :meth:`_load_chunks`, :meth:`_prepare`, :meth:`_store_files`); everything else is here once."""
@@ -481,21 +499,23 @@ class ChunkedSource:
 
     def _read_warm(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray) -> bool:
         """The warm path of :meth:`_read_mapped`: every chunk already checked in this process, its
-        map leased and trusted (not probing residency). No lock, no syscall but the size check,
-        one view per chunk. False (nothing done): take :meth:`_read_mapped`."""
+        map leased and trusted (not probing residency). No lock, no syscall but the size check.
+        Plain float32 windows: one compiled call copies every row piece of every chunk
+        (:func:`~eegbench.formats._warmcopy_numba.copy_window`; ``EEGBENCH_WARM_KERNEL=0`` or no
+        numba: NumPy, one view per chunk). False (nothing done): take :meth:`_read_mapped`."""
         ready = self.__dict__.get("_h_raw")  # chunk -> (handle, offset) once checked through a leased map
         if ready is None:
             return False
         cs = self.chunk_samples
-        first = start // cs
-        spots = ready[first:(stop - 1) // cs + 1]
-        if None in spots:
+        first, last = start // cs, (stop - 1) // cs
+        lo, hi = ready[first], ready[last]
+        if lo is None or hi is None:
             return False
-        h = spots[0][0]
+        h = lo[0]
         # chunks are numbered file by file, so a window whose first and last chunks were read
         # through one map lies in that map's file (entries between may name an older map of it)
         view = h.view  # our reference keeps the mapping valid for this read, even if closed meanwhile
-        if view is None or h.probe or spots[-1][0] is not h:
+        if view is None or h.probe or hi[0] is not h:
             return False
         try:
             if h.mm.size() < len(view):  # truncated while open: the careful path says so (no SIGBUS)
@@ -503,8 +523,23 @@ class ChunkedSource:
         except (AttributeError, ValueError):  # closed under us
             return False
         h.used = True
-        shape, dtype = (self.n_channels, cs), self.dtype
         plain = channels is None and self.quantization is None
+        if plain and self.dtype == out.dtype and out.strides[1] == out.itemsize and out.flags.writeable:
+            offsets = self.__dict__.get("_h_off")  # chunk -> byte offset once checked (-1: not yet)
+            kernel = _WARM_COPY if _WARM_COPY is not None else _warm_copy()
+            if kernel and offsets is not None and len(offsets) == len(ready):
+                t0 = _clock()
+                # every chunk's offset was checked (CRC, bounds) through a map of this file, whose
+                # size is unchanged (identity on reopen, size above): every byte copied is in view
+                if not kernel(out, view, offsets, start, stop, cs, out.itemsize):
+                    return False  # a chunk between not checked yet: the careful path
+                if _clock() - t0 > self.SLOW_NS_MIN and self._slow(_clock() - t0, out.nbytes):
+                    h.probe = 1
+                return True
+        spots = ready[first:last + 1]
+        if None in spots:
+            return False
+        shape, dtype = (self.n_channels, cs), self.dtype
         c0 = first * cs
         t0 = _clock()
         n = len(spots)
@@ -569,8 +604,10 @@ class ChunkedSource:
         full = self.n_channels * cs * self.dtype.itemsize
         n_chunks = -(-self.n_times // cs)
         ready = self.__dict__.get("_h_raw")
-        if ready is None or len(ready) != n_chunks:
+        offsets = self.__dict__.get("_h_off")
+        if ready is None or len(ready) != n_chunks or offsets is None or len(offsets) != n_chunks:
             ready = self._h_raw = [None] * n_chunks
+            offsets = self._h_off = np.full(n_chunks, -1, dtype=np.int64)  # the compiled warm copy's table
         view = buf = None
         try:
             h, view = self.bytes.lease(rel)
@@ -609,6 +646,7 @@ class ChunkedSource:
                         raise self.corrupt(f"chunk {ci} in {rel} fails its crc32c checksum "
                                            f"(bytes {off}..{crc_stop}: modified or corrupted)")
                     ready[ci] = (h, off)
+                    offsets[ci] = off
                 elif ready[ci][0] is not h:
                     ready[ci] = (h, off)  # checked before, through a map since closed
                 c0 = ci * cs

@@ -1,0 +1,156 @@
+"""The compiled warm copy (``formats/_warmcopy_numba.copy_window``, issue #9: small windows).
+
+Plain float32 warm windows are copied out of the leased map by one compiled call instead of a
+NumPy copy per chunk. It must give the bytes the dataset holds for every window, never copy a
+chunk this process has not checked (its CRC32C first), keep the size check (a file truncated while
+open is a CorruptStoreError, not SIGBUS) and leave other outputs to the NumPy path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import eegbench
+from eegbench.errors import CorruptStoreError
+from eegbench.formats import _chunks
+from eegbench.sources.synthetic import make_dataset
+
+pytest.importorskip("numba")
+
+FORMATS = ["hdf5", "zarr", "parquet"]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[eegbench.Dataset, dict[str, Path]]:
+    root = tmp_path_factory.mktemp("warmkernel")
+    ds = make_dataset(n_recordings=1, n_channels=7, sfreq=100, duration_s=[7.33], seed=5)
+    return ds, {fmt: Path(eegbench.save(ds, root / fmt, format=fmt, compression="none", chunk_seconds=0.4))
+                for fmt in FORMATS}
+
+
+def _spy(monkeypatch) -> list[bool]:
+    calls: list[bool] = []
+    kernel = _chunks._warm_copy()
+    assert kernel, "numba is installed: the compiled copy must load"
+
+    def spy(*args):
+        done = kernel(*args)
+        calls.append(done)
+        return done
+
+    monkeypatch.setattr(_chunks, "_WARM_COPY", spy)
+    return calls
+
+
+def _warm(rec) -> None:
+    for _ in range(3):  # chunks checked, then the compiled copy's first (slow) call, which arms a check
+        rec.get_data()
+    for e in rec.source._h_raw:  # a slow (preempted) read arms a residency check: not here
+        e[0].probe = 0
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_compiled_copy_is_bitwise_and_used(saved, fmt, monkeypatch):
+    ds, stores = saved
+    calls = _spy(monkeypatch)
+    rec = eegbench.open(stores[fmt])[0]
+    expect = ds[0].get_data()
+    _warm(rec)
+    cs = rec.source.chunk_samples
+    n = rec.n_times
+    rng = np.random.default_rng(0)
+    spans = [(0, 1), (cs - 1, cs + 1), (0, n), (n - 1, n), (3, 3 + 5 * cs), (cs, 2 * cs), (n - cs - 3, n)]
+    spans += [(int(a), int(a) + int(w)) for a, w in zip(rng.integers(0, n - 200, 40), rng.integers(1, 200, 40))]
+    for a, b in spans:
+        calls.clear()
+        got = rec.get_data(start=a, stop=b)
+        np.testing.assert_array_equal(got.view(np.uint32), expect[:, a:b].view(np.uint32), err_msg=f"[{a}, {b})")
+        assert calls == [True], (a, b)
+    # out= with rows apart (a batch slot, or every other row of a bigger array): still one call, exact
+    big = np.full((14, 300), np.nan, dtype=np.float32)
+    calls.clear()
+    rec.source.read(17, 317, None, out=big[::2, :])
+    np.testing.assert_array_equal(big[::2], expect[:, 17:317])
+    assert np.isnan(big[1::2]).all() and calls == [True]
+    # samples not adjacent in out: the NumPy path (no compiled call), the same bytes
+    strided = np.full((7, 600), np.nan, dtype=np.float32)
+    calls.clear()
+    rec.source.read(5, 305, None, out=strided[:, ::2])
+    np.testing.assert_array_equal(strided[:, ::2], expect[:, 5:305])
+    assert calls == []
+    frozen = np.empty((7, 10), dtype=np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError):  # a read-only out is refused as before, not written through
+        rec.source.read(0, 10, None, out=frozen)
+    np.testing.assert_array_equal(rec.get_windows([0, 4, 2 * cs + 1], 3 * cs),
+                                  np.stack([expect[:, s:s + 3 * cs] for s in (0, 4, 2 * cs + 1)]))
+
+
+def test_kernel_refuses_unchecked_chunks_and_writes_nothing():
+    from eegbench.formats._warmcopy_numba import copy_window
+
+    view = np.arange(4 * 2 * 3 * 4, dtype=np.uint8)  # 4 chunks of 2 channels x 3 float32 samples
+    out = np.zeros((2, 7), dtype=np.float32)
+    offsets = np.array([0, 24, -1, 72], dtype=np.int64)
+    assert not copy_window(out, view, offsets, 1, 8, 3, 4)  # chunk 2 not checked
+    assert not out.any()
+    assert copy_window(out, view, offsets, 1, 6, 3, 4)
+    want = view.view(np.float32).reshape(4, 2, 3)
+    np.testing.assert_array_equal(out[:, :5].view(np.uint32),
+                                  np.concatenate([want[0][:, 1:], want[1]], axis=1).view(np.uint32))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_chunk_damaged_between_two_checked_ones_is_reported(saved, fmt, tmp_path, monkeypatch):
+    """Chunks 0 and 2 checked, chunk 1 not: a window over 0..2 must check chunk 1 (CRC32C) rather
+    than copy it, so damage there is a CorruptStoreError, never returned as data."""
+    import shutil
+
+    _, stores = saved
+    store = Path(shutil.copytree(stores[fmt], tmp_path / fmt))
+    calls = _spy(monkeypatch)
+    rec = eegbench.open(store)[0]
+    cs = rec.source.chunk_samples
+    rec.get_data(start=0, stop=cs)
+    rec.get_data(start=2 * cs, stop=3 * cs)
+    h, off1 = rec.source._h_raw[0][0], None
+    assert rec.source._h_raw[1] is None and rec.source._h_off[1] == -1
+    rel, off1, _stop, _crc = rec.source._raw_chunk_at(1)
+    path = store / rel
+    with open(path, "r+b") as fh:  # flip one sample's byte in place, under the open map
+        fh.seek(off1 + 8)
+        b = fh.read(1)
+        fh.seek(off1 + 8)
+        fh.write(bytes([b[0] ^ 0xFF]))
+    h.probe = 0
+    calls.clear()
+    with pytest.raises(CorruptStoreError):
+        rec.get_data(start=cs // 2, stop=2 * cs + cs // 2)
+    assert calls == [False]  # the compiled copy refused, the careful path checked and raised
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_truncated_while_open_is_corrupt_not_sigbus(saved, fmt, tmp_path, monkeypatch):
+    import shutil
+
+    _, stores = saved
+    store = Path(shutil.copytree(stores[fmt], tmp_path / fmt))
+    _spy(monkeypatch)
+    rec = eegbench.open(store)[0]
+    _warm(rec)
+    rel = rec.source._raw_chunk_at(0)[0]
+    os.truncate(store / rel, 100)
+    with pytest.raises(CorruptStoreError):
+        rec.get_data(start=rec.n_times - 50, stop=rec.n_times)
+
+
+def test_disabled_by_environment(saved, monkeypatch):
+    monkeypatch.setattr(_chunks, "_WARM_COPY", None)
+    monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "0")
+    assert _chunks._warm_copy() is False
+    monkeypatch.setattr(_chunks, "_WARM_COPY", None)
+    monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "1")
+    assert _chunks._warm_copy()
