@@ -154,3 +154,34 @@ def test_disabled_by_environment(saved, monkeypatch):
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
     monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "1")
     assert _chunks._warm_copy()
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["compiled", "numpy"])
+def test_probing_reads_stay_on_the_warm_path_while_resident(saved, kernel, monkeypatch):
+    """A map whose residency is being checked (reads after a miss: e.g. a warm-up pass over evicted
+    files) checks the window's last page and copies on the warm path when it is resident (one check
+    counted per read); a missing page sends the read to the careful path, which reads it."""
+    if not kernel:
+        monkeypatch.setattr(_chunks, "_WARM_COPY", False)
+    ds, stores = saved
+    rec = eegbench.open(stores["zarr"])[0]
+    expect = ds[0].get_data()
+    _warm(rec)
+    h = rec.source._h_raw[0][0]
+    taken = []
+    real_warm, real_mapped = _chunks.ChunkedSource._read_warm, _chunks.ChunkedSource._read_mapped
+    monkeypatch.setattr(_chunks.ChunkedSource, "_read_warm", lambda self, *a: taken.append("warm") or real_warm(self, *a))
+    monkeypatch.setattr(_chunks.ChunkedSource, "_read_mapped",
+                        lambda self, *a: taken.append("mapped") or real_mapped(self, *a))
+    h.probe = 3
+    for a in (10, 50, 90):
+        np.testing.assert_array_equal(rec.get_data(start=a, stop=a + 100), expect[:, a:a + 100])
+    assert taken == ["warm"] * 3 and h.probe == 0
+    asked = []
+    monkeypatch.setattr(_chunks, "resident", lambda mm, lo, hi: asked.append((lo, hi)) or False)
+    monkeypatch.setattr(_chunks, "readahead", lambda mm, lo, hi: asked.append("readahead") or True)
+    h.probe = 2
+    taken.clear()
+    np.testing.assert_array_equal(rec.get_data(start=7, stop=107), expect[:, 7:107])
+    assert taken == ["warm", "mapped"] and "readahead" in asked  # missing: read by the careful path
+    assert h.probe == _chunks._files.PROBE_READS  # and the checks go on

@@ -515,11 +515,18 @@ class ChunkedSource:
         # chunks are numbered file by file, so a window whose first and last chunks were read
         # through one map lies in that map's file (entries between may name an older map of it)
         view = h.view  # our reference keeps the mapping valid for this read, even if closed meanwhile
-        if view is None or h.probe or hi[0] is not h:
+        if view is None or hi[0] is not h:
             return False
         try:
             if h.mm.size() < len(view):  # truncated while open: the careful path says so (no SIGBUS)
                 return False
+            if h.probe:
+                # residency is being checked (a slow read, or reads after one found pages missing):
+                # the window's last stored page resident counts as one check, as on the careful
+                # path, and the copy stays here; missing: the careful path reads the window
+                if not resident(h.mm, lo[1], hi[1] + self.n_channels * cs * self.dtype.itemsize):
+                    return False
+                h.probe = max(h.probe - 1, 0)  # never below 0 (threads may race here)
         except (AttributeError, ValueError):  # closed under us
             return False
         h.used = True
