@@ -730,6 +730,57 @@ class ChunkedSource:
                 del got, buf, arr  # no view of the map may outlive the read
         return True
 
+    def _read_stored_warm(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray) -> bool:
+        """The warm path of :meth:`_read_stored`: every chunk of the window already checked (CRC32C)
+        in this process, in one file whose map this source keeps (``_h_slease``: leased once, then
+        reused while the manager keeps it open, as :meth:`_read_warm` does), its last stored page
+        resident. The same checks on every read (file size, ``mincore`` of the window's last page,
+        the decoded shape) without a lease, pin and unpin per read. False (nothing done): take
+        :meth:`_read_stored`, which checks, reads evicted bytes and reports errors."""
+        checked = self.__dict__.get("_h_stored_ok")
+        if checked is None:
+            return False
+        cs = self.chunk_samples
+        first, last = start // cs, (stop - 1) // cs
+        if last >= len(checked) or 0 in checked[first:last + 1]:
+            return False
+        spots = [self._stored_chunk_at(ci) for ci in range(first, last + 1)]
+        rel = spots[0][0]
+        held = self.__dict__.get("_h_slease")
+        view = None if held is None or held[0] != rel else held[1].view
+        if view is None:  # first warm read of this file, or its map was closed since: lease it again
+            h, view = self.bytes.lease(rel)  # (re)opening checks the file's identity
+            self._h_slease = (rel, h)
+        else:
+            h = held[1]
+        arr = None
+        try:  # locals cleared on the way out: no view of the map may outlive the read
+            mm = h.mm
+            end = max(sp[2] for sp in spots)
+            if mm is None or any(sp[0] != rel for sp in spots) or mm.size() < end or len(view) < end \
+                    or not resident(mm, min(sp[1] for sp in spots), end):
+                return False  # closed, several files, truncated or evicted: the careful path
+            h.used = True
+            use_cache = CHUNK_CACHE.max_bytes > 0
+            with self._lock:
+                try:
+                    for ci, spot in zip(range(first, last + 1), spots):
+                        key = (self._uid, ci)
+                        arr = CHUNK_CACHE.get(key) if use_cache else None
+                        if arr is None:
+                            arr = self._decode_from(ci, spot, view, 0, keep=use_cache)
+                            if use_cache:
+                                CHUNK_CACHE.put(key, arr)
+                        c0 = ci * cs
+                        a, b = max(start, c0), min(stop, c0 + cs)
+                        self._emit(arr, a - c0, b - c0, channels, out, a - start)
+                        arr = None
+                except Exception as exc:
+                    self._raise_typed(exc, first if first == last else list(range(first, last + 1)))
+        finally:
+            del view, arr
+        return True
+
     def _stored_bytes(self, indices: Any, coalesce_only: bool) -> tuple[list, Any, int] | None:
         """``(spots, buf, base)`` for chunks ``indices`` (under the lock, after ``_prepare``): their
         :meth:`_stored_chunk_at` entries and a uint8 buffer holding file bytes ``[base, ...)`` of
@@ -820,7 +871,8 @@ class ChunkedSource:
         if self._mappable and (self._read_warm(start, stop, channels, out)
                                or self._read_mapped(start, stop, channels, out)):
             return out
-        if self._stored_mappable and self._read_stored(start, stop, channels, out):
+        if self._stored_mappable and (self._read_stored_warm(start, stop, channels, out)
+                                      or self._read_stored(start, stop, channels, out)):
             return out
         cs = self.chunk_samples
         first, last = start // cs, (stop - 1) // cs
