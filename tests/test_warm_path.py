@@ -48,8 +48,8 @@ def test_warm_windows_are_bitwise_the_dataset(saved, fmt, integer, kernel, monke
     taken = []
     real = _chunks.ChunkedSource._read_warm
 
-    def spy(self, start, stop, channels, out):
-        done = real(self, start, stop, channels, out)
+    def spy(self, start, stop, channels, out, fresh=False):
+        done = real(self, start, stop, channels, out, fresh)
         taken.append(done)
         return done
 

@@ -485,6 +485,14 @@ class ChunkedSource:
     SLOW_NS_PER_BYTE = 2.0
 
     @property
+    def _f32(self) -> bool:
+        """Samples stored as little-endian float32: a window is their bytes, copied unchanged."""
+        ok = self.__dict__.get("_f32ok")
+        if ok is None:
+            ok = self._f32ok = self.dtype == np.dtype("<f4") and sys.byteorder == "little"
+        return ok
+
+    @property
     def _mappable(self) -> bool:
         """Uncompressed little-endian storage: chunks may be read as views of a mapped file."""
         ok = self.__dict__.get("_mapok")
@@ -497,12 +505,14 @@ class ChunkedSource:
     def _slow(self, elapsed_ns: int, nbytes: int) -> bool:
         return elapsed_ns > self.SLOW_NS_MIN and elapsed_ns > self.SLOW_NS_PER_BYTE * nbytes
 
-    def _read_warm(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray) -> bool:
+    def _read_warm(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray,
+                   fresh: bool = False) -> bool:
         """The warm path of :meth:`_read_mapped`: every chunk already checked in this process, its
         map leased and trusted (not probing residency). No lock, no syscall but the size check.
         Plain float32 windows: one compiled call copies every row piece of every chunk
         (:func:`~eegbench.formats._warmcopy_numba.copy_window`; ``EEGBENCH_WARM_KERNEL=0`` or no
-        numba: NumPy, one view per chunk). False (nothing done): take :meth:`_read_mapped`."""
+        numba: NumPy, one view per chunk). ``fresh``: ``out`` is the C-ordered float32 array
+        :meth:`read` just made (no layout check needed). False (nothing done): take :meth:`_read_mapped`."""
         ready = self.__dict__.get("_h_raw")  # chunk -> (handle, offset) once checked through a leased map
         if ready is None:
             return False
@@ -531,14 +541,14 @@ class ChunkedSource:
             return False
         h.used = True
         plain = channels is None and self.quantization is None
-        if plain and self.dtype == out.dtype and out.strides[1] == out.itemsize and out.flags.writeable:
+        if plain and self._f32 and (fresh or (out.dtype == np.float32 and out.strides[1] == 4 and out.flags.writeable)):
             offsets = self.__dict__.get("_h_off")  # chunk -> byte offset once checked (-1: not yet)
             kernel = _WARM_COPY if _WARM_COPY is not None else _warm_copy()
             if kernel and offsets is not None and len(offsets) == len(ready):
                 t0 = _clock()
                 # every chunk's offset was checked (CRC, bounds) through a map of this file, whose
                 # size is unchanged (identity on reopen, size above): every byte copied is in view
-                if not kernel(out, view, offsets, start, stop, cs, out.itemsize):
+                if not kernel(out, view, offsets, start, stop, cs, 4):
                     return False  # a chunk between not checked yet: the careful path
                 if _clock() - t0 > self.SLOW_NS_MIN and self._slow(_clock() - t0, out.nbytes):
                     h.probe = 1
@@ -862,13 +872,14 @@ class ChunkedSource:
         ``out``; nothing else is allocated."""
         if not self.__dict__.get("_h_ready"):
             self.ready()
-        if out is None:
+        fresh = out is None
+        if fresh:
             out = np.empty((self.n_channels if channels is None else len(channels), stop - start), dtype=np.float32)
         else:
             out = self._out(stop - start, channels, out)
         if stop <= start:
             return out
-        if self._mappable and (self._read_warm(start, stop, channels, out)
+        if self._mappable and (self._read_warm(start, stop, channels, out, fresh)
                                or self._read_mapped(start, stop, channels, out)):
             return out
         if self._stored_mappable and (self._read_stored_warm(start, stop, channels, out)
