@@ -9,7 +9,9 @@ paid the same start-up -- fork, opening the store, first touch (location and che
 chunk -- before the timed epoch, which reads the same batches once each in a new order. Every
 window decodes its chunks (the decoded-chunk cache is off, as in the random-access suite: a
 training set larger than that cache). The store's files are read once in setup, so the page cache
-is warm for every variant.
+is warm for every variant. The figure is the median of ``EPOCHS`` timed epochs of ``N_BATCHES``
+batches (v2 timed one epoch of 8 batches in the quick profile: too short for 2 workers' pipeline to
+run steadily -- the last batches of an epoch leave one worker idle -- and a single sample).
 
 Start-up is a separate figure, ``track_first_batch_ms``: from ``iter(loader)`` of a fresh loader
 over a freshly opened store to its first batch (the latency before training starts; with workers
@@ -21,7 +23,8 @@ from __future__ import annotations
 
 from . import _fixtures as fx
 
-N_BATCHES = 8 if fx.profile_name() == "quick" else 16
+N_BATCHES = 32
+EPOCHS = 3
 BATCH = 64
 
 
@@ -30,8 +33,10 @@ class DataLoaderThroughput(fx.Suite):
     param_names = ["store", "workers"]
     # v2: one untimed warm epoch read by every process, then a timed epoch (both sides pay the same
     # start-up; v1 timed the workers' cold start against a warm workers=0), decoded-chunk cache off,
-    # 8 batches per epoch in the quick profile (was 3 after a cold first batch)
-    version = 2
+    # 8 batches per epoch in the quick profile (was 3 after a cold first batch); v3: median of 3 timed
+    # epochs of 32 batches (v2: one of 8 / 16), batches held until the next arrives and dropped at the
+    # end of every epoch, worker batches named rather than re-sent (eegbench.torch ring slots)
+    version = 3
 
     def setup(self, built, store, workers):
         from eegbench.formats._chunks import CHUNK_CACHE
@@ -72,13 +77,14 @@ class DataLoaderThroughput(fx.Suite):
         from benchmarks.loader_breakdown import loader_run
 
         dataset, batches, collate_fn = self._loader_input(store)
-        return loader_run(dataset, workers, batches, collate_fn=collate_fn)["windows_per_s"]
+        return loader_run(dataset, workers, batches, collate_fn=collate_fn, epochs=EPOCHS)["windows_per_s"]
 
     track_windows_per_s.unit = "windows/s"
     # v2: page cache warmed in setup (v1 favoured whichever ran second); v3: eegbench.torch.collate (each
     # batch assembled once, in the worker, into one tensor in shared memory); v4: steady state after an
-    # untimed warm epoch read by every process (see the class's version)
-    track_windows_per_s.version = 4
+    # untimed warm epoch read by every process (see the class's version); v5: median of EPOCHS epochs of
+    # N_BATCHES
+    track_windows_per_s.version = 5
 
     def track_first_batch_ms(self, built, store, workers):
         from benchmarks.loader_breakdown import loader_run

@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loader-only", action="store_true",
                         help="only the DataLoader rows (workers 0 and 2, reused buffers), --repeats times alternated")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per loader (medians)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2],
                         help="worker counts for --loader-only (1 shows a worker's CPU per batch without a sibling)")
     args = parser.parse_args(argv)
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     for workers, ring in ((0, slots), (2, slots), (2, 0)):
         et.RING_SLOTS = ring  # forked workers inherit it: 0 = a fresh shared tensor per batch (PyTorch's way)
         fresh = WindowDataset(args.store, window_samples=window, stride_samples=window // 2)  # opened anew
-        runs[workers, ring] = loader_run(fresh, workers, batches, collate_fn=collate)
+        runs[workers, ring] = loader_run(fresh, workers, batches, collate_fn=collate, epochs=args.epochs)
         fresh.close()
     et.RING_SLOTS = slots
     mb = n * 4 / 1e6
@@ -173,11 +174,12 @@ def _loader_only(args, window: int, batches: list[list[int]]) -> None:
     for rep in range(args.repeats):
         for workers in (counts if rep % 2 == 0 else counts[::-1]):
             wds = WindowDataset(args.store, window_samples=window, stride_samples=window // 2)
-            rows[workers].append(loader_run(wds, workers, batches, collate_fn=collate))
+            rows[workers].append(loader_run(wds, workers, batches, collate_fn=collate, epochs=args.epochs))
             wds.close()
     print(f"{args.store}: {len(batches)} batches x {args.batch} windows per epoch, {args.repeats} alternated "
           f"repeats, load average {os.getloadavg()[0]:.1f} (medians)")
-    med = {w: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for w, rs in rows.items()}
+    med = {w: {k: statistics.median(r[k] for r in rs) for k, v in rs[0].items() if isinstance(v, float)}
+           for w, rs in rows.items()}
     for w, m in med.items():
         print(f"  workers={w}: first batch {m['first_batch_ms']:.0f} ms; {m['windows_per_s']:.0f} windows/s; CPU ms/batch "
               f"main {m['cpu_main_ms']:.1f} + workers {m['cpu_workers_ms']:.1f}; CPU-implied "
@@ -232,7 +234,7 @@ class EpochBatches:
 
 
 def loader_run(dataset, workers: int, batches: list[list[int]], *, collate_fn=None, warm: bool = True,
-               timed: bool = True) -> dict[str, float]:
+               timed: bool = True, epochs: int = 1) -> dict[str, float]:
     """One DataLoader over ``dataset`` as a training loop of several epochs sees it, with every
     process's CPU time (utime + stime from ``/proc``) accounted:
 
@@ -242,10 +244,12 @@ def loader_run(dataset, workers: int, batches: list[list[int]], *, collate_fn=No
     * a **warm epoch**, untimed, in which every reading process reads every batch of ``batches``
       once (:class:`EpochBatches`; ``persistent_workers=True`` keeps the workers for the next
       epoch, as a training run over several epochs should);
-    * the **timed epoch**: the same batches once each, reshuffled: windows/s (wall, whole epoch
-      including the refill of the workers' queues) and CPU ms per batch of the main process and of
-      the workers together; ``implied_windows_per_s`` is what those CPU times allow on
-      ``os.cpu_count()`` otherwise idle cores (the main process and each worker at most one core).
+    * the **timed epochs** (``epochs`` of them, figures are their medians): the same batches once
+      each, reshuffled every epoch: windows/s (wall, whole epoch including the refill of the
+      workers' queues) and CPU ms per batch of the main process and of the workers together;
+      ``implied_windows_per_s`` is what those CPU times allow on ``os.cpu_count()`` otherwise idle
+      cores (the main process and each worker at most one core). The loop holds each batch until
+      the next arrives, as ``for x, y in loader`` does, and drops the last one before the next epoch.
 
     workers=0 and workers=2 thus pay the same start-up (reported, not timed) and read the same
     windows in steady state."""
@@ -270,22 +274,28 @@ def loader_run(dataset, workers: int, batches: list[list[int]], *, collate_fn=No
     if not timed:
         del it, loader
         return out
-    for _ in it:  # the rest of the warm epoch
-        pass
+    for batch in it:  # the rest of the warm epoch, each batch dropped at once
+        del batch
+    del it
     sampler.warm = False
-    n = 0
-    t0, c0, w0 = time.perf_counter(), cpu_seconds(me), sum(cpu_seconds(p) for p in pids)
-    for x, _y in loader:
-        n += len(x)
-    wall = time.perf_counter() - t0
-    main_ms = 1000 * (cpu_seconds(me) - c0) / len(batches)
-    workers_ms = 1000 * (sum(cpu_seconds(p) for p in pids) - w0) / len(batches)
-    per_batch = n / len(batches)
     cores = os.cpu_count() or 1
-    # each process is at most one core busy; all of them at most `cores`
-    busy = max(main_ms, workers_ms / workers if workers else 0.0, (main_ms + workers_ms) / cores)
-    out.update(windows_per_s=n / wall, cpu_main_ms=main_ms, cpu_workers_ms=workers_ms,
-               implied_windows_per_s=1000 * per_batch / busy if busy > 0 else float("nan"))
+    rows = []
+    for _epoch in range(max(epochs, 1)):
+        n = 0
+        t0, c0, w0 = time.perf_counter(), cpu_seconds(me), sum(cpu_seconds(p) for p in pids)
+        for x, _y in loader:
+            n += len(x)
+        wall = time.perf_counter() - t0
+        main_ms = 1000 * (cpu_seconds(me) - c0) / len(batches)
+        workers_ms = 1000 * (sum(cpu_seconds(p) for p in pids) - w0) / len(batches)
+        del x, _y  # no batch of this epoch is held into the next
+        per_batch = n / len(batches)
+        # each process is at most one core busy; all of them at most `cores`
+        busy = max(main_ms, workers_ms / workers if workers else 0.0, (main_ms + workers_ms) / cores)
+        rows.append({"windows_per_s": n / wall, "cpu_main_ms": main_ms, "cpu_workers_ms": workers_ms,
+                     "implied_windows_per_s": 1000 * per_batch / busy if busy > 0 else float("nan")})
+    out.update({k: statistics.median(r[k] for r in rows) for k in rows[0]})
+    out["epochs_windows_per_s"] = [r["windows_per_s"] for r in rows]
     del loader
     gc.collect()  # persistent workers end with their loader
     return out

@@ -102,3 +102,31 @@ def test_workers0_batches_reuse_only_released_buffers(wds):
     for a, y in arrays:
         np.testing.assert_array_equal(a, expected[y.numpy()])
     assert et.RING_SLOTS > 0
+
+
+def test_worker_batches_name_their_slot_after_the_first_send(wds):
+    """A ring slot's shared memory is handed over once; later batches in it only name it, arrive
+    bitwise exact, and their targets arrive as tensors; the mappings go with the loader's workers."""
+    import eegbench.torch as et
+
+    expected = _expected(wds)
+    before = et.transfer_stats()
+    n = 0
+    for x, y in _loader(wds, workers=2, collate_fn=collate):
+        assert isinstance(y, torch.Tensor)
+        np.testing.assert_array_equal(x.numpy(), expected[y.numpy()])
+        n += 1
+        del x, y
+    after = et.transfer_stats()
+    mapped, named = after["mapped"] - before["mapped"], after["named"] - before["named"]
+    assert n > 2 * et.RING_SLOTS
+    assert mapped <= 2 * et.RING_SLOTS and mapped + named == n, (before, after, n)
+    assert named >= n - 2 * et.RING_SLOTS
+    for x, y in _loader(wds, workers=1, collate_fn=collate):
+        assert et.transfer_stats()["slots"] <= 2 * et.RING_SLOTS  # this worker's (2 batch shapes), not the ended ones'
+        np.testing.assert_array_equal(x.numpy(), expected[y.numpy()])
+    kept = x
+    del x, y
+    gc.collect()
+    assert et.transfer_stats()["slots"] == 0  # the loader let go of its workers: their slots are unmapped here
+    np.testing.assert_array_equal(kept.numpy(), expected[-len(kept):])  # a batch still held stays intact
