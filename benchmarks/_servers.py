@@ -94,6 +94,28 @@ class _Shaping:
 # ---------------------------------------------------------------------------------------------
 # HTTP with ranges
 # ---------------------------------------------------------------------------------------------
+#: range answers of at least this many bytes are sent with ``os.sendfile`` (page cache -> socket in
+#: the kernel, as nginx's ``sendfile on`` and most static file servers do) instead of ``pread`` +
+#: ``write`` (two copies through this process); smaller ones, and the rest of a body the socket
+#: would not take at once, are read and written
+SENDFILE_MIN = 16384
+
+
+class _FileBody:
+    """A range of an open file, answered with ``os.sendfile`` (owns ``fd``)."""
+
+    def __init__(self, fd: int, offset: int, count: int) -> None:
+        self.fd, self.offset, self.count = fd, offset, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 _REASONS = {200: "OK", 206: "Partial Content", 400: "Bad Request", 404: "Not Found",
             416: "Range Not Satisfiable", 501: "Not Implemented"}
 
@@ -162,7 +184,11 @@ class _RangeProtocol(asyncio.Protocol):
         lines.append(f"Content-Length: {len(body) if length is None else length}")
         if close:
             lines.append("Connection: close")
-        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else body)
+        data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if isinstance(body, _FileBody):
+            data = (data, body)  # type: ignore[assignment]
+        elif not head:
+            data += body
         wait = shaping.wait_s(sent)
         if wait > 0:
             shaping.traffic.waiting(+1)
@@ -174,13 +200,42 @@ class _RangeProtocol(asyncio.Protocol):
         if counted:
             self.server._shaping.traffic.waiting(-1)
         if self.transport is None:
+            if isinstance(data, tuple):
+                data[1].close()
             return
-        self.transport.write(data)
+        if isinstance(data, tuple):
+            self._sendfile(*data)
+        else:
+            self.transport.write(data)
         self.busy = False
         if close:
             self.transport.close()
         elif self.buf:
             self._next()
+
+
+    def _sendfile(self, head: bytes, body: _FileBody) -> None:
+        """Write ``head``, then as much of ``body`` as the socket takes with ``os.sendfile``, the
+        rest (if any) read and queued on the transport."""
+        transport = self.transport
+        try:
+            transport.write(head)
+            off, left = body.offset, body.count
+            sock = transport.get_extra_info("socket")
+            if sock is not None and not transport.get_write_buffer_size():
+                fileno = sock.fileno()
+                while left:
+                    try:
+                        n = os.sendfile(fileno, body.fd, off, left)
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    if n <= 0:
+                        break
+                    off, left = off + n, left - n
+            if left:
+                transport.write(os.pread(body.fd, left, off))
+        finally:
+            body.close()
 
 
 class _Shaped:
@@ -218,8 +273,9 @@ class RangeHTTPServer(_Shaped):
     worker processes that share this VM's 2 cores with the server, so the server's CPU per request
     is part of what is measured. ``http.server``'s thread per connection, ``email``-based header
     parsing and a sleeping thread per delayed request cost ~0.4-0.9 ms of CPU per request here;
-    this one parses the request line and headers itself, reads the range with one ``pread`` and
-    waits the injected latency on a loop timer. (Served files are expected to stay put while
+    this one parses the request line and headers itself, sends a range of >= ``SENDFILE_MIN``
+    bytes with ``os.sendfile`` as static file servers do (smaller ones: one ``pread``) and waits
+    the injected latency on a loop timer. (Served files are expected to stay put while
     served: file sizes and ETags are looked up per request, the content is not cached.)"""
 
     def __init__(self, root: str | os.PathLike, latency: float = 0.0, bandwidth: float | None = None,
@@ -228,6 +284,8 @@ class RangeHTTPServer(_Shaped):
         self.root = Path(root).resolve()
         self._root = str(self.root)
         self._want_port = port
+        #: answer ranges of >= SENDFILE_MIN bytes with os.sendfile (EEGBENCH_SERVER_SENDFILE=0: pread + write)
+        self.sendfile = os.environ.get("EEGBENCH_SERVER_SENDFILE", "1") != "0"
         self._port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.base_events.Server | None = None
@@ -327,9 +385,13 @@ class RangeHTTPServer(_Shaped):
                 start, stop = max(0, size - int(m.group(2))), size
             if start >= size or stop <= start:
                 return 416, b"", {**base, "Content-Range": f"bytes */{size}"}, None
-            body = b"" if head else os.pread(fd, stop - start, start)
-            return 206, body, {**base, "Content-Range": f"bytes {start}-{stop - 1}/{size}"}, \
-                (stop - start if head else None)
+            extra = {**base, "Content-Range": f"bytes {start}-{stop - 1}/{size}"}
+            if head:
+                return 206, b"", extra, stop - start
+            if stop - start >= SENDFILE_MIN and self.sendfile:
+                body = _FileBody(os.dup(fd), start, stop - start)  # sent from the page cache (os.sendfile)
+                return 206, body, extra, body.count  # type: ignore[return-value]
+            return 206, os.pread(fd, stop - start, start), extra, None
         finally:
             os.close(fd)
 

@@ -88,3 +88,23 @@ def test_batch_error_in_one_recording_is_typed(stores, http, tmp_path):
         per_rec = len(wds) // 4
         with pytest.raises(CorruptStoreError, match="crc32c"):
             wds.__getitems__([0, per_rec, 2 * per_rec])
+
+
+@pytest.mark.parametrize("compression", ["none", "blosc-zstd"])
+def test_read_batch_into_rows_of_a_larger_batch(tmp_path, compression):
+    """``read_batch(out=, rows=)`` (what a remote batch uses per recording) writes window i into
+    ``out[rows[i]]`` bitwise as ``get_data`` reads it, and nothing else; bad rows are refused."""
+    import numpy as np
+
+    rec = make_recording(8, 2000, 100.0, seed=7)
+    src = eegbench.open(eegbench.save(rec, tmp_path / "s.zarr", "zarr", compression=compression,
+                                      chunk_seconds=1.0))[0].source
+    starts, rows = np.array([0, 950, 130, 1800]), np.array([5, 0, 3, 1])
+    out = np.full((6, 3, 150), 7.0, np.float32)
+    channels = np.array([6, 0, 2])
+    src.read_batch(starts, 150, channels, out=out, rows=rows)
+    for s, r in zip(starts, rows):
+        np.testing.assert_array_equal(out[r], src.read(s, s + 150, channels))
+    assert (out[[2, 4]] == 7.0).all()
+    with pytest.raises(ValueError):
+        src.read_batch(starts, 150, channels, out=out, rows=np.array([5, 0, 3, 6]))

@@ -895,24 +895,31 @@ class ChunkedSource:
         return out
 
     def read_batch(self, starts: np.ndarray, length: int, channels: np.ndarray | None,
-                   out: np.ndarray | None = None) -> np.ndarray:
+                   out: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
         """Equal-length windows at ``starts`` as one ``(n_windows, n_channels, length)`` float32
         array (``out`` when given), each window converted straight into its slot; each chunk is
         decoded at most once per call (with or without the decoded-chunk cache) and the bytes of
-        all missing chunks are fetched together."""
+        all missing chunks are fetched together. With ``rows``, window ``i`` goes to
+        ``out[rows[i]]`` of a larger batch ``out`` (a batch spanning several recordings)."""
         self.ready()
         starts = np.asarray(starts, dtype=np.int64)
         n_ch = self.n_channels if channels is None else len(channels)
         shape = (len(starts), n_ch, length)
-        if out is None:
+        if rows is not None:
+            rows = np.asarray(rows, dtype=np.int64)
+            if out is None or out.ndim != 3 or out.shape[1:] != shape[1:] or out.dtype != np.float32 \
+                    or len(rows) != len(starts) or (len(rows) and not 0 <= rows.min() <= rows.max() < len(out)):
+                raise ValueError(f"rows need a float32 out of (n, {n_ch}, {length}) and one row per window")
+        elif out is None:
             out = np.empty(shape, dtype=np.float32)
         elif out.shape != shape or out.dtype != np.float32:
             raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
         if length <= 0 or not len(starts):
             return out
+        slot = range(len(starts)) if rows is None else rows.tolist()
         if self._mappable:
             for i, s in enumerate(starts.tolist()):  # uncompressed: one copy per window out of the map
-                self.read(s, s + length, channels, out=out[i])
+                self.read(s, s + length, channels, out=out[slot[i]])
             return out
         cs = self.chunk_samples
         needed = set()
@@ -924,5 +931,5 @@ class ChunkedSource:
             for ci in range(s // cs, (stop - 1) // cs + 1):
                 c0 = ci * cs
                 a, b = max(s, c0), min(stop, c0 + cs)
-                self._emit(loaded[ci], a - c0, b - c0, channels, out[i], a - s)
+                self._emit(loaded[ci], a - c0, b - c0, channels, out[slot[i]], a - s)
         return out

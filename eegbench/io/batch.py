@@ -68,6 +68,7 @@ def read_windows(sources: Mapping[int, Any], channels: Sequence[np.ndarray | Non
     length)`` of channels ``channels[recs[k]]`` of ``sources[recs[k]]`` for every ``k``: one task
     per recording, all recordings at once (see the module docstring). Errors of any recording
     are raised (the first, in recording order) after every task finished."""
+    from ..formats._chunks import ChunkedSource
     from ..model import read_batch
 
     recs = np.asarray(recs, dtype=np.int64)
@@ -76,7 +77,11 @@ def read_windows(sources: Mapping[int, Any], channels: Sequence[np.ndarray | Non
 
     def one(group: tuple[int, np.ndarray]) -> None:
         r, ks = group
-        out[ks] = read_batch(sources[r], starts[ks], length, channels[r])
+        source = sources[r]
+        if isinstance(source, ChunkedSource):  # straight into the batch's rows: no batch-sized temporary
+            source.read_batch(starts[ks], length, channels[r], out=out, rows=ks)
+        else:
+            out[ks] = read_batch(source, starts[ks], length, channels[r])
 
     if len(groups) == 1:
         one(groups[0])
