@@ -207,7 +207,7 @@ class RemoteWindow:
     # smoke (CI) checks that the suite runs: one latency, a third of the ~15 min the three cost there
     params = [SERVERS, LATENCIES_MS if fx.PROFILE != "smoke" else [0], _stores()]
     param_names = ["server", "latency_ms", "store"]
-    version = 3  # 3: asyncio HTTP server, stdlib keep-alive HTTP client; 2: servers in their own process
+    version = 4  # 4: the HTTP server sends ranges >= 16 KiB with os.sendfile; 3: asyncio HTTP server, stdlib keep-alive HTTP client; 2: servers in their own process
     timeout = 600
     number = 1
     repeat = 1
@@ -259,7 +259,7 @@ class RemoteDataLoader:
 
     params = [LOADER_STORES, LOADER_WORKERS]
     param_names = ["store", "workers"]
-    version = 4  # 4: asyncio HTTP server, stdlib keep-alive HTTP client; 3: + none rows, server in its own process
+    version = 5  # 5: server sendfile, remote batch rows written in place; 4: asyncio HTTP server, stdlib keep-alive HTTP client; 3: + none rows, server in its own process
     timeout = 900
 
     def setup_cache(self):
