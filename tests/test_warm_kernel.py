@@ -31,9 +31,18 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[eegbench.Dataset, d
                 for fmt in FORMATS}
 
 
+def _loaded(monkeypatch):
+    """The compiled copy, loaded now (``EEGBENCH_WARM_KERNEL=1``) whatever this process did before."""
+    monkeypatch.setattr(_chunks, "_WARM_COPY", None)
+    monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "1")
+    kernel = _chunks._warm_copy()
+    monkeypatch.setattr(_chunks, "_WARM_COPY", kernel)
+    return kernel
+
+
 def _spy(monkeypatch) -> list[bool]:
     calls: list[bool] = []
-    kernel = _chunks._warm_copy()
+    kernel = _loaded(monkeypatch)
     assert kernel, "numba is installed: the compiled copy must load"
 
     def spy(*args):
@@ -147,12 +156,28 @@ def test_truncated_while_open_is_corrupt_not_sigbus(saved, fmt, tmp_path, monkey
         rec.get_data(start=rec.n_times - 50, stop=rec.n_times)
 
 
-def test_disabled_by_environment(saved, monkeypatch):
+def test_loaded_on_demand_or_after_many_warm_reads(monkeypatch):
+    """By default the compiled copy is not loaded by a process that reads little (numba's import
+    and code generation cost more than it saves there): NumPy until ``WARM_KERNEL_AFTER`` warm
+    reads, unless the process already has it; ``1`` loads it at once, ``0`` never."""
+    import sys
+
+    monkeypatch.delenv("EEGBENCH_WARM_KERNEL", raising=False)
+    monkeypatch.setattr(_chunks, "_WARM_COPY", None)
+    monkeypatch.setattr(_chunks, "_WARM_READS", 0)
+    monkeypatch.setattr(_chunks, "WARM_KERNEL_AFTER", 3)
+    monkeypatch.delitem(sys.modules, _chunks._WARM_MODULE, raising=False)
+    assert [_chunks._warm_copy() for _ in range(3)] == [False] * 3 and _chunks._WARM_COPY is None
+    assert _chunks._warm_copy()  # the 4th: loaded
+    monkeypatch.setattr(_chunks, "_WARM_COPY", None)
+    monkeypatch.setattr(_chunks, "_WARM_READS", 0)
+    assert _chunks._warm_copy()  # already in this process (as in a child forked after loading): used
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
     monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "0")
     assert _chunks._warm_copy() is False
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
     monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "1")
+    monkeypatch.delitem(sys.modules, _chunks._WARM_MODULE, raising=False)
     assert _chunks._warm_copy()
 
 
@@ -161,8 +186,7 @@ def test_probing_reads_stay_on_the_warm_path_while_resident(saved, kernel, monke
     """A map whose residency is being checked (reads after a miss: e.g. a warm-up pass over evicted
     files) checks the window's last page and copies on the warm path when it is resident (one check
     counted per read); a missing page sends the read to the careful path, which reads it."""
-    if not kernel:
-        monkeypatch.setattr(_chunks, "_WARM_COPY", False)
+    monkeypatch.setattr(_chunks, "_WARM_COPY", _loaded(monkeypatch) if kernel else False)
     ds, stores = saved
     rec = eegbench.open(stores["zarr"])[0]
     expect = ds[0].get_data()

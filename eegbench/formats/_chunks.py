@@ -185,21 +185,34 @@ def settle_heap() -> None:
         del block
 
 
-#: the compiled warm copy (:mod:`._warmcopy_numba`), loaded on the first warm read; False when
-#: numba is unavailable or ``EEGBENCH_WARM_KERNEL=0`` (NumPy copies: the same bytes)
+#: the compiled warm copy (:mod:`._warmcopy_numba`), False when unavailable or disabled; None: not
+#: loaded (yet). Loading it costs ~0.3-0.6 s once per process (numba's import and code generation)
+#: against ~5-10 us saved per small warm window, so by default (``EEGBENCH_WARM_KERNEL`` unset) it
+#: is loaded only once a process has made ``WARM_KERNEL_AFTER`` warm reads, or when the process
+#: already has it (e.g. forked from a parent that loaded it): a short-lived DataLoader worker
+#: keeps the NumPy copies. ``EEGBENCH_WARM_KERNEL=1``: from the first warm read; ``0``: never.
 _WARM_COPY: Any = None
+WARM_KERNEL_AFTER = 100_000
+_WARM_READS = 0
+_WARM_MODULE = __name__.rsplit(".", 1)[0] + "._warmcopy_numba"
 
 
 def _warm_copy() -> Any:
-    global _WARM_COPY
+    """The compiled warm copy, or False: use NumPy for this read (see :data:`_WARM_COPY`)."""
+    global _WARM_COPY, _WARM_READS
     if _WARM_COPY is None:
-        kernel: Any = False
-        if os.environ.get("EEGBENCH_WARM_KERNEL", "1") != "0" and os.environ.get("EEGBENCH_NUMBA", "1") != "0":
+        mode = os.environ.get("EEGBENCH_WARM_KERNEL", "auto")
+        if mode == "0" or os.environ.get("EEGBENCH_NUMBA", "1") == "0":
+            _WARM_COPY = False
+        elif mode == "1" or _WARM_MODULE in sys.modules or _WARM_READS >= WARM_KERNEL_AFTER:
             try:
                 from ._warmcopy_numba import copy_window as kernel
             except Exception:  # numba missing or unusable here: NumPy copies the same bytes
                 kernel = False
-        _WARM_COPY = kernel
+            _WARM_COPY = kernel
+        else:
+            _WARM_READS += 1  # not worth loading yet (never below 0; a lost count under threads is harmless)
+            return False
     return _WARM_COPY
 
 
