@@ -34,6 +34,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[eegbench.Dataset, d
 def _loaded(monkeypatch):
     """The compiled copy, loaded now (``EEGBENCH_WARM_KERNEL=1``) whatever this process did before."""
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
+    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
     monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "1")
     kernel = _chunks._warm_copy()
     monkeypatch.setattr(_chunks, "_WARM_COPY", kernel)
@@ -164,18 +165,22 @@ def test_loaded_on_demand_or_after_many_warm_reads(monkeypatch):
 
     monkeypatch.delenv("EEGBENCH_WARM_KERNEL", raising=False)
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
+    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
     monkeypatch.setattr(_chunks, "_WARM_READS", 0)
     monkeypatch.setattr(_chunks, "WARM_KERNEL_AFTER", 3)
     monkeypatch.delitem(sys.modules, _chunks._WARM_MODULE, raising=False)
     assert [_chunks._warm_copy() for _ in range(3)] == [False] * 3 and _chunks._WARM_COPY is None
     assert _chunks._warm_copy()  # the 4th: loaded
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
+    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
     monkeypatch.setattr(_chunks, "_WARM_READS", 0)
     assert _chunks._warm_copy()  # already in this process (as in a child forked after loading): used
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
+    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
     monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "0")
     assert _chunks._warm_copy() is False
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
+    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
     monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "1")
     monkeypatch.delitem(sys.modules, _chunks._WARM_MODULE, raising=False)
     assert _chunks._warm_copy()

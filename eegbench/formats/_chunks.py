@@ -195,14 +195,18 @@ _WARM_COPY: Any = None
 WARM_KERNEL_AFTER = 100_000
 _WARM_READS = 0
 _WARM_MODULE = __name__.rsplit(".", 1)[0] + "._warmcopy_numba"
+_WARM_MODE: str | None = None  # EEGBENCH_WARM_KERNEL, read once ("0" also when EEGBENCH_NUMBA=0)
 
 
 def _warm_copy() -> Any:
     """The compiled warm copy, or False: use NumPy for this read (see :data:`_WARM_COPY`)."""
-    global _WARM_COPY, _WARM_READS
+    global _WARM_COPY, _WARM_READS, _WARM_MODE
     if _WARM_COPY is None:
-        mode = os.environ.get("EEGBENCH_WARM_KERNEL", "auto")
-        if mode == "0" or os.environ.get("EEGBENCH_NUMBA", "1") == "0":
+        mode = _WARM_MODE
+        if mode is None:
+            mode = _WARM_MODE = ("0" if os.environ.get("EEGBENCH_NUMBA", "1") == "0"
+                                 else os.environ.get("EEGBENCH_WARM_KERNEL", "auto"))
+        if mode == "0":
             _WARM_COPY = False
         elif mode == "1" or _WARM_MODULE in sys.modules or _WARM_READS >= WARM_KERNEL_AFTER:
             try:
