@@ -3,7 +3,8 @@
 Exact data against the chunk path (``pread`` + CRC32C every read) and against h5py/zarr reading the
 same store; no ``pread`` for a warm compressed window; each chunk's CRC32C checked once per process,
 so a damaged chunk is still reported on its first read; a file truncated while open is a
-CorruptStoreError, never SIGBUS; an evicted window is one ``pread``."""
+CorruptStoreError, never SIGBUS; an evicted window is one disk request (a readahead, or one ``pread``:
+see also ``tests/test_evicted_compressed.py``)."""
 
 from __future__ import annotations
 
@@ -182,6 +183,7 @@ def test_an_evicted_compressed_window_is_one_pread(tmp_path, fmt, monkeypatch):
     cs = src.chunk_samples
     spots = [src._stored_chunk_at(ci) for ci in range(4, 9)]  # Zarr: its shard index read here
     monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
+    monkeypatch.setattr(chunks_mod, "EVICTED_READAHEAD", False)  # the pread fallback (readahead: test_evicted_compressed)
     calls = _count_preads(monkeypatch)
     start, stop = 4 * cs + 10, 8 * cs + 10  # chunks 4..8
     x = src.read(start, stop, None)

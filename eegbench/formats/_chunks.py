@@ -282,6 +282,23 @@ class ChunkedSource:
             src = self._bytes = source_for(self.root)
         return src
 
+    def _leased(self, rel: str) -> tuple[Any, Any]:
+        """``(handle, view)`` of the map of file ``rel``: the handle this source leased last, while
+        the file manager keeps it open (no manager lock, pin or table lookup: 20-30 us saved on a read
+        right after an eviction here, ~3 us warm), else a new :meth:`~eegbench.io.files.FileManager.lease`
+        (which checks the file's identity when it opens a map). Same trust as :meth:`_read_warm`'s
+        handles: a closed handle's ``view`` is None and is never used again."""
+        got = self.__dict__.get("_h_lease")
+        if got is not None and got[0] == rel:
+            h = got[1]
+            view = h.view  # our reference keeps the mapping valid for this read, even if closed meanwhile
+            if view is not None:
+                h.used = True
+                return h, view
+        h, view = self.bytes.lease(rel)
+        self._h_lease = (rel, h)
+        return h, view
+
     def _ensure_ready(self) -> None:
         if not self.__dict__.get("_h_ready"):
             if not _HEAP_SETTLED:
@@ -644,7 +661,7 @@ class ChunkedSource:
             offsets = self._h_off = np.full(n_chunks, -1, dtype=np.int64)  # the compiled warm copy's table
         view = buf = None
         try:
-            h, view = self.bytes.lease(rel)
+            h, view = self._leased(rel)
             mm = h.mm
             if mm is None:  # closed by another thread since: read through the chunk path
                 return False
@@ -821,7 +838,7 @@ class ChunkedSource:
         rel = spots[0][0]
         view = data = None
         try:  # locals cleared on the way out: a traceback must not keep a view of the map alive
-            h, view = self.bytes.lease(rel)
+            h, view = self._leased(rel)
             mm = h.mm
             if mm is None:  # closed by another thread since: read through the chunk path
                 return None
@@ -832,8 +849,12 @@ class ChunkedSource:
             if resident(mm, lo, end):
                 return spots, view, 0
             if end - lo <= self.COALESCE_LIMIT * sum(s[2] - s[1] for s in spots):
-                # evicted: the covering chunks (adjacent in every format's layout) in one pread rather
-                # than a page fault per 4 KiB of the map
+                # evicted: the covering chunks (adjacent in every format's layout) in one disk request
+                # rather than a page fault per 4 KiB of the map: a readahead of their span, then the
+                # decoders read the map (no buffer, no copy, no file-manager round trip); where
+                # readahead cannot be asked for, one pread of the span
+                if EVICTED_READAHEAD and readahead(mm, lo, end):
+                    return spots, view, 0
                 data = np.frombuffer(self.bytes.get(rel, lo, end), dtype=np.uint8)
                 if len(data) != end - lo:
                     raise self.corrupt(f"file {rel} is shorter than its chunks (truncated while open)")
