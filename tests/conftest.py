@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import eegbench.formats._chunks as chunks_mod
 from eegbench import Annotations, Dataset, Quantization, Recording
 from eegbench.formats._chunks import CHUNK_CACHE
 from eegbench.model import ArraySource
@@ -115,3 +116,49 @@ def bids_root(tmp_path_factory) -> Path:
     deriv.mkdir(parents=True)
     (deriv / "sub-001_task-motor_run-3_desc-clean_eeg.edf").symlink_to(src / "S001R03.edf")
     return root
+
+
+@pytest.fixture
+def no_chunk_cache():
+    """The decoded-chunk cache off: every read decodes (the benchmarks' random-access setting)."""
+    old = CHUNK_CACHE.max_bytes
+    CHUNK_CACHE.max_bytes = 0
+    CHUNK_CACHE.clear()
+    yield
+    CHUNK_CACHE.max_bytes = old
+    CHUNK_CACHE.clear()
+
+
+def count_signal_requests(monkeypatch, kinds: list[str] | None = None) -> list[tuple[int, int]]:
+    """Every request for signal bytes: ``os.pread`` calls and readaheads of a span, as (bytes, offset)
+    (``kinds`` gets "pread" / "readahead" in the same order)."""
+    calls: list[tuple[int, int]] = []
+    kinds = [] if kinds is None else kinds
+    real, real_ahead = os.pread, chunks_mod.readahead
+
+    def counting(fd, n, offset):
+        calls.append((n, offset))
+        kinds.append("pread")
+        return real(fd, n, offset)
+
+    def counting_ahead(mm, start, stop):
+        done = real_ahead(mm, start, stop)
+        if done:  # asked of the kernel (False: the caller preads instead)
+            calls.append((stop - start, start))
+            kinds.append("readahead")
+        return done
+
+    monkeypatch.setattr(os, "pread", counting)
+    monkeypatch.setattr(chunks_mod, "readahead", counting_ahead)
+    return calls
+
+
+@pytest.fixture(params=["readahead", "pread", "no-madvise"])
+def request_kind(request, monkeypatch) -> str:
+    """How an evicted window is fetched: readahead + map (default), pread (EVICTED_READAHEAD off),
+    or pread because ``madvise(MADV_WILLNEED)`` is unavailable."""
+    if request.param == "pread":
+        monkeypatch.setattr(chunks_mod, "EVICTED_READAHEAD", False)
+    elif request.param == "no-madvise":
+        monkeypatch.setattr(chunks_mod, "_WILLNEED", None)
+    return "readahead" if request.param == "readahead" else "pread"

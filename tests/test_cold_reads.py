@@ -15,7 +15,7 @@ import pytest
 import eegbench
 import eegbench.formats._chunks as chunks_mod
 from benchmarks._fixtures import evict, resident_bytes
-from conftest import make_recording
+from conftest import count_signal_requests, make_recording
 
 
 @pytest.fixture(params=["hdf5", "zarr", "parquet"])
@@ -23,41 +23,6 @@ def chunked(request, tmp_path):
     rec = make_recording(16, 20_000, sfreq=500.0, quantized=False)  # float32 storage, 0.5-s chunks
     path = eegbench.save(rec, tmp_path / "s", format=request.param, compression="none", chunk_seconds=0.5)
     return path, rec
-
-
-def _count_preads(monkeypatch, kinds: list[str] | None = None) -> list[tuple[int, int]]:
-    """Every request for signal bytes: ``os.pread`` calls and readaheads of a span, as (bytes, offset)
-    (``kinds`` gets "pread" / "readahead" in the same order)."""
-    calls: list[tuple[int, int]] = []
-    kinds = [] if kinds is None else kinds
-    real, real_ahead = os.pread, chunks_mod.readahead
-
-    def counting(fd, n, offset):
-        calls.append((n, offset))
-        kinds.append("pread")
-        return real(fd, n, offset)
-
-    def counting_ahead(mm, start, stop):
-        done = real_ahead(mm, start, stop)
-        if done:  # asked of the kernel (False: the caller preads instead)
-            calls.append((stop - start, start))
-            kinds.append("readahead")
-        return done
-
-    monkeypatch.setattr(os, "pread", counting)
-    monkeypatch.setattr(chunks_mod, "readahead", counting_ahead)
-    return calls
-
-
-@pytest.fixture(params=["readahead", "pread", "no-madvise"])
-def request_kind(request, monkeypatch) -> str:
-    """How an evicted window is fetched: readahead + map (default), pread (EVICTED_READAHEAD off),
-    or pread because ``madvise(MADV_WILLNEED)`` is unavailable."""
-    if request.param == "pread":
-        monkeypatch.setattr(chunks_mod, "EVICTED_READAHEAD", False)
-    elif request.param == "no-madvise":
-        monkeypatch.setattr(chunks_mod, "_WILLNEED", None)
-    return "readahead" if request.param == "readahead" else "pread"
 
 
 def test_an_evicted_window_is_one_request_of_its_span_and_equals_the_warm_read(chunked, request_kind, monkeypatch):
@@ -70,7 +35,7 @@ def test_an_evicted_window_is_one_request_of_its_span_and_equals_the_warm_read(c
     start, stop = 4 * cs + 100, 7 * cs + 100  # chunks 4..7
     monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
     kinds: list[str] = []
-    calls = _count_preads(monkeypatch, kinds)
+    calls = count_signal_requests(monkeypatch, kinds)
     evicted = ds[0].get_data(start=start, stop=stop)
     assert kinds == [request_kind], kinds  # exactly one request, of the expected kind
     spots = [src._raw_chunk_at(ci) for ci in range(4, 8)]
@@ -89,7 +54,7 @@ def test_an_evicted_window_over_four_chunks_is_one_pread(chunked, monkeypatch):
     src.ready()
     src._raw_chunk_at(4)  # Zarr: the shard index, read once per shard and process
     monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
-    calls = _count_preads(monkeypatch)
+    calls = count_signal_requests(monkeypatch)
     cs = src.chunk_samples
     start, stop = 4 * cs + 100, 8 * cs + 100  # chunks 4, 5, 6, 7, 8
     x = ds[0].get_data(start=start, stop=stop)
@@ -111,7 +76,7 @@ def test_a_resident_window_is_copied_from_the_map_without_pread(chunked, monkeyp
     ds = eegbench.open(path)
     ds[0].get_data(start=0, stop=20_000)  # every page resident (and every chunk checked once)
     monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: True)
-    calls = _count_preads(monkeypatch)
+    calls = count_signal_requests(monkeypatch)
     np.testing.assert_array_equal(ds[0].get_data(start=1_100, stop=2_600), rec.get_data(start=1_100, stop=2_600))
     assert calls == []
 
@@ -146,7 +111,7 @@ def test_real_eviction_reads_the_window_with_one_pread(chunked, monkeypatch):
         pytest.skip("files stay in the page cache after eviction here (tmpfs?)")
     ds[0].source.ready()  # metadata first (Zarr: + the shard index): the window below is then one read
     ds[0].source._raw_chunk_at(0)
-    calls = _count_preads(monkeypatch)
+    calls = count_signal_requests(monkeypatch)
     np.testing.assert_array_equal(ds[0].get_data(start=7_010, stop=8_010), rec.get_data(start=7_010, stop=8_010))
     assert len(calls) == 1, calls
 
@@ -167,7 +132,7 @@ def test_real_eviction_is_one_readahead_and_no_major_fault(chunked, monkeypatch)
         pytest.skip("files stay in the page cache after eviction here (tmpfs?)")
     monkeypatch.setattr(type(src), "SLOW_NS_MIN", 10**12)
     kinds: list[str] = []
-    calls = _count_preads(monkeypatch, kinds)
+    calls = count_signal_requests(monkeypatch, kinds)
     faults = []
     for s in (3_000, 7_010, 12_000):
         handles = {e[0] for e in src._h_raw if e is not None}
@@ -253,7 +218,7 @@ def test_a_warm_map_reads_without_any_residency_syscall(chunked, monkeypatch):
     assert len(probes) == 1
     monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: probes.append(a) or real(mm, a, b))
     probes.clear()
-    calls = _count_preads(monkeypatch)
+    calls = count_signal_requests(monkeypatch)
     rng = np.random.default_rng(0)
     for s in rng.integers(0, 18_000, 50).tolist():
         np.testing.assert_array_equal(ds[0].get_data(start=s, stop=s + 1_300), rec.get_data(start=s, stop=s + 1_300))
@@ -276,7 +241,7 @@ def test_a_fresh_map_that_finds_pages_missing_keeps_checking(chunked, monkeypatc
     answers = iter([False] + [True] * 100)
     probes: list[int] = []
     monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: probes.append(a) or next(answers))
-    calls = _count_preads(monkeypatch)
+    calls = count_signal_requests(monkeypatch)
     np.testing.assert_array_equal(ds[0].get_data(start=3_000, stop=4_000), rec.get_data(start=3_000, stop=4_000))
     assert len(probes) == 1 and len(calls) == 1
     assert _warm_map(src).probe == files_mod.PROBE_READS
@@ -300,7 +265,7 @@ def test_a_slow_warm_read_turns_the_residency_check_back_on(chunked, monkeypatch
     monkeypatch.setattr(type(src), "SLOW_NS_MIN", -1)  # every read counts as slow
     monkeypatch.setattr(type(src), "SLOW_NS_PER_BYTE", 0.0)
     monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
-    calls = _count_preads(monkeypatch)
+    calls = count_signal_requests(monkeypatch)
     np.testing.assert_array_equal(ds[0].get_data(start=5_000, stop=6_000), rec.get_data(start=5_000, stop=6_000))
     assert calls == [] and _warm_map(src).probe == 1  # through the map; the next read checks
     np.testing.assert_array_equal(ds[0].get_data(start=9_000, stop=10_000), rec.get_data(start=9_000, stop=10_000))

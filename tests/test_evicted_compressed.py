@@ -14,22 +14,12 @@ import pytest
 
 import eegbench
 import eegbench.formats._chunks as chunks_mod
-from conftest import make_recording
+from conftest import count_signal_requests, make_recording
 from eegbench.errors import CorruptStoreError
-from eegbench.formats._chunks import CHUNK_CACHE
 from eegbench.io import files as files_mod
 
 FORMATS = ["hdf5", "zarr", "parquet"]
-
-
-@pytest.fixture(autouse=True)
-def _no_cache():
-    old = CHUNK_CACHE.max_bytes
-    CHUNK_CACHE.max_bytes = 0  # every read decodes (the benchmark's random-access setting)
-    CHUNK_CACHE.clear()
-    yield
-    CHUNK_CACHE.max_bytes = old
-    CHUNK_CACHE.clear()
+pytestmark = pytest.mark.usefixtures("no_chunk_cache")
 
 
 @pytest.fixture(params=FORMATS)
@@ -42,37 +32,6 @@ def store(request, tmp_path):
 
 def _bits(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-
-
-def _count(monkeypatch, kinds: list[str]) -> list[tuple[int, int]]:
-    """Every request for signal bytes (``os.pread`` and granted readaheads) as (bytes, offset)."""
-    calls: list[tuple[int, int]] = []
-    real, real_ahead = os.pread, chunks_mod.readahead
-
-    def counting(fd, n, offset):
-        calls.append((n, offset))
-        kinds.append("pread")
-        return real(fd, n, offset)
-
-    def counting_ahead(mm, start, stop):
-        done = real_ahead(mm, start, stop)
-        if done:
-            calls.append((stop - start, start))
-            kinds.append("readahead")
-        return done
-
-    monkeypatch.setattr(os, "pread", counting)
-    monkeypatch.setattr(chunks_mod, "readahead", counting_ahead)
-    return calls
-
-
-@pytest.fixture(params=["readahead", "pread", "no-madvise"])
-def request_kind(request, monkeypatch) -> str:
-    if request.param == "pread":
-        monkeypatch.setattr(chunks_mod, "EVICTED_READAHEAD", False)
-    elif request.param == "no-madvise":
-        monkeypatch.setattr(chunks_mod, "_WILLNEED", None)
-    return "readahead" if request.param == "readahead" else "pread"
 
 
 def _span(src, first: int, last: int) -> tuple[int, int]:
@@ -88,7 +47,7 @@ def test_an_evicted_compressed_window_is_one_request_of_its_span(store, request_
     span = _span(src, 3, 6)  # Zarr: the shard index is read here, not in the counted read
     monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
     kinds: list[str] = []
-    calls = _count(monkeypatch, kinds)
+    calls = count_signal_requests(monkeypatch, kinds)
     start, stop = 3 * cs + 7, 6 * cs + 7  # chunks 3..6
     evicted = src.read(start, stop, None)
     assert kinds == [request_kind]  # exactly one request, of the expected kind ...
@@ -118,7 +77,7 @@ def test_real_eviction_is_one_readahead_and_no_major_fault(store, monkeypatch):
     if evict_pages(files):
         pytest.skip("files stay in the page cache after eviction here (tmpfs?)")
     kinds: list[str] = []
-    calls = _count(monkeypatch, kinds)
+    calls = count_signal_requests(monkeypatch, kinds)
     cs = src.chunk_samples
     faults = []
     for s in (cs + 5, 4 * cs + 11, 7 * cs + 3):
@@ -143,7 +102,7 @@ def test_a_damaged_chunk_fetched_by_readahead_is_corrupt(store, monkeypatch):
         fh.write(bytes([b[0] ^ 0x10]))
     monkeypatch.setattr(chunks_mod, "resident", lambda mm, a, b: False)
     kinds: list[str] = []
-    _count(monkeypatch, kinds)
+    count_signal_requests(monkeypatch, kinds)
     cs = src.chunk_samples
     with pytest.raises(CorruptStoreError, match=r"chunk 5 .*(CRC32C|crc32c)"):
         src.read(4 * cs + 10, 6 * cs + 10, None)

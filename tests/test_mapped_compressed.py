@@ -22,19 +22,11 @@ from eegbench.formats._chunks import CHUNK_CACHE
 
 FORMATS = ["hdf5", "zarr", "parquet"]
 
+pytestmark = pytest.mark.usefixtures("no_chunk_cache")
+
 
 def _bits(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-
-
-@pytest.fixture(autouse=True)
-def _no_cache():
-    old = CHUNK_CACHE.max_bytes
-    CHUNK_CACHE.max_bytes = 0  # every read decodes (the benchmark's random-access setting)
-    CHUNK_CACHE.clear()
-    yield
-    CHUNK_CACHE.max_bytes = old
-    CHUNK_CACHE.clear()
 
 
 def _save(tmp_path, fmt, compression="blosc-zstd", quantized=True, delta=False, n_times=3_000):

@@ -757,22 +757,31 @@ class ChunkedSource:
                 if got is None:
                     return False
                 spots, buf, base = got
-                for ci, spot in zip(range(first, last + 1), spots):
-                    key = (self._uid, ci)
-                    arr = CHUNK_CACHE.get(key) if use_cache else None
-                    if arr is None:
-                        arr = self._decode_from(ci, spot, buf, base, keep=use_cache)
-                        if use_cache:
-                            CHUNK_CACHE.put(key, arr)
-                    c0 = ci * cs
-                    a, b = max(start, c0), min(stop, c0 + cs)
-                    self._emit(arr, a - c0, b - c0, channels, out, a - start)
-                    arr = None
+                self._decode_into(first, spots, buf, base, start, stop, channels, out, use_cache)
             except Exception as exc:
                 self._raise_typed(exc, first if first == last else list(range(first, last + 1)))
             finally:
                 del got, buf, arr  # no view of the map may outlive the read
         return True
+
+    def _decode_into(self, first: int, spots: list, buf: Any, base: int, start: int, stop: int,
+                     channels: np.ndarray | None, out: np.ndarray, use_cache: bool) -> None:
+        """Decode chunks ``first, first + 1, ...`` (their stored ``spots`` in ``buf``, whose byte 0 is
+        the file's byte ``base``) through the decoded-chunk cache, each converted into its slice of
+        ``out`` (samples ``[start, stop)``). Caller holds ``self._lock``; no decoded view of ``buf``
+        is kept once a chunk is emitted."""
+        cs = self.chunk_samples
+        for ci, spot in enumerate(spots, first):
+            key = (self._uid, ci)
+            arr = CHUNK_CACHE.get(key) if use_cache else None
+            if arr is None:
+                arr = self._decode_from(ci, spot, buf, base, keep=use_cache)
+                if use_cache:
+                    CHUNK_CACHE.put(key, arr)
+            c0 = ci * cs
+            a, b = max(start, c0), min(stop, c0 + cs)
+            self._emit(arr, a - c0, b - c0, channels, out, a - start)
+            arr = None
 
     def _read_stored_warm(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray) -> bool:
         """The warm path of :meth:`_read_stored`: every chunk of the window already checked (CRC32C)
@@ -808,17 +817,7 @@ class ChunkedSource:
             use_cache = CHUNK_CACHE.max_bytes > 0
             with self._lock:
                 try:
-                    for ci, spot in zip(range(first, last + 1), spots):
-                        key = (self._uid, ci)
-                        arr = CHUNK_CACHE.get(key) if use_cache else None
-                        if arr is None:
-                            arr = self._decode_from(ci, spot, view, 0, keep=use_cache)
-                            if use_cache:
-                                CHUNK_CACHE.put(key, arr)
-                        c0 = ci * cs
-                        a, b = max(start, c0), min(stop, c0 + cs)
-                        self._emit(arr, a - c0, b - c0, channels, out, a - start)
-                        arr = None
+                    self._decode_into(first, spots, view, 0, start, stop, channels, out, use_cache)
                 except Exception as exc:
                     self._raise_typed(exc, first if first == last else list(range(first, last + 1)))
         finally:

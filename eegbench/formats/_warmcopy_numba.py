@@ -11,46 +11,10 @@ bytes. Bytes move unchanged: the copy is exact for every dtype.
 from __future__ import annotations
 
 import numba
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
-
-@intrinsic
-def _line(typingctx, dst, src):  # noqa: ARG001 - numba's intrinsic signature
-    """Copy the 64 bytes at address ``src`` to address ``dst`` (any alignment on both)."""
-
-    def codegen(context, builder, sig, args):
-        vec = ir.VectorType(ir.IntType(32), 16).as_pointer()
-        builder.store(builder.load(builder.inttoptr(args[1], vec), align=1), builder.inttoptr(args[0], vec), align=1)
-        return context.get_dummy_value()
-
-    return types.void(types.intp, types.intp), codegen
-
-
-@intrinsic
-def _word(typingctx, dst, src):  # noqa: ARG001 - numba's intrinsic signature
-    """Copy the 4 bytes at address ``src`` to address ``dst``."""
-
-    def codegen(context, builder, sig, args):
-        word = ir.IntType(32).as_pointer()
-        builder.store(builder.load(builder.inttoptr(args[1], word), align=1),
-                      builder.inttoptr(args[0], word), align=1)
-        return context.get_dummy_value()
-
-    return types.void(types.intp, types.intp), codegen
-
-
-@intrinsic
-def _byte(typingctx, dst, src):  # noqa: ARG001 - numba's intrinsic signature
-    """Copy the byte at address ``src`` to address ``dst``."""
-
-    def codegen(context, builder, sig, args):
-        byte = ir.IntType(8).as_pointer()
-        builder.store(builder.load(builder.inttoptr(args[1], byte)), builder.inttoptr(args[0], byte))
-        return context.get_dummy_value()
-
-    return types.void(types.intp, types.intp), codegen
+# the byte-moving intrinsics are the batch copy's (one definition of each)
+from eegbench.io._rowcopy_numba import _byte, _word
+from eegbench.io._rowcopy_numba import _line_unaligned as _line
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
