@@ -1,4 +1,4 @@
-"""The compiled warm copy (``formats/_warmcopy_numba.copy_window``, issue #9: small windows).
+"""The compiled warm copy (``formats/_warmcopy.c``'s ``copy_window``, issue #9: small windows).
 
 Plain float32 warm windows are copied out of the leased map by one compiled call instead of a
 NumPy copy per chunk. It must give the bytes the dataset holds for every window, never copy a
@@ -18,7 +18,7 @@ from eegbench.errors import CorruptStoreError
 from eegbench.formats import _chunks
 from eegbench.sources.synthetic import make_dataset
 
-pytest.importorskip("numba")
+pytest.importorskip("eegbench.formats._warmcopy", reason="the C warm copy was not built (no C compiler at install)")
 
 FORMATS = ["hdf5", "zarr", "parquet"]
 
@@ -32,10 +32,9 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[eegbench.Dataset, d
 
 
 def _loaded(monkeypatch):
-    """The compiled copy, loaded now (``EEGBENCH_WARM_KERNEL=1``) whatever this process did before."""
+    """The compiled copy, looked up now whatever this process did before."""
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
-    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
-    monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "1")
+    monkeypatch.delenv("EEGBENCH_WARM_KERNEL", raising=False)
     kernel = _chunks._warm_copy()
     monkeypatch.setattr(_chunks, "_WARM_COPY", kernel)
     return kernel
@@ -44,7 +43,7 @@ def _loaded(monkeypatch):
 def _spy(monkeypatch) -> list[bool]:
     calls: list[bool] = []
     kernel = _loaded(monkeypatch)
-    assert kernel, "numba is installed: the compiled copy must load"
+    assert kernel, "the C extension is built: the compiled copy must be used by default"
 
     def spy(*args):
         done = kernel(*args)
@@ -100,14 +99,14 @@ def test_compiled_copy_is_bitwise_and_used(saved, fmt, monkeypatch):
 
 
 def test_kernel_refuses_unchecked_chunks_and_writes_nothing():
-    from eegbench.formats._warmcopy_numba import copy_window
+    from eegbench.formats._warmcopy import copy_window
 
     view = np.arange(4 * 2 * 3 * 4, dtype=np.uint8)  # 4 chunks of 2 channels x 3 float32 samples
     out = np.zeros((2, 7), dtype=np.float32)
     offsets = np.array([0, 24, -1, 72], dtype=np.int64)
     assert not copy_window(out, view, offsets, 1, 8, 3, 4)  # chunk 2 not checked
     assert not out.any()
-    assert copy_window(out, view, offsets, 1, 6, 3, 4)
+    assert copy_window(out[:, :5], view, offsets, 1, 6, 3, 4)  # out is exactly the window
     want = view.view(np.float32).reshape(4, 2, 3)
     np.testing.assert_array_equal(out[:, :5].view(np.uint32),
                                   np.concatenate([want[0][:, 1:], want[1]], axis=1).view(np.uint32))
@@ -157,33 +156,51 @@ def test_truncated_while_open_is_corrupt_not_sigbus(saved, fmt, tmp_path, monkey
         rec.get_data(start=rec.n_times - 50, stop=rec.n_times)
 
 
-def test_loaded_on_demand_or_after_many_warm_reads(monkeypatch):
-    """By default the compiled copy is not loaded by a process that reads little (numba's import
-    and code generation cost more than it saves there): NumPy until ``WARM_KERNEL_AFTER`` warm
-    reads, unless the process already has it; ``1`` loads it at once, ``0`` never."""
-    import sys
+def test_kernel_checks_its_arguments_and_never_reads_out_of_bounds():
+    """The caller checks everything, but the kernel does not trust it: a chunk past the end of the
+    view, a window past the offsets table, an out of the wrong shape or dtype, or offsets that are
+    not int64 raise ValueError and write nothing."""
+    from eegbench.formats._warmcopy import copy_window
 
+    view = np.arange(4 * 2 * 3 * 4, dtype=np.uint8)  # 4 chunks of 2 channels x 3 float32 samples
+    offsets = np.array([0, 24, 48, 72], dtype=np.int64)
+    out = np.zeros((2, 5), dtype=np.float32)
+    with pytest.raises(ValueError, match="outside"):
+        copy_window(out, view, np.array([0, 24, 48, 73], dtype=np.int64), 7, 12, 3, 4)  # 1 byte past the end
+    with pytest.raises(ValueError, match="outside"):
+        copy_window(out, view[:-1], offsets, 7, 12, 3, 4)
+    with pytest.raises(ValueError, match="past the last chunk"):
+        copy_window(out, view, offsets[:3], 7, 12, 3, 4)
+    with pytest.raises(ValueError, match="2-D"):
+        copy_window(np.zeros((2, 6), np.float32), view, offsets, 1, 6, 3, 4)  # 6 wide for 5 samples
+    with pytest.raises(ValueError, match="2-D"):
+        copy_window(np.zeros((2, 10), np.float32)[:, ::2], view, offsets, 1, 6, 3, 4)  # rows not contiguous
+    with pytest.raises(ValueError, match="int64"):
+        copy_window(out, view, offsets.astype(np.int32), 1, 6, 3, 4)
+    with pytest.raises(ValueError, match="start < stop"):
+        copy_window(out, view, offsets, 6, 6, 3, 4)
+    frozen = np.zeros((2, 5), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):  # refused, not written through
+        copy_window(frozen, view, offsets, 1, 6, 3, 4)
+    assert not frozen.any()
+    assert not out.any()
+    assert copy_window(out, view, offsets, 7, 12, 3, 4)  # chunks 2 and 3, to the last byte of the view
+    want = view.view(np.float32).reshape(4, 2, 3)
+    np.testing.assert_array_equal(out, np.concatenate([want[2][:, 1:], want[3]], axis=1))
+
+
+def test_used_by_default_and_switched_off_by_the_environment(monkeypatch):
+    """Built with the package and free to import, the compiled copy is used from a process's first
+    warm read; ``EEGBENCH_WARM_KERNEL=0`` keeps the NumPy copies."""
     monkeypatch.delenv("EEGBENCH_WARM_KERNEL", raising=False)
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
-    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
-    monkeypatch.setattr(_chunks, "_WARM_READS", 0)
-    monkeypatch.setattr(_chunks, "WARM_KERNEL_AFTER", 3)
-    monkeypatch.delitem(sys.modules, _chunks._WARM_MODULE, raising=False)
-    assert [_chunks._warm_copy() for _ in range(3)] == [False] * 3 and _chunks._WARM_COPY is None
-    assert _chunks._warm_copy()  # the 4th: loaded
+    from eegbench.formats._warmcopy import copy_window
+
+    assert _chunks._warm_copy() is copy_window
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
-    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
-    monkeypatch.setattr(_chunks, "_WARM_READS", 0)
-    assert _chunks._warm_copy()  # already in this process (as in a child forked after loading): used
-    monkeypatch.setattr(_chunks, "_WARM_COPY", None)
-    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
     monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "0")
     assert _chunks._warm_copy() is False
-    monkeypatch.setattr(_chunks, "_WARM_COPY", None)
-    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
-    monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "1")
-    monkeypatch.delitem(sys.modules, _chunks._WARM_MODULE, raising=False)
-    assert _chunks._warm_copy()
 
 
 @pytest.mark.parametrize("kernel", [True, False], ids=["compiled", "numpy"])

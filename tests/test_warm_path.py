@@ -43,7 +43,6 @@ def _windows(n_times: int, cs: int) -> list[tuple[int, int]]:
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_warm_windows_are_bitwise_the_dataset(saved, fmt, integer, kernel, monkeypatch):
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
-    monkeypatch.setattr(_chunks, "_WARM_MODE", None)
     monkeypatch.setenv("EEGBENCH_WARM_KERNEL", "1" if kernel else "0")
     ds, stores = saved
     taken = []

@@ -185,38 +185,24 @@ def settle_heap() -> None:
         del block
 
 
-#: the compiled warm copy (:mod:`._warmcopy_numba`), False when unavailable or disabled; None: not
-#: loaded (yet). Loading it costs ~0.3-0.6 s once per process (numba's import and code generation)
-#: against ~5-10 us saved per small warm window, so by default (``EEGBENCH_WARM_KERNEL`` unset) it
-#: is loaded only once a process has made ``WARM_KERNEL_AFTER`` warm reads, or when the process
-#: already has it (e.g. forked from a parent that loaded it): a short-lived DataLoader worker
-#: keeps the NumPy copies. ``EEGBENCH_WARM_KERNEL=1``: from the first warm read; ``0``: never.
+#: the compiled warm copy (:func:`._warmcopy.copy_window`, a few lines of C built with the package:
+#: importing it costs nothing measurable, unlike numba's 0.3-0.6 s a process), False when it was
+#: not built (no C compiler at install) or ``EEGBENCH_WARM_KERNEL=0``: NumPy copies the same bytes;
+#: None: not looked up yet.
 _WARM_COPY: Any = None
-WARM_KERNEL_AFTER = 100_000
-_WARM_READS = 0
-_WARM_MODULE = __name__.rsplit(".", 1)[0] + "._warmcopy_numba"
-_WARM_MODE: str | None = None  # EEGBENCH_WARM_KERNEL, read once ("0" also when EEGBENCH_NUMBA=0)
 
 
 def _warm_copy() -> Any:
-    """The compiled warm copy, or False: use NumPy for this read (see :data:`_WARM_COPY`)."""
-    global _WARM_COPY, _WARM_READS, _WARM_MODE
+    """The compiled warm copy, or False: use NumPy (see :data:`_WARM_COPY`)."""
+    global _WARM_COPY
     if _WARM_COPY is None:
-        mode = _WARM_MODE
-        if mode is None:
-            mode = _WARM_MODE = ("0" if os.environ.get("EEGBENCH_NUMBA", "1") == "0"
-                                 else os.environ.get("EEGBENCH_WARM_KERNEL", "auto"))
-        if mode == "0":
-            _WARM_COPY = False
-        elif mode == "1" or _WARM_MODULE in sys.modules or _WARM_READS >= WARM_KERNEL_AFTER:
+        kernel: Any = False
+        if os.environ.get("EEGBENCH_WARM_KERNEL", "1") != "0":
             try:
-                from ._warmcopy_numba import copy_window as kernel
-            except Exception:  # numba missing or unusable here: NumPy copies the same bytes
+                from ._warmcopy import copy_window as kernel
+            except ImportError:  # not built here: NumPy copies the same bytes
                 kernel = False
-            _WARM_COPY = kernel
-        else:
-            _WARM_READS += 1  # not worth loading yet (never below 0; a lost count under threads is harmless)
-            return False
+        _WARM_COPY = kernel
     return _WARM_COPY
 
 
@@ -544,8 +530,8 @@ class ChunkedSource:
         """The warm path of :meth:`_read_mapped`: every chunk already checked in this process, its
         map leased and trusted (not probing residency). No lock, no syscall but the size check.
         Plain float32 windows: one compiled call copies every row piece of every chunk
-        (:func:`~eegbench.formats._warmcopy_numba.copy_window`; ``EEGBENCH_WARM_KERNEL=0`` or no
-        numba: NumPy, one view per chunk). ``fresh``: ``out`` is the C-ordered float32 array
+        (:func:`eegbench.formats._warmcopy.copy_window`, C; ``EEGBENCH_WARM_KERNEL=0`` or not
+        built: NumPy, one view per chunk). ``fresh``: ``out`` is the C-ordered float32 array
         :meth:`read` just made (no layout check needed). False (nothing done): take :meth:`_read_mapped`."""
         ready = self.__dict__.get("_h_raw")  # chunk -> (handle, offset) once checked through a leased map
         if ready is None:

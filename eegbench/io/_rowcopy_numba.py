@@ -19,12 +19,12 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 
-def _line_codegen(streaming: bool, dst_align: int = 64):
+def _line_codegen(streaming: bool):
     def codegen(context, builder, sig, args):
         vec = ir.VectorType(ir.IntType(32), 16)
         d = builder.inttoptr(args[0], vec.as_pointer())
         s = builder.inttoptr(args[1], vec.as_pointer())
-        store = builder.store(builder.load(s, align=1), d, align=dst_align)
+        store = builder.store(builder.load(s, align=1), d, align=64)
         if streaming:
             store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]))
         return context.get_dummy_value()
@@ -36,12 +36,6 @@ def _line_codegen(streaming: bool, dst_align: int = 64):
 def _line(typingctx, dst, src):  # noqa: ARG001 - numba's intrinsic signature
     """Copy the 64 bytes at address ``src`` (any alignment) to address ``dst`` (64-byte aligned)."""
     return types.void(types.intp, types.intp), _line_codegen(False)
-
-
-@intrinsic
-def _line_unaligned(typingctx, dst, src):  # noqa: ARG001 - numba's intrinsic signature
-    """As :func:`_line`, any alignment on both addresses (:mod:`eegbench.formats._warmcopy_numba`)."""
-    return types.void(types.intp, types.intp), _line_codegen(False, dst_align=1)
 
 
 @intrinsic
