@@ -55,8 +55,6 @@ def evict_pages(files: list[Path]) -> int:
     """Page the files out of this process's own mappings, drop them from the page cache, and return
     the bytes ``mincore`` still finds resident (0: cold). Pages under I/O cannot be dropped (a
     readahead may still be completing): a non-zero residue is retried a few times, ms apart."""
-    from eegbench.pagecache import evict
-
     from .bench_reference import pageout_own_mappings
 
     for attempt in range(5):
@@ -64,7 +62,7 @@ def evict_pages(files: list[Path]) -> int:
         if attempt == 0:  # store files are never dirty: no fsync (it made the next read wait for a flush)
             _dontneed(files)
         else:
-            evict(files)  # fsync + POSIX_FADV_DONTNEED: whatever was left
+            fx.evict(files)  # fsync + POSIX_FADV_DONTNEED: whatever was left
         left = fx.resident_bytes(files)
         if not left:
             return 0
@@ -109,7 +107,15 @@ def chunk_span(rec: Any, start: int, stop: int) -> tuple[Path, int, int] | None:
     """``(file, first byte, end)`` of the stored chunks a read of samples ``[start, stop)`` of
     recording ``rec`` (of an open local store) must read, found from the format's chunk locations
     (raw or stored chunks) or else by reading the window once and recording its byte requests.
-    None if the reader asked for bytes of more than one file or none at all (e.g. it read a map)."""
+    None if the reader asked for bytes of more than one file or none at all (e.g. it read a map),
+    or if the reader exposes none of this (an older eegbench measured by ``read_speed --before``)."""
+    try:
+        return _chunk_span(rec, start, stop)
+    except AttributeError:
+        return None
+
+
+def _chunk_span(rec: Any, start: int, stop: int) -> tuple[Path, int, int] | None:
     src = rec.source
     src.ready()
     cs = src.chunk_samples

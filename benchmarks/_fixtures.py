@@ -10,6 +10,10 @@ Profiles (environment variable ``EEGBENCH_PROFILE``, default ``smoke``):
 * ``standard``: synthetic HBN-like data, 20 recordings x 129 ch x 500 Hz x 5 min, 16-bit quantized
   (about 1.5 GB as float32).
 * ``real``: the 12 EEGBCI EDF+ recordings of ``../shared/data/eeg`` (64 ch, 160 Hz, 125 s).
+* ``issue9``: the shape of issue #9's side-by-side table: 8 recordings x 129 ch x 500 Hz x 300 s
+  (about 619 MB as float32) of the standard generator *without an ADC grid* (32-bit counts of
+  1e-6 µV, so the float32 volts lie on no grid float32 can see) and every store written with
+  ``integer=False``: codecs store float32, as they did in the issue's run (~1.1x compression).
 
 Everything derived from a profile lives in a cache directory (``EEGBENCH_BENCH_CACHE``, default
 ``<repo>/.eegbench-cache``): the source data once per profile and generator version, and every
@@ -53,6 +57,21 @@ TIMING_CODECS = ["none", "blosc-lz4", "blosc-zstd", "zstd"] if PROFILE == "quick
 BASELINES = ["memmap-npy", "mne-fif"]  # + "mne-edf" on the real profile
 
 
+#: profiles defined here (not eegbench synthetic profiles): make_profile base + overrides, and whether
+#: stores keep the ADC grid (integer="auto") or store float32 (integer=False)
+BENCH_PROFILES = {
+    "issue9": {"base": "standard", "overrides": dict(n_recordings=8, duration_s=300.0, adc_bits=32,
+                                                     resolution_uv=1e-6), "integer": False},
+}
+
+
+def store_integer(profile: str | None = None) -> bool | str:
+    """``integer=`` for :func:`eegbench.save` of the profile's stores: ``False`` (float32) for a
+    profile without an ADC grid, else ``"auto"``."""
+    spec = BENCH_PROFILES.get(profile or profile_name())
+    return spec["integer"] if spec else "auto"
+
+
 def profile_name() -> str:
     return os.environ.get("EEGBENCH_PROFILE", PROFILE)
 
@@ -84,6 +103,11 @@ def source_dataset(profile: str | None = None):
         return eegbench.from_files(sorted((REAL_DATA / "eegbci_S001").glob("*.edf")))
     from eegbench.sources.synthetic import make_profile
 
+    if profile in BENCH_PROFILES:
+        spec = BENCH_PROFILES[profile]
+        ds = make_profile(spec["base"], seed=0, **spec["overrides"])
+        ds.attrs["profile"] = profile
+        return ds
     if profile == "quick":  # the standard generator, less data (see the module docstring)
         ds = make_profile("standard", seed=0, n_recordings=4, duration_s=150.0)
         ds.attrs["profile"] = "quick"
@@ -103,8 +127,8 @@ def source_store(profile: str | None = None) -> Path:
     if not _still_readable(path):
         CACHE.mkdir(parents=True, exist_ok=True)
         # integer=True keeps the ADC grid, so every store converted from this one can use it
-        eegbench.save(source_dataset(profile), path, format="parquet", compression="none", integer=True,
-                      overwrite=True)
+        eegbench.save(source_dataset(profile), path, format="parquet", compression="none",
+                      integer=store_integer(profile) is not False, overwrite=True)
     return path
 
 
@@ -134,7 +158,7 @@ def store(fmt: str, compression: str, chunk_seconds: float, profile: str | None 
     if not (path / "eegbench.json").exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         eegbench.save(eegbench.open(source_store(profile)), path, format=fmt, compression=compression,
-                      chunk_seconds=chunk_seconds, overwrite=True)
+                      chunk_seconds=chunk_seconds, overwrite=True, integer=store_integer(profile))
     return path
 
 
@@ -193,9 +217,13 @@ def files_of(path: Path | list[Path]) -> list[Path]:
 def evict(paths: Path | list[Path]) -> None:
     """Drop files (a store directory's or the given ones) from the page cache without root: see
     :func:`eegbench.pagecache.evict`. Pages mapped by a live mmap are not evicted: close memmaps first."""
-    from eegbench.pagecache import evict as _evict
-
-    _evict(files_of(paths))
+    for path in files_of(paths):  # as eegbench.pagecache.evict (absent from older revisions: read_speed --before)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
 
 
 def warm(paths: Path | list[Path]) -> None:
@@ -240,10 +268,16 @@ def resident_bytes(paths: Path | list[Path]) -> int:
 
 
 def disk_read_bytes() -> int:
-    """Bytes this process has read from the block device (:func:`eegbench.pagecache.disk_read_bytes`)."""
-    from eegbench.pagecache import disk_read_bytes as _read
-
-    return _read()
+    """Bytes this process has read from the block device (``/proc/self/io`` ``read_bytes``, as
+    :func:`eegbench.pagecache.disk_read_bytes`, which older revisions lack); -1 where not reported."""
+    try:
+        with open("/proc/self/io") as fh:
+            for line in fh:
+                if line.startswith("read_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
 
 
 # --- memory of one operation, in a fresh process ----------------------------------------------

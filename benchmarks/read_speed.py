@@ -73,8 +73,8 @@ def _decoder(ds, window):
     no file read, no copy out)."""
     from eegbench.codecs import decode_chunk, encode_chunk, numcodecs_pipeline
 
-    layout = ds[0].source.layout
     try:
+        layout = ds[0].source.layout  # an older eegbench (read_speed --before) may have no layout: no yardstick
         pipeline = numcodecs_pipeline(layout.codec, np.dtype(layout.dtype))
     except Exception:
         return None
@@ -195,7 +195,8 @@ def measure_access(target: fx.Target, n_reads: int, n_cold: int, seed: int, n_af
             row["window_compressed_bytes"] = stored = compressed
             if not np.isfinite(stored):  # uncompressed: the raw window
                 ds = target._handles
-                stored = ds[0].n_channels * window * np.dtype(ds[0].source.layout.dtype).itemsize
+                layout = getattr(ds[0].source, "layout", None)  # None: an older eegbench (--before)
+                stored = ds[0].n_channels * window * np.dtype(layout.dtype).itemsize if layout else None
         # evicted: the open target keeps its metadata; its pages are paged out and evicted per window
         row.update(measure_evicted(target, windows[50:50 + n_cold], window, stored))
         # after close: memmaps and open stores closed (maps unmapped, metadata dropped), reopened lazily
@@ -263,16 +264,17 @@ def measure_loader(path: Path, window: int, n_batches: int) -> dict:
 
 def throughput(loader, n_batches: int) -> float:
     """Windows per second over ``n_batches`` batches, after the first (worker start-up) batch; NaN
-    when the loader has no batch after the first."""
+    when the loader has no batch after the first. A batch is a sequence whose first item holds the
+    windows (``(x, y)``, or braindecode's ``(x, y, crop indices)``)."""
     it = iter(loader)
     next(it)
     count, t0 = 0, time.perf_counter()
     for _ in range(n_batches):
         try:
-            x, _y = next(it)
+            batch = next(it)
         except StopIteration:
             break
-        count += len(x)
+        count += len(batch[0])
     elapsed = time.perf_counter() - t0
     return count / elapsed if count else float("nan")  # nothing timed: n/a, never 0 windows/s
 
@@ -361,14 +363,17 @@ def _export(rev: str) -> Path:
 
 def compare(rev: str, argv: list[str], out: Path | None) -> None:
     """Run the table for ``rev``'s eegbench, then this checkout's, and print them side by side.
-    The before run has its own store cache (``<bench cache>/before-<sha>/.eegbench-cache``) unless
-    ``EEGBENCH_BENCH_CACHE`` is set."""
+    The before run has its own store cache (``<bench cache>/before-<sha>/.eegbench-cache``, also when
+    ``EEGBENCH_BENCH_CACHE`` is set: a source store written by one revision need not be readable by
+    the other)."""
     out = (out or fx.REPO / "results" / "read_speed-compare.json").resolve()
     roots = {"before": _export(rev), "after": fx.REPO}
     runs = {}
     for side, root in roots.items():
         path = out.with_name(f"{out.stem}-{side}.json")
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+        if side == "before":
+            env["EEGBENCH_BENCH_CACHE"] = str(root / ".eegbench-cache")
         print(f"== {side} ({rev if side == 'before' else 'this checkout'}: {root})", flush=True)
         # reference-library rows read with h5py/zarr/tensorstore/numpy: the same before and after
         extra = ["--no-reference"] if side == "before" and "--no-reference" not in argv else []
