@@ -356,9 +356,34 @@ def _export(rev: str) -> Path:
         with tarfile.open(tar) as tf:
             tf.extractall(root, filter="data")
         tar.unlink()
+        _build_extensions(sha, root)
     shutil.rmtree(root / "benchmarks", ignore_errors=True)
     shutil.copytree(fx.REPO / "benchmarks", root / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
     return root
+
+
+def _build_extensions(sha: str, root: Path) -> None:
+    """Compile ``sha``'s C extensions (its pyproject's ``ext-modules``, e.g. the warm copy) in place
+    in the exported copy, as ``pip install`` does: without them a revision is measured on its
+    NumPy fallback. A failed build is reported and the fallback measured."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        print("--before: Python < 3.11 cannot read pyproject.toml here; C extensions not built", flush=True)
+        return
+    text = subprocess.run(["git", "show", f"{sha}:pyproject.toml"], cwd=fx.REPO, capture_output=True,
+                          text=True).stdout
+    exts = tomllib.loads(text or "").get("tool", {}).get("setuptools", {}).get("ext-modules", [])
+    if not exts:
+        return
+    spec = json.dumps([[e["name"], e["sources"], e.get("extra-compile-args", [])] for e in exts])
+    code = ("import json, sys; from setuptools import Extension, setup; "
+            "setup(name='before', script_args=['-q', 'build_ext', '--inplace'], "
+            "ext_modules=[Extension(n, s, extra_compile_args=a) for n, s, a in json.loads(sys.argv[1])])")
+    done = subprocess.run([sys.executable, "-c", code, spec], cwd=root, capture_output=True, text=True)
+    if done.returncode:
+        print(f"--before: building {sha}'s C extensions failed (its NumPy fallback is measured):\n"
+              f"{done.stderr[-2000:]}", flush=True)
 
 
 def compare(rev: str, argv: list[str], out: Path | None) -> None:

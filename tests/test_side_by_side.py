@@ -68,3 +68,27 @@ def test_issue9_profile_is_the_issues_data_without_a_grid():
 def test_chunk_span_of_an_older_reader_is_none():
     rec = types.SimpleNamespace(source=types.SimpleNamespace())  # no ready(), no chunk locations
     assert chunk_span(rec, 0, 10) is None
+
+
+def test_before_export_builds_the_revisions_c_extensions(tmp_path, monkeypatch):
+    """A revision exported for ``read_speed --before`` gets its pyproject's C extensions compiled in
+    place (as ``pip install`` would), so it is not measured on its NumPy fallback."""
+    import shutil
+    import subprocess
+
+    from benchmarks import read_speed
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler on this machine")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=fx.REPO, capture_output=True, text=True)
+    if head.returncode or "ext-modules" not in subprocess.run(
+            ["git", "show", "HEAD:pyproject.toml"], cwd=fx.REPO, capture_output=True, text=True).stdout:
+        pytest.skip("not a git checkout whose HEAD declares C extensions")
+    monkeypatch.setattr(fx, "CACHE", tmp_path)
+    root = read_speed._export("HEAD")
+    built = list((root / "eegbench" / "formats").glob("_warmcopy*.so"))
+    assert built, "the warm copy extension was not built in the exported revision"
+    probe = subprocess.run([__import__("sys").executable, "-c",
+                            "import eegbench.formats._warmcopy as w; print(w.__file__)"],
+                           cwd=tmp_path, env={"PYTHONPATH": str(root)}, capture_output=True, text=True)
+    assert probe.stdout.strip().startswith(str(root)), probe.stderr
