@@ -20,23 +20,29 @@ from typing import Any
 
 import numpy as np
 
-_KERNEL: Any = None  # the compiled calibration kernel, False when numba is unavailable or disabled
+_KERNEL: Any = None  # the compiled calibration kernel, False when none is available or EEGBENCH_NUMBA=0
+_KERNEL_CHECKS = False  # the kernel checks its own bounds (the C one: ValueError; numba's does not)
 
 
 def _kernel() -> Any:
-    """The numba kernel of :meth:`Quantization.calibrate_into`, compiled on first use, or False.
-
-    ``EEGBENCH_NUMBA=0`` forces the NumPy path (same bits, ~3-4x slower per window)."""
-    global _KERNEL
+    """The compiled body of :meth:`Quantization.calibrate_into`, or False: the C kernel built with
+    the package (``eegbench/_calibrate.c``; a call costs ~0.3 us), else the numba one (compiled on
+    first use; its import costs ~0.3 s a process and a call ~2-3 us), else False (NumPy). All three
+    give the same bits. ``EEGBENCH_NUMBA=0`` forces NumPy (same bits, ~3-4x slower per window)."""
+    global _KERNEL, _KERNEL_CHECKS
     if _KERNEL is None:
         _KERNEL = False
         if os.environ.get("EEGBENCH_NUMBA", "1") != "0":
             try:
-                from ._kernels_numba import calibrate
+                from ._calibrate import calibrate
 
-                _KERNEL = calibrate
-            except Exception:  # numba missing or unusable on this machine: NumPy gives the same bits
-                _KERNEL = False
+                _KERNEL_CHECKS = True
+            except ImportError:  # not built here (no C compiler at install)
+                try:
+                    from ._kernels_numba import calibrate
+                except Exception:  # numba missing or unusable on this machine: NumPy gives the same bits
+                    calibrate = False
+            _KERNEL = calibrate
     return _KERNEL
 
 
@@ -127,13 +133,20 @@ class Quantization:
         whole recording, not a picked copy); ``channels`` are row indices (None: all rows);
         ``out`` is float32 with one row per selected channel. Bitwise equal to
         :meth:`reconstruct` (same float64 operations in the same order, rounded once to float32),
-        without temporaries: the compiled kernel when numba is available, else NumPy.
+        without temporaries: the compiled kernel (C, else numba) when available, else NumPy.
         """
         kernel = _kernel()
         if kernel is not False and out.dtype == np.float32 and src.ndim == out.ndim == 2:
             rows = self._all_rows() if channels is None else np.ascontiguousarray(channels, dtype=np.int64)
+            if _KERNEL_CHECKS:  # the C kernel checks everything it indexes (ValueError, nothing written)
+                try:
+                    kernel(src, a, b, rows, self.scale, self.offset, self.gain, out, o0)
+                    return out
+                except TypeError:  # a dtype or layout it was not built for: NumPy below
+                    kernel = False
+        if kernel is not False and out.dtype == np.float32 and src.ndim == out.ndim == 2:
             n = self.scale.size
-            # the kernel does not check bounds: everything it indexes is checked here
+            # numba's kernel does not check bounds: everything it indexes is checked here
             if not (src.shape[0] == n and 0 <= a <= b <= src.shape[1] and out.shape[0] == rows.size
                     and 0 <= o0 and o0 + b - a <= out.shape[1]
                     and (channels is None or rows.size == 0 or (rows.min() >= 0 and rows.max() < n))):

@@ -1,4 +1,5 @@
-"""The fused calibration kernel (numba when installed) is bitwise equal to the NumPy reference."""
+"""The fused calibration kernels (C built with the package, numba as its fallback) are bitwise equal
+to the NumPy reference."""
 
 from __future__ import annotations
 
@@ -32,9 +33,28 @@ def _counts(rng: np.random.Generator, shape: tuple[int, int], dtype: str) -> np.
     return x
 
 
+def _use(kernel: str, monkeypatch) -> None:
+    """Make ``calibrate_into`` use ``kernel`` ("c", "numba" or "numpy"), skipping when unavailable."""
+    if kernel == "c":
+        fn, checks = pytest.importorskip("eegbench._calibrate", reason="C kernel not built").calibrate, True
+    elif kernel == "numba":
+        pytest.importorskip("numba")
+        from eegbench._kernels_numba import calibrate as fn
+        checks = False
+    else:
+        fn, checks = False, False
+    monkeypatch.setattr(qm, "_KERNEL", fn)
+    monkeypatch.setattr(qm, "_KERNEL_CHECKS", checks)
+
+
+KERNELS = ["c", "numba", "numpy"]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("dtype", ["int16", "int32"])
 @pytest.mark.parametrize("shared", [False, True])
-def test_calibrate_into_is_bitwise_equal_to_reconstruct(dtype, shared):
+def test_calibrate_into_is_bitwise_equal_to_reconstruct(dtype, shared, kernel, monkeypatch):
+    _use(kernel, monkeypatch)
     rng = np.random.default_rng(7 + shared + (dtype == "int32"))
     for trial in range(40):
         n_ch = int(rng.integers(1, 40))
@@ -60,12 +80,64 @@ def test_calibrate_into_is_bitwise_equal_to_reconstruct(dtype, shared):
         assert np.isnan(out[:, :o0]).all() and np.isnan(out[:, o0 + b - a:]).all()  # nothing outside written
 
 
-def test_numba_kernel_is_used_when_installed():
-    pytest.importorskip("numba")
-    assert qm._kernel() is not False
+def test_compiled_kernel_is_used_when_built(monkeypatch):
+    """The C kernel when the package built it, else numba's when installed; ``EEGBENCH_NUMBA=0``: NumPy."""
+    monkeypatch.setattr(qm, "_KERNEL", None)
+    monkeypatch.setattr(qm, "_KERNEL_CHECKS", False)
+    monkeypatch.delenv("EEGBENCH_NUMBA", raising=False)
+    kernel = qm._kernel()
+    try:
+        from eegbench._calibrate import calibrate
+    except ImportError:
+        pytest.importorskip("numba")
+        assert kernel is not False and not qm._KERNEL_CHECKS
+    else:
+        assert kernel is calibrate and qm._KERNEL_CHECKS
+    monkeypatch.setattr(qm, "_KERNEL", None)
+    monkeypatch.setenv("EEGBENCH_NUMBA", "0")
+    assert qm._kernel() is False
 
 
-def test_calibrate_into_refuses_shapes_that_do_not_fit():
+def test_c_kernel_checks_everything_it_indexes_and_falls_back_on_layouts(monkeypatch):
+    """Bounds the caller got wrong are a ValueError with nothing written (never a read or write out of
+    bounds); dtypes and layouts the kernel was not built for are a TypeError, on which
+    ``calibrate_into`` calibrates with NumPy (the same bits)."""
+    _use("c", monkeypatch)
+    fn = qm._KERNEL
+    q = Quantization(np.full(3, 0.5), np.zeros(3), np.ones(3), "int16")
+    src = np.arange(30, dtype=np.int16).reshape(3, 10)
+    rows, out = np.arange(3, dtype=np.int64), np.full((3, 10), np.nan, np.float32)
+    args = (q.scale, q.offset, q.gain)
+    for bad in [dict(a=5, b=11), dict(a=6, b=5), dict(a=-1, b=3), dict(o0=1), dict(o0=-1),
+                dict(rows=np.array([0, 3, 1], np.int64)), dict(rows=np.array([0, -1, 1], np.int64)),
+                dict(rows=np.arange(2, dtype=np.int64))]:
+        kw = dict(a=0, b=10, rows=rows, o0=0) | bad
+        with pytest.raises(ValueError):
+            fn(src, kw["a"], kw["b"], kw["rows"], *args, out, kw["o0"])
+        assert np.isnan(out).all(), bad
+    with pytest.raises(ValueError):  # one scale short
+        fn(src, 0, 10, rows, q.scale[:2], q.offset, q.gain, out, 0)
+    for bad_src in (src.astype(np.float32), src.astype(np.int64), src.astype(np.uint16), src.astype(">i2"),
+                    src[:, ::2]):
+        with pytest.raises(TypeError):
+            fn(bad_src, 0, 5, rows, *args, out, 0)
+    with pytest.raises(TypeError):
+        fn(src, 0, 5, rows.astype(np.int32), *args, out, 0)
+    frozen = np.zeros((3, 10), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises((TypeError, ValueError)):
+        fn(src, 0, 10, rows, *args, frozen, 0)
+    assert not frozen.any()
+    # through calibrate_into: a strided source is calibrated by NumPy, bit for bit the reference
+    wide = np.arange(60, dtype=np.int16).reshape(3, 20)
+    got = np.empty((3, 10), np.float32)
+    q.calibrate_into(wide[:, ::2], 0, 10, None, got)
+    np.testing.assert_array_equal(got.view(np.uint32), q.reconstruct(wide[:, ::2]).view(np.uint32))
+
+
+@pytest.mark.parametrize("kernel", ["c", "numba"])
+def test_calibrate_into_refuses_shapes_that_do_not_fit(kernel, monkeypatch):
+    _use(kernel, monkeypatch)
     q = Quantization(np.ones(3), np.zeros(3), np.ones(3), "int16")
     src = np.zeros((3, 10), dtype=np.int16)
     with pytest.raises(ValueError):

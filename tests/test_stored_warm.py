@@ -92,10 +92,24 @@ def test_taken_only_when_checked_resident_and_open(tmp_path, fmt, monkeypatch):
     taken.clear()
     np.testing.assert_array_equal(opened.get_data(start=3, stop=cs + 3), expect[:, 3:cs + 3])
     assert taken == [True] and src._h_slease[1] is not h  # leased again
-    monkeypatch.setattr(_chunks, "resident", lambda mm, lo, hi: False)  # evicted: the careful path reads it
+    # a warm streak trusts the map (no mincore per read), as the uncompressed warm path does
+    asked: list[int] = []
+    monkeypatch.setattr(_chunks, "resident", lambda mm, lo, hi: asked.append(hi) or False)
+    h = src._h_slease[1]
+    assert h.probe == 0
     taken.clear()
     np.testing.assert_array_equal(opened.get_data(start=3, stop=cs + 3), expect[:, 3:cs + 3])
-    assert taken == [False]
+    assert taken == [True] and asked == []
+    # a slow read (pages faulted in one by one, or preempted) turns the check on for the next read
+    monkeypatch.setattr(_chunks.ChunkedSource, "_slow", lambda self, ns, nbytes: True)
+    opened.get_data(start=5, stop=cs + 5)
+    assert h.probe == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(_chunks, "resident", lambda mm, lo, hi: asked.append(hi) or False)
+    taken = _spy(monkeypatch)
+    # probing and evicted: the careful path reads the span (and keeps checking for a while)
+    np.testing.assert_array_equal(opened.get_data(start=3, stop=cs + 3), expect[:, 3:cs + 3])
+    assert taken == [False] and asked and h.probe == _files.PROBE_READS
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -772,9 +772,10 @@ class ChunkedSource:
     def _read_stored_warm(self, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray) -> bool:
         """The warm path of :meth:`_read_stored`: every chunk of the window already checked (CRC32C)
         in this process, in one file whose map this source keeps (``_h_slease``: leased once, then
-        reused while the manager keeps it open, as :meth:`_read_warm` does), its last stored page
-        resident. The same checks on every read (file size, ``mincore`` of the window's last page,
-        the decoded shape) without a lease, pin and unpin per read. False (nothing done): take
+        reused while the manager keeps it open, as :meth:`_read_warm` does). The file size and the
+        decoded shape are checked on every read; residency (``mincore`` of the stored span) as on
+        the uncompressed warm path: while the map is probing (fresh, or after a slow or evicted read),
+        not on a warm streak; a slow read turns the check back on. False (nothing done): take
         :meth:`_read_stored`, which checks, reads evicted bytes and reports errors."""
         checked = self.__dict__.get("_h_stored_ok")
         if checked is None:
@@ -796,16 +797,22 @@ class ChunkedSource:
         try:  # locals cleared on the way out: no view of the map may outlive the read
             mm = h.mm
             end = max(sp[2] for sp in spots)
-            if mm is None or any(sp[0] != rel for sp in spots) or mm.size() < end or len(view) < end \
-                    or not resident(mm, min(sp[1] for sp in spots), end):
-                return False  # closed, several files, truncated or evicted: the careful path
+            if mm is None or mm.size() < end or len(view) < end or any(sp[0] != rel for sp in spots):
+                return False  # closed, truncated or several files: the careful path
+            if h.probe:  # residency checked (a fresh map, or reads after a slow or evicted one)
+                if not resident(mm, min(sp[1] for sp in spots), end):
+                    return False  # evicted: the careful path reads the span in one request
+                h.probe = max(h.probe - 1, 0)  # never below 0 (threads may race here)
             h.used = True
             use_cache = CHUNK_CACHE.max_bytes > 0
+            t0 = _clock()
             with self._lock:
                 try:
                     self._decode_into(first, spots, view, 0, start, stop, channels, out, use_cache)
                 except Exception as exc:
                     self._raise_typed(exc, first if first == last else list(range(first, last + 1)))
+            if not h.probe and self._slow(_clock() - t0, out.nbytes):
+                h.probe = 1  # pages missing (a fault per 4 KiB), or preempted: the next read checks
         finally:
             del view, arr
         return True
@@ -833,6 +840,7 @@ class ChunkedSource:
                 raise self.corrupt(f"file {rel} is shorter than its chunks (truncated while open)")
             if resident(mm, lo, end):
                 return spots, view, 0
+            h.probe = _files.PROBE_READS  # evicted: the warm path checks residency for a while
             if end - lo <= self.COALESCE_LIMIT * sum(s[2] - s[1] for s in spots):
                 # evicted: the covering chunks (adjacent in every format's layout) in one disk request
                 # rather than a page fault per 4 KiB of the map: a readahead of their span, then the

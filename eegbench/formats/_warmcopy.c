@@ -143,6 +143,7 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_warmcopy",
     "Compiled copy of a warm window out of a map of uncompressed chunks (see copy_window).", -1, methods,
+    NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC
