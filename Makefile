@@ -8,7 +8,7 @@ PROFILE ?= quick
 .PHONY: setup chromium test lint bench bench-reference bench-smoke publish read-speed bench-compare clean
 
 # CPU torch first: a bare torch requirement would pull several GB of CUDA wheels.
-$(STAMP): pyproject.toml eegbench/formats/_warmcopy.c eegbench/_calibrate.c
+$(STAMP): pyproject.toml eegbench/_ckernels.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[torch,test,bench,hub]"

@@ -1,5 +1,5 @@
 """Compiled (numba) body of :func:`eegbench.quantization.Quantization.calibrate_into`: the fallback
-of the C kernel (``eegbench/_calibrate.c``) where the package was built without it.
+of the C kernel (``eegbench/_ckernels.c``) where the package was built without it.
 
 Imported lazily, only when integer-stored samples are first read: importing numba costs ~0.3 s.
 No fast-math flags: LLVM may then neither contract ``x * s + o`` into an FMA nor reorder, so

@@ -26,7 +26,7 @@ _KERNEL_CHECKS = False  # the kernel checks its own bounds (the C one: ValueErro
 
 def _kernel() -> Any:
     """The compiled body of :meth:`Quantization.calibrate_into`, or False: the C kernel built with
-    the package (``eegbench/_calibrate.c``; a call costs ~0.3 us), else the numba one (compiled on
+    the package (``calibrate`` of ``eegbench/_ckernels.c``; a call costs ~0.3 us), else the numba one (compiled on
     first use; its import costs ~0.3 s a process and a call ~2-3 us), else False (NumPy). All three
     give the same bits. ``EEGBENCH_NUMBA=0`` forces NumPy (same bits, ~3-4x slower per window)."""
     global _KERNEL, _KERNEL_CHECKS
@@ -34,7 +34,7 @@ def _kernel() -> Any:
         _KERNEL = False
         if os.environ.get("EEGBENCH_NUMBA", "1") != "0":
             try:
-                from ._calibrate import calibrate
+                from ._ckernels import calibrate
 
                 _KERNEL_CHECKS = True
             except ImportError:  # not built here (no C compiler at install)

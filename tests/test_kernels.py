@@ -36,7 +36,7 @@ def _counts(rng: np.random.Generator, shape: tuple[int, int], dtype: str) -> np.
 def _use(kernel: str, monkeypatch) -> None:
     """Make ``calibrate_into`` use ``kernel`` ("c", "numba" or "numpy"), skipping when unavailable."""
     if kernel == "c":
-        fn, checks = pytest.importorskip("eegbench._calibrate", reason="C kernel not built").calibrate, True
+        fn, checks = pytest.importorskip("eegbench._ckernels", reason="C kernels not built").calibrate, True
     elif kernel == "numba":
         pytest.importorskip("numba")
         from eegbench._kernels_numba import calibrate as fn
@@ -87,7 +87,7 @@ def test_compiled_kernel_is_used_when_built(monkeypatch):
     monkeypatch.delenv("EEGBENCH_NUMBA", raising=False)
     kernel = qm._kernel()
     try:
-        from eegbench._calibrate import calibrate
+        from eegbench._ckernels import calibrate
     except ImportError:
         pytest.importorskip("numba")
         assert kernel is not False and not qm._KERNEL_CHECKS

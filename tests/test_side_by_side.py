@@ -86,9 +86,9 @@ def test_before_export_builds_the_revisions_c_extensions(tmp_path, monkeypatch):
         pytest.skip("not a git checkout whose HEAD declares C extensions")
     monkeypatch.setattr(fx, "CACHE", tmp_path)
     root = read_speed._export("HEAD")
-    built = list((root / "eegbench" / "formats").glob("_warmcopy*.so"))
-    assert built, "the warm copy extension was not built in the exported revision"
+    built = list((root / "eegbench").glob("_ckernels*.so"))
+    assert built, "the C kernels were not built in the exported revision"
     probe = subprocess.run([__import__("sys").executable, "-c",
-                            "import eegbench.formats._warmcopy as w; print(w.__file__)"],
+                            "import eegbench._ckernels as k; print(k.__file__)"],
                            cwd=tmp_path, env={"PYTHONPATH": str(root)}, capture_output=True, text=True)
     assert probe.stdout.strip().startswith(str(root)), probe.stderr

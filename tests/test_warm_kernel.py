@@ -1,4 +1,4 @@
-"""The compiled warm copy (``formats/_warmcopy.c``'s ``copy_window``, issue #9: small windows).
+"""The compiled warm copy (``copy_window`` of ``eegbench/_ckernels.c``, issue #9: small windows).
 
 Plain float32 warm windows are copied out of the leased map by one compiled call instead of a
 NumPy copy per chunk. It must give the bytes the dataset holds for every window, never copy a
@@ -18,7 +18,7 @@ from eegbench.errors import CorruptStoreError
 from eegbench.formats import _chunks
 from eegbench.sources.synthetic import make_dataset
 
-pytest.importorskip("eegbench.formats._warmcopy", reason="the C warm copy was not built (no C compiler at install)")
+pytest.importorskip("eegbench._ckernels", reason="the C warm copy was not built (no C compiler at install)")
 
 FORMATS = ["hdf5", "zarr", "parquet"]
 
@@ -99,7 +99,7 @@ def test_compiled_copy_is_bitwise_and_used(saved, fmt, monkeypatch):
 
 
 def test_kernel_refuses_unchecked_chunks_and_writes_nothing():
-    from eegbench.formats._warmcopy import copy_window
+    from eegbench._ckernels import copy_window
 
     view = np.arange(4 * 2 * 3 * 4, dtype=np.uint8)  # 4 chunks of 2 channels x 3 float32 samples
     out = np.zeros((2, 7), dtype=np.float32)
@@ -160,7 +160,7 @@ def test_kernel_checks_its_arguments_and_never_reads_out_of_bounds():
     """The caller checks everything, but the kernel does not trust it: a chunk past the end of the
     view, a window past the offsets table, an out of the wrong shape or dtype, or offsets that are
     not int64 raise ValueError and write nothing."""
-    from eegbench.formats._warmcopy import copy_window
+    from eegbench._ckernels import copy_window
 
     view = np.arange(4 * 2 * 3 * 4, dtype=np.uint8)  # 4 chunks of 2 channels x 3 float32 samples
     offsets = np.array([0, 24, 48, 72], dtype=np.int64)
@@ -195,7 +195,7 @@ def test_used_by_default_and_switched_off_by_the_environment(monkeypatch):
     warm read; ``EEGBENCH_WARM_KERNEL=0`` keeps the NumPy copies."""
     monkeypatch.delenv("EEGBENCH_WARM_KERNEL", raising=False)
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)
-    from eegbench.formats._warmcopy import copy_window
+    from eegbench._ckernels import copy_window
 
     assert _chunks._warm_copy() is copy_window
     monkeypatch.setattr(_chunks, "_WARM_COPY", None)

@@ -185,7 +185,7 @@ def settle_heap() -> None:
         del block
 
 
-#: the compiled warm copy (:func:`._warmcopy.copy_window`, a few lines of C built with the package:
+#: the compiled warm copy (``copy_window`` of :mod:`eegbench._ckernels`, C built with the package:
 #: importing it costs nothing measurable, unlike numba's 0.3-0.6 s a process), False when it was
 #: not built (no C compiler at install) or ``EEGBENCH_WARM_KERNEL=0``: NumPy copies the same bytes;
 #: None: not looked up yet.
@@ -199,7 +199,7 @@ def _warm_copy() -> Any:
         kernel: Any = False
         if os.environ.get("EEGBENCH_WARM_KERNEL", "1") != "0":
             try:
-                from ._warmcopy import copy_window as kernel
+                from .._ckernels import copy_window as kernel
             except ImportError:  # not built here: NumPy copies the same bytes
                 kernel = False
         _WARM_COPY = kernel
@@ -530,7 +530,7 @@ class ChunkedSource:
         """The warm path of :meth:`_read_mapped`: every chunk already checked in this process, its
         map leased and trusted (not probing residency). No lock, no syscall but the size check.
         Plain float32 windows: one compiled call copies every row piece of every chunk
-        (:func:`eegbench.formats._warmcopy.copy_window`, C; ``EEGBENCH_WARM_KERNEL=0`` or not
+        (``eegbench._ckernels.copy_window``, C; ``EEGBENCH_WARM_KERNEL=0`` or not
         built: NumPy, one view per chunk). ``fresh``: ``out`` is the C-ordered float32 array
         :meth:`read` just made (no layout check needed). False (nothing done): take :meth:`_read_mapped`."""
         ready = self.__dict__.get("_h_raw")  # chunk -> (handle, offset) once checked through a leased map
