@@ -281,14 +281,14 @@ def loader_run(dataset, workers: int, batches: list[list[int]], *, collate_fn=No
     cores = os.cpu_count() or 1
     rows = []
     for _epoch in range(max(epochs, 1)):
-        n = 0
+        n, batch = 0, None
         t0, c0, w0 = time.perf_counter(), cpu_seconds(me), sum(cpu_seconds(p) for p in pids)
-        for x, _y in loader:
-            n += len(x)
+        for batch in loader:  # (x, y), or e.g. braindecode's (x, y, crop indices): windows first
+            n += len(batch[0])
         wall = time.perf_counter() - t0
         main_ms = 1000 * (cpu_seconds(me) - c0) / len(batches)
         workers_ms = 1000 * (sum(cpu_seconds(p) for p in pids) - w0) / len(batches)
-        del x, _y  # no batch of this epoch is held into the next
+        del batch  # no batch of this epoch is held into the next
         per_batch = n / len(batches)
         # each process is at most one core busy; all of them at most `cores`
         busy = max(main_ms, workers_ms / workers if workers else 0.0, (main_ms + workers_ms) / cores)

@@ -236,11 +236,12 @@ def measure_open(target: fx.Target) -> dict:
 
 
 def measure_loader(path: Path, window: int, n_batches: int) -> dict:
-    """DataLoader windows/s (batch 64, shuffle) with 0 and 2 workers, and in memory."""
+    """DataLoader windows/s (batch 64, random batches) with 0 and 2 workers, and in memory, in a
+    training run's steady state (:func:`steady_throughput`)."""
     import torch
-    from torch.utils.data import DataLoader, TensorDataset
+    from torch.utils.data import TensorDataset
 
-    from eegbench.torch import WindowDataset, worker_init_fn
+    from eegbench.torch import WindowDataset
 
     try:
         from eegbench.torch import collate
@@ -249,17 +250,32 @@ def measure_loader(path: Path, window: int, n_batches: int) -> dict:
 
     fx.warm(path)  # every variant starts from a warm page cache
     wds = WindowDataset(path, window_samples=window)
-    out = {}
-    for workers in (0, 2):
-        loader = DataLoader(wds, batch_size=64, shuffle=True, num_workers=workers, collate_fn=collate,
-                            worker_init_fn=worker_init_fn if workers else None,
-                            generator=torch.Generator().manual_seed(0))
-        out[f"loader_w{workers}"] = throughput(loader, n_batches)
-    idx = torch.randperm(len(wds), generator=torch.Generator().manual_seed(1))[: 64 * (n_batches + 1)]
+    out = {f"loader_w{workers}": steady_throughput(wds, workers, n_batches, collate_fn=collate)
+           for workers in (0, 2)}
+    idx = torch.randperm(len(wds), generator=torch.Generator().manual_seed(1))[: 64 * n_batches]
     xs = torch.stack([wds[int(i)][0] for i in idx])
     mem = TensorDataset(xs, torch.arange(len(xs)))
-    out["loader_memory"] = throughput(DataLoader(mem, batch_size=64, shuffle=True), n_batches)
+    out["loader_memory"] = steady_throughput(mem, 0, n_batches)
     return out
+
+
+def steady_throughput(dataset, workers: int, n_batches: int, *, collate_fn=None, epochs: int = 3,
+                      batch: int = 64, seed: int = 0) -> float:
+    """Windows/s of a DataLoader over ``dataset`` in a training run's steady state, as the asv
+    DataLoader suite measures it (:func:`benchmarks.loader_breakdown.loader_run`): ``n_batches``
+    fixed random batches of ``batch`` windows, persistent workers, one untimed epoch in which every
+    reading process reads every batch (start-up, first touch of every chunk, the workers' batch
+    buffers), then the median of ``epochs`` timed epochs. NaN when the dataset has no full batch.
+    A fresh loader timed from its first batch (the former figure here) counted the second worker's
+    start-up and its first batch buffers: with 2 workers it read below 0 workers on every store."""
+    from benchmarks.loader_breakdown import loader_run
+
+    n = min(n_batches, len(dataset) // batch)
+    if n < 1:
+        return float("nan")
+    order = np.random.default_rng(seed).permutation(len(dataset))[: n * batch]
+    batches = order.reshape(n, batch).tolist()
+    return loader_run(dataset, workers, batches, collate_fn=collate_fn, epochs=epochs)["windows_per_s"]
 
 
 def throughput(loader, n_batches: int) -> float:

@@ -304,22 +304,14 @@ def measure_anchor(anchor: _Anchor, n_reads: int, n_cold: int, n_batches: int, s
 
 
 def measure_loader(anchor: _Anchor, n_batches: int) -> dict:
-    import torch
-    from torch.utils.data import DataLoader
-
-    from benchmarks.read_speed import throughput
+    from benchmarks.read_speed import steady_throughput
 
     files = anchor.files
     if files:
         fx.warm(files)  # every variant starts from a warm page cache, as read_speed's stores
     ds = anchor.dataset()
     anchor.release()  # workers open their own handles
-    out = {}
-    for workers in (0, 2):
-        loader = DataLoader(ds, batch_size=64, shuffle=True, num_workers=workers,
-                            generator=torch.Generator().manual_seed(0))
-        out[f"loader_w{workers}"] = throughput(loader, n_batches)
-    return out
+    return {f"loader_w{workers}": steady_throughput(ds, workers, n_batches) for workers in (0, 2)}
 
 
 def run_anchors(profile: str, keys: list[str], n_reads: int, n_cold: int, n_batches: int, work: Path) -> list[dict]:

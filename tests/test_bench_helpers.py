@@ -58,3 +58,26 @@ def test_every_target_reads_the_same_samples(tmp_path, monkeypatch):
         target.close()
     assert not fx.Target("mne-edf").supported()  # the EDF baseline exists only for the real profile
     assert os.environ["EEGBENCH_PROFILE"] == "smoke"
+
+
+def test_steady_throughput_times_whole_epochs_of_any_batch_shape():
+    """read_speed's DataLoader figure: fixed random batches, one untimed epoch, the median of the
+    timed ones; batches whose windows come first in a longer tuple (braindecode's (x, y, inds))
+    count their windows; NaN (never 0 windows/s) without a full batch."""
+    import math
+
+    import torch
+    from torch.utils.data import Dataset
+
+    from benchmarks.read_speed import steady_throughput
+
+    class Triples(Dataset):
+        def __len__(self) -> int:
+            return 200
+
+        def __getitem__(self, i: int):
+            return torch.full((2, 3), float(i)), i, (i, i + 1)
+
+    rate = steady_throughput(Triples(), 0, 3, batch=64, epochs=2)
+    assert math.isfinite(rate) and rate > 0
+    assert math.isnan(steady_throughput(Triples(), 0, 3, batch=256))
