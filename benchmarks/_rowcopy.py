@@ -31,7 +31,7 @@ def _load() -> Any:
     global _kernel
     if _kernel is None:
         try:
-            from eegbench.io import _rowcopy_numba
+            from benchmarks import _rowcopy_numba
 
             _kernel = (_rowcopy_numba.copy_rows, _rowcopy_numba.stream_rows)
         except Exception:  # noqa: BLE001 - no numba / no LLVM target: NumPy does it

@@ -20,7 +20,8 @@ CPU times allow on ``os.cpu_count()`` otherwise idle cores; w2/w0 by wall and by
 
 Then, per window (:func:`_per_window`), the batches' windows read into a cache-resident window
 buffer (the lone warm read), into their batch slot, into a fresh batch, and read into the window
-buffer then streamed into the slot; and the same bytes copied in stored-chunk blocks by NumPy,
+into its slot the way the loader writes it (non-temporal stores for warm uncompressed windows
+of a batch larger than the caches); and the same bytes copied in stored-chunk blocks by NumPy,
 by 64-byte aligned vector stores and by non-temporal stores (:mod:`benchmarks._rowcopy`), into the
 window buffer and into the slot. Last, the workers=0 breakdown as a table: lone warm read, the
 extra cost of writing into a batch slot, the loader's own cost, and the in-slot copy floor.
@@ -134,11 +135,11 @@ def main(argv: list[str] | None = None) -> None:
     lone, hot = pw["lone"], pw["slot"]
     print("per window, median ms of thread CPU (the batches' windows, each read once, targets in turn):")
     print(f"  read into a reused window buffer (lone warm read)        {lone:.4f}")
-    print(f"  read into its slot of a reused, faulted-in batch         {hot:.4f}  ({hot / lone:.2f}x lone)")
+    print(f"  read into its slot of a reused batch, ordinary stores    {hot:.4f}  ({hot / lone:.2f}x lone)")
     print(f"  read into its slot of a fresh batch                      {pw['fresh']:.4f}  "
           f"({pw['fresh'] / lone:.2f}x lone)")
-    print(f"  read into the window buffer + streaming copy into slot  {pw['lone+stream']:.4f}  "
-          f"({pw['lone+stream'] / lone:.2f}x lone)")
+    print(f"  read into its slot as the loader does (streamed?)        {pw['loader']:.4f}  "
+          f"({pw['loader'] / lone:.2f}x lone)")
     print("  a window's bytes copied in stored-chunk blocks from a cache-hot source (no reader code): "
           "into window buffer / into batch slot")
     for how, name in (("np", "NumPy slice assignment"), ("line", "64-byte aligned vector stores"),
@@ -149,11 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     rate0 = r0["windows_per_s"]
     floors = {how: pw[f"copy {how} slot"] - pw["copy np lone"] for how in ("np", "line", "stream")}
     print("workers=0 breakdown, ms of CPU per window (issue #9: loader >= 0.9x the lone warm-read rate):")
-    from eegbench.io import stream
+    from eegbench.formats import _chunks
 
-    streamed = stream.available() and n * 4 >= stream.MIN_BATCH_BYTES
-    into = pw["lone+stream"] if streamed else hot  # the way the loader writes this batch
-    print(f"  | lone warm read | + into the batch slot ({'read, then streamed' if streamed else 'read straight in'}) "
+    streamed = n * 4 >= _chunks.STREAM_MIN_BYTES
+    into = pw["loader"]  # the way the loader writes this batch
+    print(f"  | lone warm read | + into the batch slot ({'streamed if uncompressed' if streamed else 'read straight in'}) "
           "| + loader (DataLoader, batch, y) | = workers=0 | w0 / lone rate |")
     print(f"  | {lone:.4f} | {into - lone:+.4f} | {cpu0 - into:+.4f} | {cpu0:.4f} | {lone / cpu0:.2f} |")
     best = min(floors.values())
@@ -318,8 +319,8 @@ def _per_window(wds, batches) -> dict[str, float]:
     * ``lone``: a reused window-sized buffer (what a lone warm read measures: the output stays
       in the CPU caches); ``slot``: the window's slot of a reused, faulted-in batch (the output
       goes to DRAM); ``fresh``: the slot of a never-touched batch (DRAM plus first-touch zeroing);
-      ``lone+stream``: into the window buffer, then copied into the batch slot with streaming
-      stores (both timed);
+      ``loader``: into the batch slot the way ``WindowDataset`` writes it (non-temporal stores
+      for warm uncompressed windows of a batch of at least ``eegbench.formats._chunks.STREAM_MIN_BYTES``);
 
     and a window's worth of bytes copied as the reader copies them (a block per stored chunk) by
     NumPy slice assignment (``np``), by 64-byte aligned vector stores (``line``) and by
@@ -329,6 +330,7 @@ def _per_window(wds, batches) -> dict[str, float]:
     import numpy as np
 
     from benchmarks._rowcopy import copy2d
+    from eegbench.formats import _chunks
 
     length = wds.window_samples
     items = [(int(wds._rec[i]), int(wds._start[i])) for idx in batches for i in idx]
@@ -354,11 +356,14 @@ def _per_window(wds, batches) -> dict[str, float]:
         slot = k % n
         if slot == 0:
             fresh = _fresh((n, n_ch, length))  # never-touched pages, as a batch malloc cannot reuse
-        name = ("lone", "slot", "fresh", "lone+stream")[k % 4]
+        name = ("lone", "slot", "fresh", "loader")[k % 4]
         t0 = time.thread_time()
-        if name == "lone+stream":
-            read(r, s, lone_buf)
-            copy2d(hot[slot], lone_buf, streaming=True)
+        if name == "loader":  # a view of the whole batch, as WindowDataset passes it
+            read(r, s, hot[slot])
+        elif name == "slot":  # ordinary stores into the slot
+            _chunks.STREAM_MIN_BYTES, saved = 1 << 62, _chunks.STREAM_MIN_BYTES
+            read(r, s, hot[slot])
+            _chunks.STREAM_MIN_BYTES = saved
         else:
             read(r, s, {"lone": lone_buf, "slot": hot[slot], "fresh": fresh[slot]}[name])
         times.setdefault(name, []).append(time.thread_time() - t0)

@@ -12,7 +12,6 @@ converted with the recording's ``sfreq``.
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
@@ -26,7 +25,6 @@ from torch.utils.data import Dataset as _TorchDataset
 
 from .errors import SelectionError, UnknownColumnError
 from .io import batch as _batch
-from .io import stream as _stream
 from .model import Dataset
 
 
@@ -152,26 +150,6 @@ def _local_tensor(shape: tuple[int, ...]) -> torch.Tensor:
     if ring is None:
         ring = _LOCAL_RINGS[key] = _LocalRing(shape, RING_SLOTS)
     return ring.acquire()
-
-
-_STAGES = threading.local()
-
-
-def _stage(out: np.ndarray) -> np.ndarray | None:
-    """A window-sized float32 buffer of this thread, reused for every window, when ``out`` (a
-    batch) is at least :data:`eegbench.io.stream.MIN_BATCH_BYTES` and streaming copies are
-    available; else None (windows are read straight into their slots).
-
-    Why: a window read straight into a slot of a batch larger than the CPU caches pays a DRAM
-    read for every line it writes (read for ownership); read into a cache-resident buffer and
-    then streamed into the slot, it does not (measured in :mod:`eegbench.io.stream`)."""
-    if out.nbytes < _stream.MIN_BATCH_BYTES or out.ndim != 3 or not _stream.available():
-        return None
-    shape = out.shape[1:]
-    buf = getattr(_STAGES, "buf", None)
-    if buf is None or buf.shape != shape:
-        buf = _STAGES.buf = np.empty(shape, dtype=np.float32)
-    return buf
 
 
 def ring_stats() -> dict[str, int]:
@@ -528,16 +506,14 @@ class WindowDataset(_TorchDataset):
             sources = {r: self.dataset.recordings[r].source for r in n_ch}
             _batch.read_windows(sources, self._channels, recs, self._start[idx], length, out)
             return WindowBatch(x, self._batch_y(idx), slot)
-        stage = _stage(out)  # a batch larger than the caches: each window via a cached buffer
         for k, (r, s) in enumerate(zip(recs.tolist(), self._start[idx].tolist())):
             source, channels = self.dataset.recordings[r].source, self._channels[r]
-            if not getattr(source, "reads_into", False):
-                out[k] = source.read(s, s + length, channels)
-            elif stage is None:
+            if getattr(source, "reads_into", False):
+                # straight into the slot (a batch larger than the caches: non-temporal stores where the
+                # window is a plain copy, see eegbench.formats._chunks.STREAM_MIN_BYTES)
                 source.read(s, s + length, channels, out=out[k])
             else:
-                source.read(s, s + length, channels, out=stage)
-                _stream.stream_copy(out[k], stage)
+                out[k] = source.read(s, s + length, channels)
         return WindowBatch(x, self._batch_y(idx), slot)
 
     def _batch_y(self, idx: np.ndarray) -> Any:

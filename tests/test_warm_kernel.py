@@ -231,3 +231,70 @@ def test_probing_reads_stay_on_the_warm_path_while_resident(saved, kernel, monke
     np.testing.assert_array_equal(rec.get_data(start=7, stop=107), expect[:, 7:107])
     assert taken == ["warm", "mapped"] and "readahead" in asked  # missing: read by the careful path
     assert h.probe == _chunks._files.PROBE_READS  # and the checks go on
+
+
+def test_streamed_copy_is_exact_and_stays_inside_its_slot():
+    """``copy_window(stream=True)`` (non-temporal stores, for windows written into a batch larger
+    than the caches): the bytes of the plain copy for every alignment of the destination row and
+    of the source, every piece length (heads and tails shorter than a line), 1/2/4-byte samples,
+    and not one byte written outside the window's slot."""
+    from eegbench._ckernels import copy_window
+
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        itemsize = (4, 2, 1)[trial % 3]
+        dtype = {4: np.float32, 2: np.int16, 1: np.uint8}[itemsize]
+        rows, cs = int(rng.integers(1, 9)), int(rng.integers(1, 300))
+        n_chunks = int(rng.integers(1, 6))
+        lead = int(rng.integers(0, 64))  # the chunks start at any byte of the view
+        view = rng.integers(0, 255, lead + n_chunks * rows * cs * itemsize, dtype=np.uint8)
+        offsets = lead + np.arange(n_chunks, dtype=np.int64) * rows * cs * itemsize
+        start = int(rng.integers(0, n_chunks * cs))
+        stop = int(rng.integers(start + 1, n_chunks * cs + 1))
+        width = stop - start
+        pad = int(rng.integers(0, 40))  # the slot's rows start anywhere in a wider buffer
+        big = rng.integers(0, 100, (rows + 2, width + pad + 30)).astype(dtype)
+        before = big.copy()
+        slot = big[1:rows + 1, pad:pad + width]
+        plain = np.empty((rows, width), dtype)
+        assert copy_window(plain, view, offsets, start, stop, cs, itemsize)
+        assert copy_window(slot, view, offsets, start, stop, cs, itemsize, True)
+        assert slot.tobytes() == plain.tobytes(), trial
+        chunks = view[lead:].view(dtype).reshape(n_chunks, rows, cs)
+        assert plain.tobytes() == np.concatenate(list(chunks), axis=1)[:, start:stop].tobytes()
+        outside = np.ones(big.shape, bool)
+        outside[1:rows + 1, pad:pad + width] = False
+        assert big[outside].tobytes() == before[outside].tobytes(), trial
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_slots_of_arrays_past_the_stream_threshold_are_streamed_and_exact(saved, fmt, monkeypatch):
+    """A window read into a view of an array of at least ``STREAM_MIN_BYTES`` (a DataLoader batch
+    slot) asks for streamed copies; a fresh output, or a view of a smaller array, for plain ones.
+    Both give the dataset's bytes; rows of the batch not read are untouched."""
+    ds, stores = saved
+    kernel = _loaded(monkeypatch)
+    streamed: list[bool] = []
+
+    def spy(*args):
+        streamed.append(len(args) > 7 and bool(args[7]))
+        return kernel(*args)
+
+    monkeypatch.setattr(_chunks, "_WARM_COPY", spy)
+    rec = eegbench.open(stores[fmt])[0]
+    expect = ds[0].get_data()
+    _warm(rec)
+    batch = np.full((7, 7, 120), np.nan, dtype=np.float32)
+    starts, rows = [0, 33, 250, 400, 1], [6, 0, 3, 2, 5]
+    for threshold, want in ((batch.nbytes + 1, False), (batch.nbytes, True)):
+        monkeypatch.setattr(_chunks, "STREAM_MIN_BYTES", threshold)
+        streamed.clear()
+        for s, r in zip(starts, rows):
+            rec.source.read(s, s + 120, None, out=batch[r])
+        assert streamed == [want] * len(starts)
+        for s, r in zip(starts, rows):
+            np.testing.assert_array_equal(batch[r].view(np.uint32), expect[:, s:s + 120].view(np.uint32))
+        assert np.isnan(batch[[1, 4]]).all()
+        streamed.clear()
+        rec.source.read(7, 127, None)  # a fresh output: never streamed
+        assert streamed == [False]

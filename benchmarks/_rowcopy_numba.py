@@ -1,6 +1,7 @@
 """Compiled copies of 2-D blocks with whole-cache-line stores (numba; imported on first use):
-:func:`stream_rows` is what :mod:`eegbench.io.stream` uses to move a window into its batch slot;
-:func:`copy_rows` (ordinary stores) is there for ``benchmarks/loader_breakdown.py`` to compare.
+:func:`copy_rows` (ordinary stores) and :func:`stream_rows` (non-temporal stores) are the copy
+kernels ``benchmarks/loader_breakdown.py`` compares with NumPy (the library's own streaming copy is
+``copy_window(stream=True)`` in ``eegbench/_ckernels.c``).
 
 Each row: bytes one at a time until the destination is 64-byte aligned, then 64-byte vector
 loads (any alignment) and 64-byte aligned stores, then the tail bytes. The vector type is
