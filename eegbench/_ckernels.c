@@ -11,6 +11,8 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <dlfcn.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -241,8 +243,68 @@ done:
             orow[j] = (float)(((double)srow[j] * s + o) * g);                                       \
     }
 
-ROW_FN(row_int16, int16_t)
-ROW_FN(row_int32, int32_t)
+ROW_FN(row3_int16, int16_t)
+ROW_FN(row3_int32, int32_t)
+
+/* One multiply where it gives the same bits: out = float32(float64(x) * k). With o = -0.0, or
+ * o = +0.0 and s > 0 (x * s is then never -0.0), adding o changes nothing; then
+ *   g == 1:                       (x * s) * 1 == x * s exactly: k = s;
+ *   s a power of two (|s| in [2^-900, 2^900]) and s * g a normal double: x * s is exact (|x| < 2^31)
+ *                                 and so is s * g, so (x * s) * g and x * (s * g) are the one real
+ *                                 number x * s * g rounded once: k = s * g.
+ * Typical stores (scale 0.5 or 1 uV per count, gain 1e-6 V per uV) take the second: 1.27x faster
+ * than three operations per sample here (129 x 500 int16: 5.2 against 6.6 us). tests/test_kernels.py
+ * compares every case with NumPy. */
+#define ROW1_FN(NAME, T)                                                                           \
+    CLONES static void NAME(const T *restrict srow, float *restrict orow, Py_ssize_t n, double k)    \
+    {                                                                                               \
+        for (Py_ssize_t j = 0; j < n; j++)                                                          \
+            orow[j] = (float)((double)srow[j] * k);                                                 \
+    }
+
+ROW1_FN(row1_int16, int16_t)
+ROW1_FN(row1_int32, int32_t)
+
+static int
+one_multiply(double s, double o, double g, double *k)
+{
+    if (!(o == 0.0 && (signbit(o) || s > 0)))
+        return 0;
+    if (g == 1.0) {
+        *k = s;
+        return 1;
+    }
+    int e;
+    const double m = frexp(s, &e);
+    const double a = fabs(s);
+    if ((m != 0.5 && m != -0.5) || a < 0x1p-900 || a > 0x1p900)
+        return 0;
+    const double sg = s * g;
+    if (fpclassify(sg) != FP_NORMAL)
+        return 0;
+    *k = sg;
+    return 1;
+}
+
+static void
+row_int16(const int16_t *srow, float *orow, Py_ssize_t n, double s, double o, double g)
+{
+    double k;
+    if (one_multiply(s, o, g, &k))
+        row1_int16(srow, orow, n, k);
+    else
+        row3_int16(srow, orow, n, s, o, g);
+}
+
+static void
+row_int32(const int32_t *srow, float *orow, Py_ssize_t n, double s, double o, double g)
+{
+    double k;
+    if (one_multiply(s, o, g, &k))
+        row1_int32(srow, orow, n, k);
+    else
+        row3_int32(srow, orow, n, s, o, g);
+}
 
 #define ROWS_LOOP(T, FN)                                                                   \
     for (Py_ssize_t i = 0; i < nrows; i++) {                                               \
@@ -347,14 +409,189 @@ done:
     return result;
 }
 
+/* ---- decode_blosc ----------------------------------------------------------------------------------
+ * A compressed warm window whose chunks are each one Blosc frame (blosc-lz4 / blosc-zstd stores of
+ * every format): every chunk decompressed into a reused scratch buffer and converted into its slice
+ * of out (calibrated counts, or float32 rows copied), in one call. The Python path spends ~5 us per
+ * chunk between the decoder and the calibration (plan lookups, checks, a fresh array per chunk);
+ * this is the same work with the same decoder: c-blosc's own blosc_decompress_ctx, taken from the
+ * numcodecs extension already loaded in this process (bind_blosc), single-threaded as numcodecs
+ * calls it in a DataLoader worker. The conversion is calibrate's row loop (same bits). */
+typedef int (*blosc_validate_fn)(const void *, size_t, size_t *);
+typedef int (*blosc_decompress_fn)(const void *, void *, size_t, int);
+static blosc_validate_fn blosc_validate = NULL;
+static blosc_decompress_fn blosc_decompress = NULL;
+
+PyDoc_STRVAR(bind_blosc_doc,
+"bind_blosc(path) -> bool\n\n"
+"Bind decode_blosc to c-blosc's blosc_cbuffer_validate and blosc_decompress_ctx in the extension\n"
+"module at path (numcodecs.blosc.__file__, already imported: it is not loaded again). False when\n"
+"they cannot be found (decode_blosc then always returns False).");
+
+static PyObject *
+bind_blosc(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    const char *path = PyUnicode_AsUTF8(arg);
+    if (path == NULL)
+        return NULL;
+    void *lib = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    if (lib == NULL)
+        Py_RETURN_FALSE;
+    blosc_validate_fn v = (blosc_validate_fn)dlsym(lib, "blosc_cbuffer_validate");
+    blosc_decompress_fn d = (blosc_decompress_fn)dlsym(lib, "blosc_decompress_ctx");
+    if (v == NULL || d == NULL)
+        Py_RETURN_FALSE; /* the handle stays open: the module is loaded for good anyway */
+    blosc_validate = v;
+    blosc_decompress = d;
+    Py_RETURN_TRUE;
+}
+
+PyDoc_STRVAR(decode_blosc_doc,
+"decode_blosc(out, view, spans, start, stop, chunk_samples, n_channels, kind, rows, scale, offset, gain,\n"
+"             scratch) -> bool\n\n"
+"out[i, :] = volts of samples [start, stop) of channel rows[i], where chunk c's stored bytes\n"
+"view[spans[c, 0]:spans[c, 1]] are one Blosc frame of (n_channels, m) samples, m <= chunk_samples,\n"
+"C order, of kind 1 (int16 counts), 2 (int32 counts) or 3 (float32; scale, offset, gain None).\n"
+"Counts: float32(((float64(x) * scale[r]) + offset[r]) * gain[r]), as calibrate. spans: int64\n"
+"(n_chunks, 2); scratch: a writable buffer of at least n_channels * chunk_samples * itemsize bytes\n"
+"(one per thread). Returns False when a chunk's span is negative (not checked yet), a frame is not\n"
+"what it should be (its size, the samples it holds) or blosc is not bound: out may then be partly\n"
+"written, and the caller reads the window its ordinary way. Raises ValueError / TypeError for\n"
+"arguments that do not fit: nothing is read or written out of bounds.");
+
+static PyObject *
+decode_blosc(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 13) {
+        PyErr_Format(PyExc_TypeError, "decode_blosc takes 13 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_ssize_t start, stop, cs, nch, kind;
+    if (as_index(args[3], &start, "decode_blosc", "start") || as_index(args[4], &stop, "decode_blosc", "stop")
+        || as_index(args[5], &cs, "decode_blosc", "chunk_samples")
+        || as_index(args[6], &nch, "decode_blosc", "n_channels") || as_index(args[7], &kind, "decode_blosc", "kind"))
+        return NULL;
+    if (start < 0 || stop <= start || cs <= 0 || nch <= 0 || kind < 1 || kind > 3) {
+        PyErr_SetString(PyExc_ValueError, "decode_blosc: need 0 <= start < stop, chunk_samples > 0, n_channels > 0, "
+                                          "kind 1, 2 or 3");
+        return NULL;
+    }
+    if (blosc_decompress == NULL)
+        Py_RETURN_FALSE;
+    const int calibrated = kind != 3;
+    if (calibrated != (args[9] != Py_None) || calibrated != (args[10] != Py_None) || calibrated != (args[11] != Py_None)) {
+        PyErr_SetString(PyExc_TypeError, "decode_blosc: scale, offset, gain are given for counts (kind 1, 2) only");
+        return NULL;
+    }
+    const Py_ssize_t itemsize = kind == 1 ? 2 : 4;
+    Py_buffer bufs[8];
+    const int which[8] = {0, 1, 2, 8, 12, 9, 10, 11};
+    const int flags[8] = {PyBUF_WRITABLE | PyBUF_STRIDES | PyBUF_FORMAT, PyBUF_SIMPLE, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT,
+                          PyBUF_C_CONTIGUOUS | PyBUF_FORMAT, PyBUF_WRITABLE | PyBUF_SIMPLE,
+                          PyBUF_C_CONTIGUOUS | PyBUF_FORMAT, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT,
+                          PyBUF_C_CONTIGUOUS | PyBUF_FORMAT};
+    const int nbufs = calibrated ? 8 : 5;
+    int got = 0;
+    PyObject *result = NULL;
+    for (; got < nbufs; got++) {
+        if (PyObject_GetBuffer(args[which[got]], &bufs[got], flags[got]) < 0)
+            goto done;
+    }
+    Py_buffer *out = &bufs[0], *view = &bufs[1], *spans = &bufs[2], *rows = &bufs[3], *scratch = &bufs[4];
+    const Py_ssize_t width = stop - start, nrows = rows->len / 8;
+    if (out->ndim != 2 || !is_format(out, "f", 4) || out->shape[1] != width || (width > 1 && out->strides[1] != 4)
+        || out->shape[0] != nrows || !is_format(rows, "qlQL", 8) || !is_format(spans, "qlQL", 8)) {
+        PyErr_SetString(PyExc_TypeError, "decode_blosc: out must be float32 (len(rows), stop - start) with contiguous "
+                                         "rows; rows and spans int64");
+        goto done;
+    }
+    if (calibrated && (!is_format(&bufs[5], "d", 8) || !is_format(&bufs[6], "d", 8) || !is_format(&bufs[7], "d", 8)
+                       || bufs[5].len / 8 != nch || bufs[6].len / 8 != nch || bufs[7].len / 8 != nch)) {
+        PyErr_SetString(PyExc_TypeError, "decode_blosc: scale, offset, gain must be float64, one per channel");
+        goto done;
+    }
+    const Py_ssize_t last = (stop - 1) / cs, first = start / cs;
+    if (spans->len / 16 <= last || scratch->len < nch * cs * itemsize) {
+        PyErr_SetString(PyExc_ValueError, "decode_blosc: the window ends past the last span, or scratch is too small");
+        goto done;
+    }
+    const int64_t *rowp = (const int64_t *)rows->buf, *sp = (const int64_t *)spans->buf;
+    for (Py_ssize_t i = 0; i < nrows; i++) {
+        if (rowp[i] < 0 || rowp[i] >= nch) {
+            PyErr_Format(PyExc_ValueError, "decode_blosc: row %lld is not a channel of these %zd", (long long)rowp[i], nch);
+            goto done;
+        }
+    }
+    for (Py_ssize_t ci = first; ci <= last; ci++) {
+        if (sp[2 * ci] < 0 || sp[2 * ci + 1] <= sp[2 * ci] || sp[2 * ci + 1] > (int64_t)view->len) {
+            result = Py_False; /* not checked yet (or not a frame this lane reads): the ordinary path */
+            goto done;
+        }
+    }
+    {
+        const double *scale = calibrated ? (const double *)bufs[5].buf : NULL;
+        const double *offset = calibrated ? (const double *)bufs[6].buf : NULL;
+        const double *gain = calibrated ? (const double *)bufs[7].buf : NULL;
+        const char *vbase = (const char *)view->buf;
+        char *tmp = (char *)scratch->buf, *obase = (char *)out->buf;
+        const Py_ssize_t ostride0 = out->strides[0];
+        int ok = 1;
+        PyThreadState *ts = PyEval_SaveThread();
+        Py_ssize_t col = 0;
+        for (Py_ssize_t ci = first; ci <= last && ok; ci++) {
+            const char *frame = vbase + sp[2 * ci];
+            const size_t fbytes = (size_t)(sp[2 * ci + 1] - sp[2 * ci]);
+            size_t nbytes = 0;
+            /* the frame's header: its compressed size fits the span, its decoded size is whole rows */
+            if (fbytes < 16 || blosc_validate(frame, fbytes, &nbytes) != 0 || nbytes == 0
+                || nbytes % (size_t)(nch * itemsize) != 0 || nbytes > (size_t)scratch->len) {
+                ok = 0;
+                break;
+            }
+            const Py_ssize_t m = (Py_ssize_t)(nbytes / (size_t)(nch * itemsize)); /* samples per row */
+            const Py_ssize_t c0 = ci * cs;
+            const Py_ssize_t a = (start > c0 ? start : c0) - c0;
+            const Py_ssize_t b = (stop < c0 + cs ? stop : c0 + cs) - c0;
+            if (m > cs || b > m || blosc_decompress(frame, tmp, (size_t)scratch->len, 1) != (int)nbytes) {
+                ok = 0;
+                break;
+            }
+            const Py_ssize_t n = b - a, srow = m * itemsize;
+            for (Py_ssize_t i = 0; i < nrows; i++) {
+                const int64_t r = rowp[i];
+                const char *src = tmp + r * srow + a * itemsize;
+                float *dst = (float *)(obase + i * ostride0) + col;
+                if (kind == 1)
+                    row_int16((const int16_t *)src, dst, n, scale[r], offset[r], gain[r]);
+                else if (kind == 2)
+                    row_int32((const int32_t *)src, dst, n, scale[r], offset[r], gain[r]);
+                else
+                    memcpy(dst, src, (size_t)n * 4);
+            }
+            col += n;
+        }
+        PyEval_RestoreThread(ts);
+        result = ok ? Py_True : Py_False;
+    }
+done:
+    for (int k = 0; k < got; k++)
+        PyBuffer_Release(&bufs[k]);
+    Py_XINCREF(result);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"copy_window", (PyCFunction)(void (*)(void))copy_window, METH_FASTCALL, copy_window_doc},
     {"calibrate", (PyCFunction)(void (*)(void))calibrate, METH_FASTCALL, calibrate_doc},
+    {"bind_blosc", (PyCFunction)bind_blosc, METH_O, bind_blosc_doc},
+    {"decode_blosc", (PyCFunction)(void (*)(void))decode_blosc, METH_FASTCALL, decode_blosc_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_ckernels", "eegbench's C kernels: copy_window, calibrate.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_ckernels", "eegbench's C kernels: copy_window, calibrate, decode_blosc.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

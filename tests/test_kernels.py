@@ -144,3 +144,31 @@ def test_calibrate_into_refuses_shapes_that_do_not_fit(kernel, monkeypatch):
         q.calibrate_into(src, 0, 10, None, np.empty((3, 5), np.float32))
     with pytest.raises(ValueError):
         q.calibrate_into(src, 0, 5, np.array([0, 3]), np.empty((2, 5), np.float32))
+
+
+def test_c_single_multiply_rows_are_bitwise_equal_to_reconstruct(monkeypatch):
+    """The C kernel computes ``float32(x * k)`` with one multiply when that gives the same bits as
+    ``((x * s) + o) * g`` (o = +-0.0 that cannot change a sign, and g == 1 or s a power of two with
+    s * g normal). Every combination of scales at the edges of that rule (powers of two inside and
+    outside its range, subnormal, negative, not a power of two), signed zero and other offsets, and
+    gains whose product with the scale under- or overflows, against NumPy, bit for bit."""
+    _use("c", monkeypatch)
+    scales = [0.5, 1.0, 2.0, -0.5, -1.0, 2.0**-899, 2.0**-900, 2.0**-901, 2.0**899, 2.0**900, 2.0**901,
+              2.0**-1074, 2.0**-1022, 0.25, 0.3, -3.0517578125e-05, 3.0517578125e-05]
+    offsets = [0.0, -0.0, 1e-300, -1e-3]
+    gains = [1.0, 1e-6, -1e-6, 2.0**-1000, 2.0**-100, 1e300, 2.0**1000, 0.0, -0.0, 3.0, np.inf, np.nan]
+    grid = [(s, o, g) for s in scales for o in offsets for g in gains]
+    for dtype in ("int16", "int32"):
+        info = np.iinfo(dtype)
+        edge = np.array([info.min, info.min + 1, -2, -1, 0, 1, 2, 12345, info.max - 1, info.max], dtype=dtype)
+        rng = np.random.default_rng(3)
+        x = np.concatenate([edge, rng.integers(info.min, info.max, 54, dtype=dtype, endpoint=True)])
+        src = np.tile(x, (len(grid), 1))
+        q = Quantization(np.array([p[0] for p in grid]), np.array([p[1] for p in grid]),
+                         np.array([p[2] for p in grid]), dtype)
+        with np.errstate(all="ignore"):
+            expected = q.reconstruct(src)
+            out = np.full(src.shape, np.nan, dtype=np.float32)
+            q.calibrate_into(src, 0, src.shape[1], None, out)
+        bad = np.flatnonzero((out.view(np.uint32) != expected.view(np.uint32)).any(axis=1))
+        assert bad.size == 0, [grid[i] for i in bad[:5]]

@@ -214,6 +214,36 @@ def _warm_copy() -> Any:
 STREAM_MIN_BYTES = 8 << 20 if os.environ.get("EEGBENCH_BATCH_STREAM", "1") != "0" else 1 << 62
 
 
+#: the compiled Blosc window decoder (``decode_blosc`` of :mod:`eegbench._ckernels`, bound to the
+#: c-blosc inside numcodecs), False when it is not built, cannot bind, or ``EEGBENCH_BLOSC_KERNEL=0``
+#: (chunks then go through numcodecs' ``decompress`` and :meth:`ChunkedSource._emit`, same bits);
+#: None: not looked up yet.
+_BLOSC_WINDOW: Any = None
+_SCRATCH = threading.local()  # per-thread decoded-chunk buffer of the compiled Blosc decoder
+_KINDS = {np.dtype("<i2"): 1, np.dtype("<i4"): 2, np.dtype("<f4"): 3}  # decode_blosc's sample kinds
+
+
+def _blosc_window() -> Any:
+    """The compiled Blosc window decoder, or False (see :data:`_BLOSC_WINDOW`)."""
+    global _BLOSC_WINDOW
+    if _BLOSC_WINDOW is None:
+        kernel: Any = False
+        if os.environ.get("EEGBENCH_BLOSC_KERNEL", "1") != "0":
+            try:
+                from .. import _ckernels
+                from ..codecs import load_numcodecs
+
+                load_numcodecs()
+                import numcodecs.blosc
+
+                if _ckernels.bind_blosc(numcodecs.blosc.__file__):
+                    kernel = _ckernels.decode_blosc
+            except (ImportError, AttributeError, OSError):  # not built, or no numcodecs Blosc: numcodecs path
+                kernel = False
+        _BLOSC_WINDOW = kernel
+    return _BLOSC_WINDOW
+
+
 class ChunkedSource:
     """Base class of the formats' lazy sources. Subclasses implement :meth:`_load_chunk` (and
     optionally :meth:`_load_chunks`, :meth:`_prepare`, :meth:`_store_files`); everything else is here once."""
@@ -259,6 +289,14 @@ class ChunkedSource:
         ``[offset, stop)`` of file ``rel`` are what :meth:`_decode_stored_bytes` takes; CRC32C over
         them is ``crc`` (None: over ``[offset, stop - 4)``, stored little-endian in the last 4 bytes).
         None: read it through :meth:`_load_chunk`. Called under the source's lock, after ``_prepare``."""
+        return None
+
+    def _blosc_span(self, index: int, spot: tuple[str, int, int, int | None]) -> tuple[int, int] | None:
+        """File bytes ``[a, b)`` of chunk ``index`` (stored at ``spot``, see :meth:`_stored_chunk_at`)
+        when they are exactly one Blosc frame whose decoded bytes are the chunk's samples as
+        ``(n_channels, m)`` C-ordered little-endian values of the stored dtype (``m`` <= chunk
+        samples: a padded last chunk counts), so the compiled decoder may read the chunk; None: the
+        chunk goes through :meth:`_decode_stored_bytes`. Called once per chunk, after its check."""
         return None
 
     def _decode_stored_bytes(self, index: int, data: np.ndarray) -> np.ndarray:
@@ -818,16 +856,45 @@ class ChunkedSource:
             h.used = True
             use_cache = CHUNK_CACHE.max_bytes > 0
             t0 = _clock()
-            with self._lock:
-                try:
-                    self._decode_into(first, spots, view, 0, start, stop, channels, out, use_cache)
-                except Exception as exc:
-                    self._raise_typed(exc, first if first == last else list(range(first, last + 1)))
+            if use_cache or not self._blosc_read(view, start, stop, channels, out):
+                with self._lock:
+                    try:
+                        self._decode_into(first, spots, view, 0, start, stop, channels, out, use_cache)
+                    except Exception as exc:
+                        self._raise_typed(exc, first if first == last else list(range(first, last + 1)))
             if not h.probe and self._slow(_clock() - t0, out.nbytes):
                 h.probe = 1  # pages missing (a fault per 4 KiB), or preempted: the next read checks
         finally:
             del view, arr
         return True
+
+    def _blosc_read(self, view: Any, start: int, stop: int, channels: np.ndarray | None, out: np.ndarray) -> bool:
+        """The window decoded by one compiled call (``decode_blosc``: each chunk's Blosc frame
+        decompressed by c-blosc into a per-thread buffer and converted into its slice of ``out``)
+        when every chunk of it was checked and is one Blosc frame (:meth:`_blosc_span`). False:
+        take the numcodecs path (``out`` may be partly written; that path writes all of it)."""
+        spans = self.__dict__.get("_h_bspan")
+        kernel = _BLOSC_WINDOW if _BLOSC_WINDOW is not None else _blosc_window()
+        if spans is None or not kernel or (out.shape[1] > 1 and out.strides[1] != 4):
+            return False
+        kind = _KINDS.get(self.dtype)
+        q = self.quantization
+        if kind is None or (kind == 3) != (q is None):
+            return False
+        cs, nch = self.chunk_samples, self.n_channels
+        need = nch * cs * self.dtype.itemsize
+        scratch = getattr(_SCRATCH, "buf", None)
+        if scratch is None or len(scratch) < need:
+            scratch = _SCRATCH.buf = np.empty(need, dtype=np.uint8)
+        if channels is None:
+            rows = self.__dict__.get("_h_rows")
+            if rows is None:
+                rows = self._h_rows = np.arange(nch, dtype=np.int64)
+        else:
+            rows = np.ascontiguousarray(channels, dtype=np.int64)
+        if q is None:
+            return kernel(out, view, spans, start, stop, cs, nch, kind, rows, None, None, None, scratch)
+        return kernel(out, view, spans, start, stop, cs, nch, kind, rows, q.scale, q.offset, q.gain, scratch)
 
     def _stored_bytes(self, indices: Any, coalesce_only: bool) -> tuple[list, Any, int] | None:
         """``(spots, buf, base)`` for chunks ``indices`` (under the lock, after ``_prepare``): their
@@ -887,6 +954,12 @@ class ChunkedSource:
                 elif google_crc32c.value(data) != crc:
                     raise self.corrupt(f"chunk {ci} fails its CRC32C check in {rel} (bytes {off}..{stp})")
                 checked[ci] = 1
+                span = self._blosc_span(ci, spot) if _BLOSC_WINDOW is not False else None
+                if span is not None:
+                    spans = self.__dict__.get("_h_bspan")
+                    if spans is None or len(spans) != len(checked):
+                        spans = self._h_bspan = np.full((len(checked), 2), -1, dtype=np.int64)
+                    spans[ci] = span
             arr = self._checked_shape(ci, self._decode_stored_bytes(ci, data))
             if keep and np.may_share_memory(arr, buf):  # bounds only: never keep a view of the map
                 arr = arr.copy()

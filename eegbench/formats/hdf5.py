@@ -358,6 +358,15 @@ class HDF5Source(ChunkedSource):
     def _decode_stored_bytes(self, index: int, data: np.ndarray) -> np.ndarray:
         return self._finish(data, self._h_index[index][2], index)
 
+    def _blosc_span(self, index: int, spot: tuple[str, int, int, int | None]) -> tuple[int, int] | None:
+        # the Blosc filter (then, as eegbench writes, Fletcher32: its 4 trailing bytes), none skipped
+        # for this chunk (mask 0): the chunk is the filter's frame
+        filters = self._h_filters
+        if filters not in ([FILTER_BLOSC], [FILTER_BLOSC, FILTER_FLETCHER32]) or self._h_index[index][2] != 0 \
+                or self.dtype.byteorder == ">":
+            return None
+        return spot[1], spot[2] - (4 if len(filters) == 2 else 0)
+
     def _load_chunks(self, indices: list[int]) -> list[np.ndarray]:
         if self._h_index is None or len(indices) == 1:
             return [self._load_chunk(i) for i in indices]

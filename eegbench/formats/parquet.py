@@ -251,6 +251,13 @@ class ChunkFileSource(_Source):
     def _decode_stored_bytes(self, index: int, data: np.ndarray) -> np.ndarray:
         return self._decode(data, index)
 
+    def _blosc_span(self, index: int, spot: tuple[str, int, int, int | None]) -> tuple[int, int] | None:
+        # a Blosc pipeline alone (no delta, no other codec): the stored chunk is the frame
+        pipeline = self._h_pipeline
+        if self._h_delta or len(pipeline) != 1 or type(pipeline[0]).__name__ != "Blosc" or self.dtype.byteorder == ">":
+            return None
+        return spot[1], spot[2]
+
     def _load_chunk(self, index: int) -> np.ndarray:
         offset, nbytes, crc = self._h_offsets[index], self._h_nbytes[index], self._h_crcs[index]
         return self._decode(self.fetch_checked(self._rel("chunks"), offset, nbytes, crc, index), index)

@@ -815,6 +815,14 @@ class ZarrSource(ChunkedSource):
     def _decode_stored_bytes(self, index: int, data: np.ndarray) -> np.ndarray:
         return self._decode_checked(index, self._rel(index // self.chunks_per_shard), data[:-_CRC])
 
+    def _blosc_span(self, index: int, spot: tuple[str, int, int, int | None]) -> tuple[int, int] | None:
+        # bytes -> blosc -> crc32c and nothing else: the inner chunk (padded to full size) is the frame
+        plan = self.plan
+        if plan.image is not None or plan.delta or plan.offset or len(plan.steps) != 1 \
+                or getattr(plan.steps[0], "name", None) != "blosc" or self.dtype.byteorder == ">":
+            return None
+        return spot[1], spot[2] - _CRC
+
     def _load_chunk(self, index: int) -> np.ndarray:
         return self._load_chunks([index])[0]
 
