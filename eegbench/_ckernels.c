@@ -44,16 +44,23 @@ as_index(PyObject *o, Py_ssize_t *v, const char *fn, const char *name)
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #define HAVE_STREAM 1
+/* The unaligned head of a piece (up to the first byte at a multiple of align) by memcpy. */
+static inline void
+copy_head(char **d, const char **s, size_t *n, uintptr_t align)
+{
+    size_t head = (size_t)(-(uintptr_t)*d & (align - 1));
+    if (head > *n)
+        head = *n;
+    memcpy(*d, *s, head);
+    *d += head;
+    *s += head;
+    *n -= head;
+}
+
 __attribute__((target("avx512f"))) static void
 stream_piece64(char *d, const char *s, size_t n)
 {
-    size_t head = (size_t)(-(uintptr_t)d & 63);
-    if (head > n)
-        head = n;
-    memcpy(d, s, head);
-    d += head;
-    s += head;
-    n -= head;
+    copy_head(&d, &s, &n, 64);
     for (; n >= 64; n -= 64, d += 64, s += 64)
         _mm512_stream_si512((__m512i *)d, _mm512_loadu_si512((const void *)s));
     memcpy(d, s, n);
@@ -62,13 +69,7 @@ stream_piece64(char *d, const char *s, size_t n)
 static void
 stream_piece16(char *d, const char *s, size_t n)
 {
-    size_t head = (size_t)(-(uintptr_t)d & 15);
-    if (head > n)
-        head = n;
-    memcpy(d, s, head);
-    d += head;
-    s += head;
-    n -= head;
+    copy_head(&d, &s, &n, 16);
     for (; n >= 16; n -= 16, d += 16, s += 16)
         _mm_stream_si128((__m128i *)d, _mm_loadu_si128((const __m128i *)s));
     memcpy(d, s, n);

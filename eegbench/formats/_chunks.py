@@ -192,18 +192,30 @@ def settle_heap() -> None:
 _WARM_COPY: Any = None
 
 
+def _optional_kernel(env: str, load: Any) -> Any:
+    """``load()`` (a compiled kernel), or False when ``env`` is ``0`` or it cannot be loaded (the C
+    extension was not built here: no C compiler at install): the callers then use NumPy /
+    numcodecs, with the same bytes and bits."""
+    if os.environ.get(env, "1") == "0":
+        return False
+    try:
+        return load() or False
+    except (ImportError, AttributeError, OSError):
+        return False
+
+
 def _warm_copy() -> Any:
     """The compiled warm copy, or False: use NumPy (see :data:`_WARM_COPY`)."""
     global _WARM_COPY
     if _WARM_COPY is None:
-        kernel: Any = False
-        if os.environ.get("EEGBENCH_WARM_KERNEL", "1") != "0":
-            try:
-                from .._ckernels import copy_window as kernel
-            except ImportError:  # not built here: NumPy copies the same bytes
-                kernel = False
-        _WARM_COPY = kernel
+        _WARM_COPY = _optional_kernel("EEGBENCH_WARM_KERNEL", _load_warm_copy)
     return _WARM_COPY
+
+
+def _load_warm_copy() -> Any:
+    from .._ckernels import copy_window
+
+    return copy_window
 
 
 #: a warm uncompressed window read into ``out`` that is a view of an array of at least this many
@@ -227,21 +239,18 @@ def _blosc_window() -> Any:
     """The compiled Blosc window decoder, or False (see :data:`_BLOSC_WINDOW`)."""
     global _BLOSC_WINDOW
     if _BLOSC_WINDOW is None:
-        kernel: Any = False
-        if os.environ.get("EEGBENCH_BLOSC_KERNEL", "1") != "0":
-            try:
-                from .. import _ckernels
-                from ..codecs import load_numcodecs
-
-                load_numcodecs()
-                import numcodecs.blosc
-
-                if _ckernels.bind_blosc(numcodecs.blosc.__file__):
-                    kernel = _ckernels.decode_blosc
-            except (ImportError, AttributeError, OSError):  # not built, or no numcodecs Blosc: numcodecs path
-                kernel = False
-        _BLOSC_WINDOW = kernel
+        _BLOSC_WINDOW = _optional_kernel("EEGBENCH_BLOSC_KERNEL", _load_blosc_window)
     return _BLOSC_WINDOW
+
+
+def _load_blosc_window() -> Any:
+    from .. import _ckernels
+    from ..codecs import load_numcodecs
+
+    load_numcodecs()
+    import numcodecs.blosc
+
+    return _ckernels.decode_blosc if _ckernels.bind_blosc(numcodecs.blosc.__file__) else False
 
 
 class ChunkedSource:
