@@ -75,6 +75,30 @@ def save_windowed_stores(root: Path, seed: int, **save_kwargs) -> tuple[Dataset,
     return ds, {fmt: Path(eegbench.save(ds, root / fmt, format=fmt, **save_kwargs)) for fmt in FORMATS}
 
 
+def compiled_kernel(monkeypatch, attr: str, env: str, lookup):
+    """A compiled kernel of ``eegbench.formats._chunks`` (``attr``: its cached slot, ``env``: its
+    off switch, ``lookup``: its lookup function) looked up now, whatever this process did before."""
+    monkeypatch.setattr(chunks_mod, attr, None)
+    monkeypatch.delenv(env, raising=False)
+    kernel = lookup()
+    monkeypatch.setattr(chunks_mod, attr, kernel)
+    return kernel
+
+
+def spy_kernel(monkeypatch, attr: str, kernel) -> list:
+    """Replace ``eegbench.formats._chunks.<attr>`` by ``kernel`` wrapped in a spy; returns the list
+    of each call's answer (True: done by the kernel, False: left to the Python path)."""
+    calls: list = []
+
+    def spy(*args):
+        done = kernel(*args)
+        calls.append(done)
+        return done
+
+    monkeypatch.setattr(chunks_mod, attr, spy)
+    return calls
+
+
 def assert_recordings_equal(a: Recording, b: Recording) -> None:
     """Bitwise-equal samples and every metadata field."""
     assert a.n_times == b.n_times and a.n_channels == b.n_channels

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import eegbench
-from conftest import make_recording
+from conftest import compiled_kernel, make_recording, spy_kernel
 from eegbench.formats import _chunks
 from eegbench.model import ArraySource, Recording
 from eegbench.quantization import Quantization
@@ -35,19 +35,9 @@ def _power_of_two_recording(n_channels: int, n_times: int) -> Recording:
 
 def _bound(monkeypatch) -> list[bool]:
     """The kernel, looked up now, with a spy recording each call's answer."""
-    monkeypatch.setattr(_chunks, "_BLOSC_WINDOW", None)
-    monkeypatch.delenv("EEGBENCH_BLOSC_KERNEL", raising=False)
-    kernel = _chunks._blosc_window()
+    kernel = compiled_kernel(monkeypatch, "_BLOSC_WINDOW", "EEGBENCH_BLOSC_KERNEL", _chunks._blosc_window)
     assert kernel, "the C extension is built: the Blosc decoder must bind to numcodecs' c-blosc"
-    calls: list[bool] = []
-
-    def spy(*args):
-        done = kernel(*args)
-        calls.append(done)
-        return done
-
-    monkeypatch.setattr(_chunks, "_BLOSC_WINDOW", spy)
-    return calls
+    return spy_kernel(monkeypatch, "_BLOSC_WINDOW", kernel)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import eegbench
+from conftest import compiled_kernel, spy_kernel
 from eegbench.errors import CorruptStoreError
 from eegbench.formats import _chunks
 from eegbench.sources.synthetic import make_dataset
@@ -33,25 +34,13 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[eegbench.Dataset, d
 
 def _loaded(monkeypatch):
     """The compiled copy, looked up now whatever this process did before."""
-    monkeypatch.setattr(_chunks, "_WARM_COPY", None)
-    monkeypatch.delenv("EEGBENCH_WARM_KERNEL", raising=False)
-    kernel = _chunks._warm_copy()
-    monkeypatch.setattr(_chunks, "_WARM_COPY", kernel)
-    return kernel
+    return compiled_kernel(monkeypatch, "_WARM_COPY", "EEGBENCH_WARM_KERNEL", _chunks._warm_copy)
 
 
 def _spy(monkeypatch) -> list[bool]:
-    calls: list[bool] = []
     kernel = _loaded(monkeypatch)
     assert kernel, "the C extension is built: the compiled copy must be used by default"
-
-    def spy(*args):
-        done = kernel(*args)
-        calls.append(done)
-        return done
-
-    monkeypatch.setattr(_chunks, "_WARM_COPY", spy)
-    return calls
+    return spy_kernel(monkeypatch, "_WARM_COPY", kernel)
 
 
 def _warm(rec) -> None:
